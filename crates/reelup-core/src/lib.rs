@@ -1,0 +1,26 @@
+//! Reelup's upload engine.
+//!
+//! Everything that moves a video to S3 lives here so that the desktop app, the `reelup` CLI
+//! and the end-to-end tests drive exactly the same code. The engine never holds AWS keys: it
+//! asks a [`PresignEndpoint`] for a presigned POST policy (small files) or presigned part
+//! URLs (multipart), then sends the bytes straight to the object store.
+
+mod error;
+mod media;
+mod plan;
+mod presign;
+mod s3_error;
+mod secret;
+mod streaming;
+mod upload;
+
+pub use error::UploadError;
+pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};
+pub use plan::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
+pub use presign::{
+    CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
+    PresignEndpoint, SignedPart,
+};
+pub use secret::Secret;
+pub use streaming::StreamingUrlBase;
+pub use upload::{Progress, ProgressFn, UploadOptions, UploadedVideo, Uploader};

@@ -1,0 +1,294 @@
+//! The seam between the engine and whoever signs its requests: `reelup-server`, or any
+//! server that speaks Uppy Companion's S3 routes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+use crate::{Secret, UploadError};
+
+/// What the engine tells the endpoint about a file. The endpoint picks the key.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileMeta {
+    pub filename: String,
+    #[serde(rename = "type")]
+    pub content_type: String,
+    #[serde(skip)]
+    pub size: u64,
+}
+
+/// A presigned POST policy: send every field, then the file, as multipart/form-data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostPolicy {
+    pub method: String,
+    pub url: String,
+    /// Kept in the endpoint's order; S3 only requires that `file` comes last.
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+impl PostPolicy {
+    /// The object key; always the endpoint's, never one the client made up.
+    pub fn key(&self) -> Option<&str> {
+        self.fields.get("key").map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MultipartStart {
+    pub key: String,
+    #[serde(rename = "uploadId")]
+    pub upload_id: String,
+    #[serde(default)]
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignedPart {
+    pub url: String,
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ListedPart {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "Size", default)]
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// A JSON number: Companion rejects a string here.
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+/// The presign routes the engine needs. Implemented over HTTP by [`CompanionClient`];
+/// tests wrap it to inject faults.
+pub trait PresignEndpoint: Send + Sync + 'static {
+    fn post_policy(
+        &self,
+        file: &FileMeta,
+    ) -> impl Future<Output = Result<PostPolicy, UploadError>> + Send;
+
+    fn create_multipart(
+        &self,
+        file: &FileMeta,
+    ) -> impl Future<Output = Result<MultipartStart, UploadError>> + Send;
+
+    fn sign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> impl Future<Output = Result<SignedPart, UploadError>> + Send;
+
+    fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Vec<ListedPart>, UploadError>> + Send;
+
+    fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+
+    fn abort(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+}
+
+/// A client of Uppy Companion's S3 routes (`/s3/params`, `/s3/multipart/...`), which
+/// `reelup-server` serves too. Sends `Authorization: Bearer <token>` to any endpoint.
+#[derive(Debug, Clone)]
+pub struct CompanionClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+}
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+impl CompanionClient {
+    /// `base` is the endpoint URL without the `/s3` suffix, e.g. `http://127.0.0.1:7300`.
+    pub fn new(http: reqwest::Client, base: &str, token: Option<Secret>) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        route: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, UploadError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| UploadError::EndpointUnreachable {
+                endpoint: self.base.clone(),
+                reason: root_cause(&e),
+            })?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(UploadError::Unauthorized {
+                endpoint: self.base.clone(),
+            });
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| UploadError::EndpointUnreachable {
+                endpoint: self.base.clone(),
+                reason: root_cause(&e),
+            })?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .ok()
+                .and_then(|b| {
+                    b.message
+                        .or_else(|| b.error.map(|e| e.to_string().trim_matches('"').to_owned()))
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+            return Err(UploadError::Endpoint {
+                route: route.to_owned(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| UploadError::Endpoint {
+            route: route.to_owned(),
+            status: status.as_u16(),
+            message: format!("unexpected response ({e}); is this a Companion-compatible endpoint?"),
+        })
+    }
+
+    fn multipart_url(&self, upload_id: &str, rest: &str, key: &str) -> String {
+        format!(
+            "{}/s3/multipart/{}{}?key={}",
+            self.base,
+            enc(upload_id),
+            rest,
+            enc(key)
+        )
+    }
+}
+
+/// The innermost error text, e.g. "Connection refused (os error 111)" rather than
+/// reqwest's "error sending request".
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+impl PresignEndpoint for CompanionClient {
+    async fn post_policy(&self, file: &FileMeta) -> Result<PostPolicy, UploadError> {
+        let url = format!("{}/s3/params", self.base);
+        let size = file.size.to_string();
+        let req = self.http.get(url).query(&[
+            ("filename", file.filename.as_str()),
+            ("type", file.content_type.as_str()),
+            ("metadata[name]", file.filename.as_str()),
+            ("size", size.as_str()),
+        ]);
+        let policy: PostPolicy = self.send("GET /s3/params", req).await?;
+        if policy.key().is_none() {
+            return Err(UploadError::Endpoint {
+                route: "GET /s3/params".into(),
+                status: 200,
+                message: "the POST policy has no key field".into(),
+            });
+        }
+        Ok(policy)
+    }
+
+    async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
+        let url = format!("{}/s3/multipart", self.base);
+        let body = serde_json::json!({
+            "filename": file.filename,
+            "type": file.content_type,
+            "metadata": { "name": file.filename },
+        });
+        self.send("POST /s3/multipart", self.http.post(url).json(&body))
+            .await
+    }
+
+    async fn sign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<SignedPart, UploadError> {
+        let url = self.multipart_url(upload_id, &format!("/{part_number}"), key);
+        self.send("GET /s3/multipart/{uploadId}/{partNumber}", self.http.get(url))
+            .await
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, UploadError> {
+        let url = self.multipart_url(upload_id, "", key);
+        self.send("GET /s3/multipart/{uploadId}", self.http.get(url))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), UploadError> {
+        let url = self.multipart_url(upload_id, "/complete", key);
+        let body = serde_json::json!({ "parts": parts });
+        let _: serde_json::Value = self
+            .send(
+                "POST /s3/multipart/{uploadId}/complete",
+                self.http.post(url).json(&body),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), UploadError> {
+        let url = self.multipart_url(upload_id, "", key);
+        let _: serde_json::Value = self
+            .send("DELETE /s3/multipart/{uploadId}", self.http.delete(url))
+            .await?;
+        Ok(())
+    }
+}

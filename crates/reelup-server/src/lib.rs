@@ -1,0 +1,12 @@
+//! `reelup-server`: signs SigV4 POST policies and multipart part URLs for one bucket behind
+//! Uppy Companion's S3 routes, and in `--local` mode runs the whole stack on loopback: an
+//! embedded S3-compatible store that checks signatures and a CDN-like route with Range.
+
+pub mod api;
+pub mod cdn;
+pub mod local;
+pub mod post_policy;
+pub mod store;
+
+pub use api::{ApiState, router};
+pub use local::{LocalOptions, LocalStack};

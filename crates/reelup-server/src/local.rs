@@ -1,0 +1,203 @@
+//! `reelup-server --local`: the whole stack on loopback with no AWS account. An embedded
+//! S3-compatible store (s3s-fs) that checks SigV4 signatures and POST policies, the presign
+//! routes signing for it, and the CDN route serving what it stores.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use rand::Rng;
+use reelup_core::{Secret, StreamingUrlBase};
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiState, MAX_OBJECT_SIZE, router};
+use crate::post_policy::PolicyCredentials;
+use crate::store::ObjectStore;
+
+pub const BUCKET: &str = "reelup";
+pub const REGION: &str = "us-east-1";
+const TOKEN_FILE: &str = "dev-token";
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where the presign routes and the CDN route listen.
+    pub listen: SocketAddr,
+    /// Where the embedded S3 store listens; port 0 picks a free one.
+    pub s3_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The bearer token clients must send; by default one kept in the data dir.
+    pub token: Option<Secret>,
+    pub url_lifetime: Duration,
+}
+
+/// A running local stack. Dropping it leaves the servers running until the runtime ends;
+/// call [`LocalStack::shutdown`] to stop them gracefully.
+#[derive(Debug)]
+pub struct LocalStack {
+    pub endpoint: String,
+    pub cdn: String,
+    pub s3_endpoint: String,
+    pub token: Secret,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// The development token survives restarts so a running app keeps working; it lives in
+/// the server's data dir, readable by its owner only.
+fn dev_token(data_dir: &Path) -> anyhow::Result<Secret> {
+    let path = data_dir.join(TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(Secret::new(t.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = format!("dev_{}", random_hex(24));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())?;
+    Ok(Secret::new(token))
+}
+
+impl LocalStack {
+    pub async fn start(opts: LocalOptions) -> anyhow::Result<Self> {
+        let s3_root = opts.data_dir.join("s3");
+        std::fs::create_dir_all(&s3_root).with_context(|| {
+            format!(
+                "cannot create the data dir {}; choose another with --data-dir",
+                s3_root.display()
+            )
+        })?;
+        let token = match opts.token {
+            Some(t) => t,
+            None => dev_token(&opts.data_dir)?,
+        };
+        let cancel = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        // The store's keys are made anew at every start: only this process signs for it.
+        let access_key = format!("REELUPLOCAL{}", random_hex(4).to_uppercase());
+        let secret_key = random_hex(20);
+        let fs = s3s_fs::FileSystem::new(&s3_root)
+            .map_err(|e| anyhow::anyhow!("cannot open the local store: {e:?}"))?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(
+            access_key.clone(),
+            secret_key.clone(),
+        ));
+        let s3_service = builder.build();
+        let s3_listener = TcpListener::bind(opts.s3_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for the local store", opts.s3_listen))?;
+        let s3_addr = s3_listener.local_addr()?;
+        tasks.push(tokio::spawn(serve_s3(
+            s3_listener,
+            s3_service,
+            cancel.clone(),
+        )));
+
+        let s3_endpoint = format!("http://{s3_addr}");
+        let store = ObjectStore::new(
+            s3_endpoint.parse()?,
+            BUCKET,
+            REGION,
+            &access_key,
+            &secret_key,
+            true,
+            opts.url_lifetime,
+        )?;
+        store
+            .ensure_bucket()
+            .await
+            .context("creating the bucket in the local store")?;
+
+        let listener = TcpListener::bind(opts.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another reelup-server running? Choose another with --listen",
+                opts.listen
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let endpoint = format!("http://{addr}");
+        let cdn = format!("{endpoint}/cdn");
+        let state = Arc::new(ApiState {
+            store,
+            policy_credentials: PolicyCredentials {
+                access_key,
+                secret_key: Secret::new(secret_key),
+                session_token: None,
+            },
+            token: token.clone(),
+            cdn: StreamingUrlBase::new(&cdn),
+            max_object_size: MAX_OBJECT_SIZE,
+        });
+        let app = router(state);
+        let stop = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "presign server stopped");
+            }
+        }));
+
+        Ok(Self {
+            endpoint,
+            cdn,
+            s3_endpoint,
+            token,
+            cancel,
+            tasks,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+async fn serve_s3(listener: TcpListener, service: s3s::service::S3Service, cancel: CancellationToken) {
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let socket = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    tracing::warn!(error = %e, "local store: accept failed");
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}

@@ -1,0 +1,96 @@
+//! `reelup upload` against `reelup-server --local`: real processes, real HTTP, a store that
+//! checks every signature.
+
+use reelup_tests::{LocalServer, fetch_sha256, http, random_file, reelup};
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn small_and_large_files_stream_back_byte_identical() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (small, small_sha) = random_file(dir.path(), "small clip.mp4", 3 * MIB);
+    let (large, large_sha) = random_file(dir.path(), "large.mov", 40 * MIB + 123);
+
+    let out = reelup(
+        &[
+            "upload",
+            small.to_str().expect("utf8"),
+            large.to_str().expect("utf8"),
+            "--endpoint",
+            &server.endpoint,
+            "--cdn",
+            &server.cdn,
+            "--json",
+        ],
+        &[("REELUP_TOKEN", &server.token)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "reelup failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+
+    for (line, path, sha, ext) in [
+        (&lines[0], &small, &small_sha, ".mp4"),
+        (&lines[1], &large, &large_sha, ".mov"),
+    ] {
+        assert_eq!(line["file"], path.to_str().expect("utf8"));
+        let key = line["key"].as_str().expect("key");
+        assert!(key.ends_with(ext), "key {key} keeps the extension only");
+        let url = line["url"].as_str().expect("url");
+        assert_eq!(url, format!("{}/{key}", server.cdn));
+        assert_eq!(&fetch_sha256(url), sha, "bytes behind {url}");
+    }
+
+    // The small file went up by POST policy (plain MD5 ETag), the large one in 3 parts of
+    // 16 MiB (S3's multipart ETag ends in -<parts>).
+    let etag = |url: &str| {
+        http().head(url).send().expect("HEAD").headers()["etag"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    assert!(!etag(lines[0]["url"].as_str().expect("url")).contains('-'));
+    assert!(etag(lines[1]["url"].as_str().expect("url")).ends_with("-3\""));
+}
+
+#[test]
+fn failures_are_one_clear_line_and_a_non_zero_exit() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, _) = random_file(dir.path(), "clip.mp4", 1024);
+    let clip = clip.to_str().expect("utf8");
+    let run = |file: &str, endpoint: &str, token: &str| {
+        let out = reelup(
+            &["upload", file, "--endpoint", endpoint, "--cdn", &server.cdn],
+            &[("REELUP_TOKEN", token)],
+        );
+        assert!(!out.status.success(), "expected failure for {file} at {endpoint}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let missing = dir.path().join("nope.mp4");
+    let err = run(missing.to_str().expect("utf8"), &server.endpoint, &server.token);
+    assert!(err.contains("nope.mp4: no such file"), "{err}");
+
+    let err = run(clip, &server.endpoint, "wrong-token");
+    assert!(err.contains("rejected the token (HTTP 401)"), "{err}");
+    assert!(err.contains("REELUP_TOKEN"), "{err}");
+
+    // A port nothing listens on: bind, learn the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let err = run(clip, &format!("http://127.0.0.1:{port}"), &server.token);
+    assert!(err.contains("cannot reach the presign endpoint"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
