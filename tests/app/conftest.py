@@ -90,7 +90,6 @@ def app_env(display, local_stack, tmp_path_factory):
         XDG_CACHE_HOME=str(home / "cache"),
         # No accessibility bus and no GPU under Xvfb: fewer helpers, steadier rendering.
         NO_AT_BRIDGE="1",
-        WEBKIT_DISABLE_COMPOSITING_MODE="1",
         LIBGL_ALWAYS_SOFTWARE="1",
     )
     env.pop("WAYLAND_DISPLAY", None)
@@ -108,7 +107,9 @@ def app(app_env):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # tauri-driver proxies to WebKitWebDriver, which it starts on the native port.
     wait_port(port)
+    wait_port(native)
     options = ArgOptions()
     options.set_capability("browserName", "wry")
     options.set_capability("tauri:options", {"application": str(TARGET / "debug" / "reelup-app")})

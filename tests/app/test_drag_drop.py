@@ -67,7 +67,7 @@ def test_dragged_video_streams_back_identical(app, app_env, tmp_path):
             lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=url]")
         )
         row = driver.find_element(By.CSS_SELECTOR, "[data-testid=upload-row]")
-        assert row.find_element(By.CSS_SELECTOR, "[data-testid=name]").text == "dragged clip.mp4"
+        assert row.find_element(By.CSS_SELECTOR, "[data-testid=name]").get_attribute("textContent") == "dragged clip.mp4"
         assert row.get_attribute("data-state") == "done"
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "main-window.png"))
@@ -99,7 +99,7 @@ def test_a_dropped_non_video_gets_a_message_and_no_upload(app, app_env, tmp_path
         notice = WebDriverWait(driver, 30).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=notice]")
         )
-        assert "notes.txt: not a video" in notice.text
+        assert "notes.txt: not a video" in notice.get_attribute("textContent")
         assert driver.find_elements(By.CSS_SELECTOR, "[data-testid=upload-row]") == []
     finally:
         stop(source)
