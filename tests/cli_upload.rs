@@ -72,12 +72,19 @@ fn failures_are_one_clear_line_and_a_non_zero_exit() {
             &["upload", file, "--endpoint", endpoint, "--cdn", &server.cdn],
             &[("REELUP_TOKEN", token)],
         );
-        assert!(!out.status.success(), "expected failure for {file} at {endpoint}");
+        assert!(
+            !out.status.success(),
+            "expected failure for {file} at {endpoint}"
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
 
     let missing = dir.path().join("nope.mp4");
-    let err = run(missing.to_str().expect("utf8"), &server.endpoint, &server.token);
+    let err = run(
+        missing.to_str().expect("utf8"),
+        &server.endpoint,
+        &server.token,
+    );
     assert!(err.contains("nope.mp4: no such file"), "{err}");
 
     let err = run(clip, &server.endpoint, "wrong-token");

@@ -16,7 +16,11 @@ fn upload(server: &LocalServer, path: &std::path::Path) -> serde_json::Value {
         ],
         &[("REELUP_TOKEN", &server.token)],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON line")
 }
 
@@ -26,7 +30,10 @@ fn cdn_serves_exactly_the_requested_ranges() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, _) = random_file(dir.path(), "clip.mp4", 1_000_003);
     let bytes = std::fs::read(&path).expect("read");
-    let url = upload(&server, &path)["url"].as_str().expect("url").to_owned();
+    let url = upload(&server, &path)["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
     let len = bytes.len();
 
     let cases: [(&str, usize, usize); 4] = [
@@ -55,7 +62,10 @@ fn cdn_serves_exactly_the_requested_ranges() {
     assert_eq!(whole.headers()["content-length"], len.to_string().as_str());
 
     let missing = http()
-        .get(format!("{}/00000000-0000-0000-0000-000000000000.mp4", server.cdn))
+        .get(format!(
+            "{}/00000000-0000-0000-0000-000000000000.mp4",
+            server.cdn
+        ))
         .send()
         .expect("GET");
     assert_eq!(missing.status(), 404);
@@ -66,13 +76,31 @@ fn every_presign_route_requires_the_token() {
     let server = LocalServer::start();
     let e = &server.endpoint;
     let routes: Vec<(reqwest::Method, String)> = vec![
-        (reqwest::Method::GET, format!("{e}/s3/params?filename=a.mp4&type=video/mp4")),
+        (
+            reqwest::Method::GET,
+            format!("{e}/s3/params?filename=a.mp4&type=video/mp4"),
+        ),
         (reqwest::Method::POST, format!("{e}/s3/multipart")),
-        (reqwest::Method::GET, format!("{e}/s3/multipart/u1/1?key=k.mp4")),
-        (reqwest::Method::GET, format!("{e}/s3/multipart/u1/batch?key=k.mp4&partNumbers=1,2")),
-        (reqwest::Method::GET, format!("{e}/s3/multipart/u1?key=k.mp4")),
-        (reqwest::Method::POST, format!("{e}/s3/multipart/u1/complete?key=k.mp4")),
-        (reqwest::Method::DELETE, format!("{e}/s3/multipart/u1?key=k.mp4")),
+        (
+            reqwest::Method::GET,
+            format!("{e}/s3/multipart/u1/1?key=k.mp4"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{e}/s3/multipart/u1/batch?key=k.mp4&partNumbers=1,2"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{e}/s3/multipart/u1?key=k.mp4"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{e}/s3/multipart/u1/complete?key=k.mp4"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{e}/s3/multipart/u1?key=k.mp4"),
+        ),
     ];
     let body = serde_json::json!({"filename": "a.mp4", "type": "video/mp4", "metadata": {}});
     for (method, url) in &routes {
@@ -85,7 +113,11 @@ fn every_presign_route_requires_the_token() {
             assert_eq!(resp.status(), 401, "{method} {url} with {token:?}");
             let json: serde_json::Value = resp.json().expect("JSON error body");
             assert_eq!(json["error"], "unauthorized", "{method} {url}");
-            assert!(json["message"].as_str().is_some_and(|m| m.contains("token")));
+            assert!(
+                json["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("token"))
+            );
         }
         // With the right token the same request gets past authentication.
         let resp = http()
@@ -103,7 +135,11 @@ fn the_store_enforces_the_signed_post_policy() {
     let server = LocalServer::start();
     let params: serde_json::Value = http()
         .get(format!("{}/s3/params", server.endpoint))
-        .query(&[("filename", "clip.mp4"), ("type", "video/mp4"), ("size", "10")])
+        .query(&[
+            ("filename", "clip.mp4"),
+            ("type", "video/mp4"),
+            ("size", "10"),
+        ])
         .bearer_auth(&server.token)
         .send()
         .expect("GET /s3/params")
@@ -111,8 +147,20 @@ fn the_store_enforces_the_signed_post_policy() {
         .expect("JSON");
     assert_eq!(params["method"], "POST");
     let fields = params["fields"].as_object().expect("fields");
-    for name in ["key", "Policy", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Signature", "success_action_status", "content-type"] {
-        assert!(fields.contains_key(name), "Companion field {name} missing: {fields:?}");
+    for name in [
+        "key",
+        "Policy",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Signature",
+        "success_action_status",
+        "content-type",
+    ] {
+        assert!(
+            fields.contains_key(name),
+            "Companion field {name} missing: {fields:?}"
+        );
     }
     let key = fields["key"].as_str().expect("key").to_owned();
     let post = |edit: &dyn Fn(&str, &str) -> String, body: &[u8]| {
@@ -128,18 +176,39 @@ fn the_store_enforces_the_signed_post_policy() {
             .expect("POST")
             .status()
     };
-    let stored = |k: &str| http().get(format!("{}/{k}", server.cdn)).send().expect("GET").status();
+    let stored = |k: &str| {
+        http()
+            .get(format!("{}/{k}", server.cdn))
+            .send()
+            .expect("GET")
+            .status()
+    };
 
     // More bytes than declared.
     assert!(post(&|_, v| v.to_owned(), b"eleven byte").is_client_error());
     // A key the policy does not name.
     let other = "11111111-1111-1111-1111-111111111111.mp4";
-    let status = post(&|k, v| if k == "key" { other.to_owned() } else { v.to_owned() }, b"ten bytes!");
+    let status = post(
+        &|k, v| {
+            if k == "key" {
+                other.to_owned()
+            } else {
+                v.to_owned()
+            }
+        },
+        b"ten bytes!",
+    );
     assert!(status.is_client_error(), "{status}");
     assert_eq!(stored(other), 404);
     // An edited signature.
     let status = post(
-        &|k, v| if k == "X-Amz-Signature" { "0".repeat(64) } else { v.to_owned() },
+        &|k, v| {
+            if k == "X-Amz-Signature" {
+                "0".repeat(64)
+            } else {
+                v.to_owned()
+            }
+        },
         b"ten bytes!",
     );
     assert!(status.is_client_error(), "{status}");

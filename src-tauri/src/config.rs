@@ -17,9 +17,11 @@ pub fn from_env() -> Result<Target, String> {
             cdn,
             token: var("REELUP_TOKEN").map(Secret::new),
         }),
-        _ => Err("No upload endpoint is set. Start Reelup with `./dev run`, which starts the \
+        _ => Err(
+            "No upload endpoint is set. Start Reelup with `./dev run`, which starts the \
                   local stack and connects to it, or set REELUP_ENDPOINT, REELUP_CDN and \
                   REELUP_TOKEN."
-            .into()),
+                .into(),
+        ),
     }
 }

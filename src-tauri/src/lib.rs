@@ -46,7 +46,8 @@ pub fn run() {
             // Drops are taken here, not in the webview: the paths never pass through JS.
             WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) => {
                 let app = window.app_handle();
-                let notices: Vec<String> = match app.state::<Arc<Uploads>>().add(app, paths.clone()) {
+                let notices: Vec<String> = match app.state::<Arc<Uploads>>().add(app, paths.clone())
+                {
                     Ok(added) => added
                         .rejected
                         .into_iter()
@@ -59,11 +60,11 @@ pub fn run() {
                 }
             }
             // Closing the window while uploads run keeps them running; the tray brings it back.
-            WindowEvent::CloseRequested { api, .. } => {
-                if window.app_handle().state::<Arc<Uploads>>().unfinished() > 0 {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
+            WindowEvent::CloseRequested { api, .. }
+                if window.app_handle().state::<Arc<Uploads>>().unfinished() > 0 =>
+            {
+                api.prevent_close();
+                let _ = window.hide();
             }
             _ => {}
         })

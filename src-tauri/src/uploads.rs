@@ -108,7 +108,11 @@ impl Uploads {
         }
     }
 
-    pub fn add(self: &Arc<Self>, app: &AppHandle, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
+    pub fn add(
+        self: &Arc<Self>,
+        app: &AppHandle,
+        paths: Vec<PathBuf>,
+    ) -> Result<AddedFiles, IpcError> {
         let Some(uploader) = self.uploader.clone() else {
             return Err(IpcError {
                 code: "not_connected",

@@ -48,10 +48,7 @@ pub fn collect_videos(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Rejected>) {
             if videos.len() == before {
                 rejected.push(Rejected {
                     path: path.clone(),
-                    reason: format!(
-                        "the folder has no videos ({})",
-                        VIDEO_EXTENSIONS.join(", ")
-                    ),
+                    reason: format!("the folder has no videos ({})", VIDEO_EXTENSIONS.join(", ")),
                 });
             }
         } else if !path.exists() {
@@ -105,7 +102,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("day1/.cache")).expect("mkdir");
-        for f in ["a.mp4", "day1/b.MOV", "day1/notes.txt", "day1/.cache/c.mp4", ".d.mp4"] {
+        for f in [
+            "a.mp4",
+            "day1/b.MOV",
+            "day1/notes.txt",
+            "day1/.cache/c.mp4",
+            ".d.mp4",
+        ] {
             std::fs::write(root.join(f), b"x").expect("write");
         }
         std::fs::write(root.join("doc.pdf"), b"x").expect("write");
@@ -119,7 +122,10 @@ mod tests {
             root.join("gone.mp4"),
         ]);
         assert_eq!(videos, vec![root.join("day1/b.MOV"), root.join("a.mp4")]);
-        let reasons: Vec<_> = rejected.iter().map(|r| (r.path.clone(), r.reason.clone())).collect();
+        let reasons: Vec<_> = rejected
+            .iter()
+            .map(|r| (r.path.clone(), r.reason.clone()))
+            .collect();
         assert_eq!(reasons.len(), 3);
         assert!(reasons[0].1.starts_with("not a video"));
         assert!(reasons[1].1.starts_with("the folder has no videos"));

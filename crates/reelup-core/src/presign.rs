@@ -257,8 +257,11 @@ impl PresignEndpoint for CompanionClient {
         part_number: u32,
     ) -> Result<SignedPart, UploadError> {
         let url = self.multipart_url(upload_id, &format!("/{part_number}"), key);
-        self.send("GET /s3/multipart/{uploadId}/{partNumber}", self.http.get(url))
-            .await
+        self.send(
+            "GET /s3/multipart/{uploadId}/{partNumber}",
+            self.http.get(url),
+        )
+        .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, UploadError> {

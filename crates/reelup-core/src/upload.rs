@@ -84,15 +84,17 @@ struct Snapshot {
 }
 
 async fn snapshot(path: &Path) -> Result<Snapshot, UploadError> {
-    let meta = tokio::fs::metadata(path).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => UploadError::FileNotFound {
-            path: path.to_owned(),
-        },
-        _ => UploadError::FileUnreadable {
-            path: path.to_owned(),
-            source: e,
-        },
-    })?;
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => UploadError::FileNotFound {
+                path: path.to_owned(),
+            },
+            _ => UploadError::FileUnreadable {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?;
     if meta.is_dir() {
         return Err(UploadError::NotAFile {
             path: path.to_owned(),
@@ -235,8 +237,8 @@ impl<E: PresignEndpoint> Uploader<E> {
             let (sent, report) = (sent.clone(), on_progress.clone());
             ReaderStream::with_capacity(open(path).await?, 256 * 1024).inspect(move |chunk| {
                 if let Ok(chunk) = chunk {
-                    let now = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed)
-                        + chunk.len() as u64;
+                    let now =
+                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
                     report(Progress { sent: now, total });
                 }
             })

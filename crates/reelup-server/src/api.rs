@@ -112,9 +112,8 @@ async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = presented.is_some_and(|t| {
-        bool::from(t.as_bytes().ct_eq(state.token.expose().as_bytes()))
-    });
+    let ok =
+        presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.token.expose().as_bytes())));
     if !ok {
         let message = if presented.is_none() {
             "missing token: send Authorization: Bearer <token>"
@@ -139,7 +138,11 @@ fn new_key(filename: &str) -> String {
         .extension()
         .and_then(|e| e.to_str())
     {
-        Some(ext) if !ext.is_empty() && ext.len() <= 8 && ext.chars().all(|c| c.is_ascii_alphanumeric()) => {
+        Some(ext)
+            if !ext.is_empty()
+                && ext.len() <= 8
+                && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
             format!("{id}.{}", ext.to_ascii_lowercase())
         }
         _ => id.to_string(),
@@ -154,7 +157,9 @@ fn clean_metadata(filename: &str, given: &BTreeMap<String, String>) -> Vec<(Stri
         let name = name.to_ascii_lowercase();
         if !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             out.insert(name, header_safe(value));
         }
@@ -207,12 +212,13 @@ async fn params(
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("filename is required, e.g. ?filename=clip.mp4"))?;
     let content_type = content_type_or_default(get("type"))?;
-    let exact_size = match get("size") {
-        None => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("size {s:?} is not a number of bytes"))
-        })?),
-    };
+    let exact_size =
+        match get("size") {
+            None => None,
+            Some(s) => Some(s.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("size {s:?} is not a number of bytes"))
+            })?),
+        };
     if let Some(size) = exact_size.filter(|s| *s > state.max_object_size) {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -314,7 +320,9 @@ impl KeyQuery {
             .as_deref()
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
-                ApiError::bad_request("key is required: pass the key returned by POST /s3/multipart")
+                ApiError::bad_request(
+                    "key is required: pass the key returned by POST /s3/multipart",
+                )
             })
     }
 }
@@ -452,7 +460,10 @@ mod tests {
 
     #[test]
     fn metadata_keeps_the_original_name_header_safe() {
-        let m = clean_metadata("été.mp4", &BTreeMap::from([("Bad Name".into(), "x".into())]));
+        let m = clean_metadata(
+            "été.mp4",
+            &BTreeMap::from([("Bad Name".into(), "x".into())]),
+        );
         assert_eq!(m, vec![("name".to_owned(), "%C3%A9t%C3%A9.mp4".to_owned())]);
     }
 }

@@ -179,7 +179,11 @@ impl LocalStack {
     }
 }
 
-async fn serve_s3(listener: TcpListener, service: s3s::service::S3Service, cancel: CancellationToken) {
+async fn serve_s3(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    cancel: CancellationToken,
+) {
     let http = ConnBuilder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {

@@ -84,10 +84,7 @@ pub fn presign_post(
             "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
         ))
         .expect("date formats");
-    let credential = format!(
-        "{}/{day}/{}/s3/aws4_request",
-        creds.access_key, spec.region
-    );
+    let credential = format!("{}/{day}/{}/s3/aws4_request", creds.access_key, spec.region);
 
     let mut fields = BTreeMap::new();
     fields.insert("key".to_owned(), spec.key.to_owned());
@@ -97,10 +94,7 @@ pub fn presign_post(
     fields.insert("X-Amz-Credential".to_owned(), credential);
     fields.insert("X-Amz-Date".to_owned(), amz_date);
     if let Some(token) = &creds.session_token {
-        fields.insert(
-            "X-Amz-Security-Token".to_owned(),
-            token.expose().to_owned(),
-        );
+        fields.insert("X-Amz-Security-Token".to_owned(), token.expose().to_owned());
     }
     for (name, value) in spec.metadata {
         fields.insert(format!("x-amz-meta-{name}"), value.clone());
@@ -178,7 +172,10 @@ mod tests {
         assert!(conditions.contains(&serde_json::json!({"key": "k.mp4"})));
         assert!(conditions.contains(&serde_json::json!({"x-amz-meta-name": "clip.mp4"})));
         assert!(conditions.contains(&serde_json::json!({"success_action_status": "201"})));
-        assert_eq!(fields["X-Amz-Credential"], "AK/20260102/us-east-1/s3/aws4_request");
+        assert_eq!(
+            fields["X-Amz-Credential"],
+            "AK/20260102/us-east-1/s3/aws4_request"
+        );
         assert_eq!(fields["X-Amz-Date"], "20260102T030405Z");
         let expected = sign_policy(
             &fields["Policy"],
