@@ -218,3 +218,34 @@ fn the_store_enforces_the_signed_post_policy() {
     assert_eq!(post(&|_, v| v.to_owned(), b"ten bytes!"), 201);
     assert_eq!(stored(&key), 200);
 }
+
+#[test]
+fn objects_and_the_dev_token_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, sha) = random_file(dir.path(), "clip.webm", 200_000);
+    let data = dir.path().join("server-data");
+    std::fs::create_dir(&data).expect("mkdir");
+
+    let first = LocalServer::start_in(&data);
+    let key = upload(&first, &path)["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let token = first.token.clone();
+    drop(first);
+
+    let second = LocalServer::start_in(&data);
+    assert_eq!(second.token, token, "the dev token is kept in the data dir");
+    let body = http()
+        .get(format!("{}/{key}", second.cdn))
+        .send()
+        .expect("GET")
+        .bytes()
+        .expect("body");
+    assert_eq!(reelup_tests::sha256_hex(&body), sha);
+    let resp = http()
+        .get(format!("{}/{key}", second.cdn))
+        .send()
+        .expect("GET");
+    assert_eq!(resp.headers()["content-type"], "video/webm");
+}

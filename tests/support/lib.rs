@@ -31,15 +31,23 @@ pub struct LocalServer {
     pub endpoint: String,
     pub cdn: String,
     pub token: String,
-    pub data_dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    _owned_dir: Option<tempfile::TempDir>,
 }
 
 impl LocalServer {
     pub fn start() -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_in(dir.path());
+        server._owned_dir = Some(dir);
+        server
+    }
+
+    /// Starts on an existing data dir, e.g. to restart on what an earlier run left.
+    pub fn start_in(data_dir: &Path) -> Self {
         let mut child = Command::new(bin("reelup-server"))
             .args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+            .arg(data_dir)
             // s3s logs every refused request at ERROR; the tests refuse some on purpose.
             .env("REELUP_LOG", "warn,s3s=off")
             .stdout(Stdio::piped())
@@ -64,7 +72,8 @@ impl LocalServer {
             cdn: field("cdn"),
             token: field("token"),
             child,
-            data_dir,
+            data_dir: data_dir.to_owned(),
+            _owned_dir: None,
         }
     }
 }
