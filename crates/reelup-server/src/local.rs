@@ -36,6 +36,9 @@ pub struct LocalOptions {
     /// The bearer token clients must send; by default one kept in the data dir.
     pub token: Option<Secret>,
     pub url_lifetime: Duration,
+    /// Keys of the embedded store. By default new random ones at every start, known only to
+    /// this process; set them to put another signer (e.g. Uppy Companion) on the same store.
+    pub store_keys: Option<(String, Secret)>,
 }
 
 /// A running local stack. Dropping it leaves the servers running until the runtime ends;
@@ -94,9 +97,13 @@ impl LocalStack {
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
 
-        // The store's keys are made anew at every start: only this process signs for it.
-        let access_key = format!("REELUPLOCAL{}", random_hex(4).to_uppercase());
-        let secret_key = random_hex(20);
+        let (access_key, secret_key) = match opts.store_keys {
+            Some((key, secret)) => (key, secret.expose().to_owned()),
+            None => (
+                format!("REELUPLOCAL{}", random_hex(4).to_uppercase()),
+                random_hex(20),
+            ),
+        };
         let fs = s3s_fs::FileSystem::new(&s3_root)
             .map_err(|e| anyhow::anyhow!("cannot open the local store: {e:?}"))?;
         let mut builder = S3ServiceBuilder::new(fs);

@@ -67,6 +67,13 @@ async fn main() -> ExitCode {
             .filter(|t| !t.is_empty())
             .map(Secret::new),
         url_lifetime: Duration::from_secs(args.url_lifetime),
+        store_keys: match (
+            std::env::var("REELUP_LOCAL_S3_ACCESS_KEY"),
+            std::env::var("REELUP_LOCAL_S3_SECRET_KEY"),
+        ) {
+            (Ok(k), Ok(s)) if !k.is_empty() && !s.is_empty() => Some((k, Secret::new(s))),
+            _ => None,
+        },
     };
     let data_dir = opts.data_dir.clone();
     let stack = match LocalStack::start(opts).await {
@@ -90,6 +97,8 @@ async fn main() -> ExitCode {
             "endpoint": stack.endpoint,
             "cdn": stack.cdn,
             "token": stack.token.expose(),
+            "s3": stack.s3_endpoint,
+            "bucket": reelup_server::local::BUCKET,
         })
     );
     shutdown_signal().await;
