@@ -133,3 +133,176 @@ pub fn reelup(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     cmd.output().expect("run reelup")
 }
+
+/// Keys the embedded store of [`LocalServer::start_with_store_keys`] accepts, so another
+/// signer (a real Uppy Companion) can sign for the same store.
+#[derive(Clone, Debug)]
+pub struct StoreKeys {
+    /// The store's base URL (path-style, region us-east-1).
+    pub s3: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl LocalServer {
+    /// `reelup-server --local` whose embedded store uses fresh fixed keys
+    /// (`REELUP_LOCAL_S3_ACCESS_KEY`/`_SECRET_KEY`); returns the server and the store.
+    pub fn start_with_store_keys() -> (Self, StoreKeys) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut secret = [0u8; 24];
+        rand::rng().fill_bytes(&mut secret);
+        let access_key = format!("TESTKEY{:08X}", rand::random::<u32>());
+        let secret_key = hex::encode(secret);
+        let mut child = Command::new(bin("reelup-server"))
+            .args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("REELUP_LOG", "warn,s3s=off")
+            .env("REELUP_LOCAL_S3_ACCESS_KEY", &access_key)
+            .env("REELUP_LOCAL_S3_SECRET_KEY", &secret_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn reelup-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("ready line {line:?} is not JSON: {e}"));
+        let field = |k: &str| {
+            ready[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("ready line lacks {k}: {line}"))
+                .to_owned()
+        };
+        let keys = StoreKeys {
+            s3: field("s3"),
+            bucket: field("bucket"),
+            access_key,
+            secret_key,
+        };
+        let server = Self {
+            endpoint: field("endpoint"),
+            cdn: field("cdn"),
+            token: field("token"),
+            child,
+            data_dir: dir.path().to_owned(),
+            _owned_dir: Some(dir),
+        };
+        (server, keys)
+    }
+}
+
+/// A real Uppy Companion (tests/companion/start.mjs) on a free loopback port, signing for
+/// `store`; killed on drop. Panics with "run ./dev test" when Node.js or Companion's
+/// packages are missing.
+pub struct Companion {
+    child: Child,
+    pub endpoint: String,
+    pub version: String,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Companion {
+    /// Where start.mjs and its package.json live.
+    pub fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("companion")
+    }
+
+    pub fn start(store: &StoreKeys) -> Self {
+        let dir = Self::dir();
+        let node_ok = Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            node_ok,
+            "Node.js (`node`) is not installed or not on PATH; the Companion tests need it: \
+             install Node.js 20+, then run ./dev test"
+        );
+        let installed = dir.join("node_modules/@uppy/companion/package.json");
+        assert!(
+            installed.exists(),
+            "{} is missing: run ./dev test (it runs `npm install` in {})",
+            installed.display(),
+            dir.display()
+        );
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new("node")
+            .arg(dir.join("start.mjs"))
+            .arg("0")
+            .current_dir(&dir)
+            .env("COMPANION_AWS_ENDPOINT", &store.s3)
+            .env("COMPANION_AWS_BUCKET", &store.bucket)
+            .env("COMPANION_AWS_KEY", &store.access_key)
+            .env("COMPANION_AWS_SECRET", &store.secret_key)
+            .env("COMPANION_DATADIR", data_dir.path())
+            .env_remove("NODE_ENV")
+            .env_remove("COMPANION_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn node tests/companion/start.mjs");
+
+        // Companion logs one line per request to stderr: keep the last lines for messages.
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut logs = sink.lock().expect("logs");
+                if logs.len() >= 200 {
+                    logs.remove(0);
+                }
+                logs.push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Drain whatever else comes so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut companion = Self {
+            child,
+            endpoint: String::new(),
+            version: String::new(),
+            logs,
+            _data_dir: data_dir,
+        };
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                // Give the stderr reader a moment to collect the reason.
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "Companion did not start ({other:?}); its output:\n{}",
+                    companion.logs()
+                )
+            }
+        };
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("Companion's ready line {line:?} is not JSON: {e}"));
+        companion.endpoint = ready["endpoint"].as_str().expect("endpoint").to_owned();
+        companion.version = ready["version"].as_str().expect("version").to_owned();
+        companion
+    }
+
+    /// The last lines Companion logged.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
