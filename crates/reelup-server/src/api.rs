@@ -5,30 +5,63 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use reelup_core::{Secret, StreamingUrlBase};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use reelup_core::StreamingUrlBase;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
-use crate::post_policy::{PolicyCredentials, PostPolicySpec, presign_post};
+use crate::credentials::StsIssuer;
+use crate::post_policy::{PostPolicySpec, presign_post};
 use crate::store::{ObjectStore, StoreError};
+use crate::users::{User, Users};
 
 /// S3's limit for one object.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 const MAX_PART_NUMBER: u32 = 10_000;
+/// Request bodies are small JSON; a complete with 10,000 parts is well under this.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// What users may upload.
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    pub max_object_size: u64,
+    /// `video/*` or exact types; matched case-insensitively.
+    pub allowed_content_types: Vec<String>,
+}
+
+impl UploadLimits {
+    pub fn allows(&self, content_type: &str) -> bool {
+        let t = content_type.to_ascii_lowercase();
+        self.allowed_content_types.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            match allowed.strip_suffix("/*") {
+                Some(family) => t.split_once('/').is_some_and(|(f, _)| f == family),
+                None => t == allowed,
+            }
+        })
+    }
+}
 
 pub struct ApiState {
     pub store: ObjectStore,
-    pub policy_credentials: PolicyCredentials,
-    pub token: Secret,
+    pub users: Users,
     pub cdn: StreamingUrlBase,
-    pub max_object_size: u64,
+    pub limits: UploadLimits,
+    pub rate_limit: Option<DefaultKeyedRateLimiter<String>>,
+    pub sts: Option<StsIssuer>,
+}
+
+/// A per-user limiter allowing `per_minute` requests with bursts of `burst`.
+pub fn rate_limiter(per_minute: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    let quota = Quota::per_minute(std::num::NonZeroU32::new(per_minute)?)
+        .allow_burst(std::num::NonZeroU32::new(burst)?);
+    Some(governor::RateLimiter::keyed(quota))
 }
 
 /// An error as every route reports it: `{"error": code, "message": text}`.
@@ -45,6 +78,33 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message: message.into(),
+        }
+    }
+
+    fn forbidden_key(user: &User, key: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: format!(
+                "key {key:?} is not one of yours: your keys start with \"{}/\"; use the key this server returned",
+                user.prefix
+            ),
+        }
+    }
+
+    fn json_body(e: axum::extract::rejection::JsonRejection, shape: &str) -> Self {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self {
+                status,
+                code: "too_large",
+                message: format!("the request body is over {MAX_BODY} bytes"),
+            };
+        }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: format!("body must be JSON {shape}: {}", e.body_text()),
         }
     }
 }
@@ -82,7 +142,7 @@ impl From<StoreError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    let s3 = Router::new()
+    let signed = Router::new()
         .route("/s3/params", get(params))
         .route("/s3/multipart", post(create_multipart))
         .route(
@@ -91,30 +151,48 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/s3/multipart/{upload_id}/{part}", get(sign_part))
         .route("/s3/multipart/{upload_id}/complete", post(complete))
+        .route("/s3/sts", get(sts))
+        .route("/whoami", get(whoami))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
-        .merge(s3)
+        .merge(signed)
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route(
             "/cdn/{*key}",
             get(crate::cdn::serve).head(crate::cdn::serve),
         )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// One line per failed request; successful signing is logged at debug only, since at
+/// thousands a second the log would cost more than the signing. Headers are never logged.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 400 {
+        tracing::info!(%method, %path, status, micros, "request refused");
+    } else {
+        tracing::debug!(%method, %path, status, micros, "request");
+    }
+    resp
 }
 
 async fn require_token(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok =
-        presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.token.expose().as_bytes())));
-    if !ok {
+    let Some(user) = presented.and_then(|t| state.users.authenticate(t)) else {
         let message = if presented.is_none() {
             "missing token: send Authorization: Bearer <token>"
         } else {
@@ -126,26 +204,78 @@ async fn require_token(
             message: message.into(),
         }
         .into_response();
+    };
+    if let Some(Err(not_until)) = state.rate_limit.as_ref().map(|l| l.check_key(&user.name)) {
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            let mut resp = ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                message: format!("too many requests for this token; retry in {secs} s"),
+            }
+            .into_response();
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs.to_string()).expect("digits"),
+            );
+            return resp;
+        }
     }
+    req.extensions_mut().insert(user);
     next.run(req).await
 }
 
-/// A new key for an upload: `<uuid>.<ext>`, the extension taken from the file name only
+async fn whoami(Extension(user): Extension<Arc<User>>) -> Json<Value> {
+    Json(json!({ "user": user.name, "prefix": user.prefix }))
+}
+
+async fn sts(
+    State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
+) -> ApiResult<Json<Value>> {
+    let Some(issuer) = &state.sts else {
+        return Err(ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "sts_unavailable",
+            message: "this server has no credentials.role_arn, so it hands out no temporary \
+                      credentials; upload through /s3/params or /s3/multipart"
+                .into(),
+        });
+    };
+    let issued = issuer.issue(&user.name, &user.prefix).await.map_err(|e| {
+        tracing::warn!(error = %e, "STS AssumeRole failed");
+        ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "sts_error",
+            message: "could not get temporary credentials from STS; the server log says why".into(),
+        }
+    })?;
+    Ok(Json(json!({
+        "credentials": {
+            "AccessKeyId": issued.access_key_id,
+            "SecretAccessKey": issued.secret_access_key.expose(),
+            "SessionToken": issued.session_token.expose(),
+            "Expiration": issued.expiration,
+        },
+        "bucket": issuer.bucket,
+        "region": issuer.region,
+    })))
+}
+
+/// A new key for an upload: `<prefix>/<uuid>.<ext>`, the extension taken from the file name only
 /// when it is short and alphanumeric, so no client text reaches the key's shape.
-fn new_key(filename: &str) -> String {
+fn new_key(prefix: &str, filename: &str) -> String {
     let id = uuid::Uuid::new_v4();
-    match std::path::Path::new(filename)
+    let ext = std::path::Path::new(filename)
         .extension()
         .and_then(|e| e.to_str())
-    {
-        Some(ext)
-            if !ext.is_empty()
-                && ext.len() <= 8
-                && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            format!("{id}.{}", ext.to_ascii_lowercase())
-        }
-        _ => id.to_string(),
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    match ext {
+        Some(ext) => format!("{prefix}/{id}.{}", ext.to_ascii_lowercase()),
+        None => format!("{prefix}/{id}"),
     }
 }
 
@@ -188,18 +318,29 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-fn content_type_or_default(t: Option<&str>) -> ApiResult<String> {
+fn checked_content_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<String> {
     let t = t.unwrap_or("application/octet-stream").trim();
     if t.is_empty() || t.len() > 200 || !t.contains('/') || t.chars().any(|c| c.is_control()) {
         return Err(ApiError::bad_request(format!(
             "type {t:?} is not a MIME type such as video/mp4"
         )));
     }
+    if !limits.allows(t) {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "type_not_allowed",
+            message: format!(
+                "{t} is not accepted by this server; it accepts {}",
+                limits.allowed_content_types.join(", ")
+            ),
+        });
+    }
     Ok(t.to_owned())
 }
 
 async fn params(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let get = |name: &str| {
@@ -211,7 +352,7 @@ async fn params(
     let filename = get("filename")
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("filename is required, e.g. ?filename=clip.mp4"))?;
-    let content_type = content_type_or_default(get("type"))?;
+    let content_type = checked_content_type(&state.limits, get("type"))?;
     let exact_size =
         match get("size") {
             None => None,
@@ -219,15 +360,8 @@ async fn params(
                 ApiError::bad_request(format!("size {s:?} is not a number of bytes"))
             })?),
         };
-    if let Some(size) = exact_size.filter(|s| *s > state.max_object_size) {
-        return Err(ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "too_large",
-            message: format!(
-                "the file is {size} bytes; this server accepts at most {}",
-                state.max_object_size
-            ),
-        });
+    if let Some(size) = exact_size.filter(|s| *s > state.limits.max_object_size) {
+        return Err(too_large(size, state.limits.max_object_size));
     }
     let metadata: BTreeMap<String, String> = query
         .iter()
@@ -238,21 +372,21 @@ async fn params(
         })
         .collect();
     let metadata = clean_metadata(filename, &metadata);
-    let key = new_key(filename);
+    let key = new_key(&user.prefix, filename);
     let spec = PostPolicySpec {
         bucket: state.store.bucket_name(),
         region: state.store.region(),
         key: &key,
         content_type: &content_type,
-        max_size: state.max_object_size,
+        max_size: state.limits.max_object_size,
         exact_size,
         metadata: &metadata,
         lifetime: state.store.url_lifetime,
     };
     let fields = presign_post(
         &spec,
-        &state.policy_credentials,
-        time::OffsetDateTime::now_utc(),
+        &state.store.keys().current(),
+        time::OffsetDateTime::from(state.store.clock().now()),
     );
     Ok(Json(json!({
         "method": "POST",
@@ -274,18 +408,16 @@ struct CreateBody {
 
 async fn create_multipart(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be JSON {{\"filename\",\"type\",\"metadata\"}}: {e}"
-        ))
-    })?;
+    let Json(body) =
+        body.map_err(|e| ApiError::json_body(e, r#"{"filename","type","metadata"}"#))?;
     let filename = body
         .filename
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("filename is required"))?;
-    let content_type = content_type_or_default(body.content_type.as_deref())?;
+    let content_type = checked_content_type(&state.limits, body.content_type.as_deref())?;
     let given: BTreeMap<String, String> = body
         .metadata
         .into_iter()
@@ -295,7 +427,7 @@ async fn create_multipart(
         })
         .collect();
     let metadata = clean_metadata(&filename, &given);
-    let key = new_key(&filename);
+    let key = new_key(&user.prefix, &filename);
     let upload_id = state
         .store
         .create_multipart(&key, &content_type, &metadata)
@@ -315,15 +447,31 @@ struct KeyQuery {
 }
 
 impl KeyQuery {
-    fn key(&self) -> ApiResult<&str> {
-        self.key
+    /// The key, checked to be one of `user`'s. S3 binds an uploadId to its key, so a key
+    /// check is also an uploadId check: another user's uploadId under your key is
+    /// `NoSuchUpload` at S3, and under their key is refused here.
+    fn key_of(&self, user: &User) -> ApiResult<&str> {
+        let key = self
+            .key
             .as_deref()
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "key is required: pass the key returned by POST /s3/multipart",
                 )
-            })
+            })?;
+        if !user.owns(key) {
+            return Err(ApiError::forbidden_key(user, key));
+        }
+        Ok(key)
+    }
+}
+
+fn too_large(size: u64, max: u64) -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: format!("the file is {size} bytes; this server accepts at most {max}"),
     }
 }
 
@@ -341,10 +489,11 @@ fn part_number(s: &str) -> ApiResult<u16> {
 
 async fn sign_part(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     Path((upload_id, part)): Path<(String, String)>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let key = q.key()?;
+    let key = q.key_of(&user)?;
     let expires = state.store.url_lifetime.as_secs();
     if part == "batch" {
         let numbers = q.part_numbers.as_deref().unwrap_or_default();
@@ -368,10 +517,11 @@ async fn sign_part(
 
 async fn list_parts(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let parts = state.store.list_parts(q.key()?, &upload_id).await?;
+    let parts = state.store.list_parts(q.key_of(&user)?, &upload_id).await?;
     Ok(Json(Value::Array(
         parts
             .into_iter()
@@ -402,16 +552,14 @@ struct CompletePart {
 
 async fn complete(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
     body: Result<Json<CompleteBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let key = q.key()?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be JSON {{\"parts\":[{{\"PartNumber\":1,\"ETag\":\"...\"}}]}}: {e}"
-        ))
-    })?;
+    let key = q.key_of(&user)?;
+    let Json(body) =
+        body.map_err(|e| ApiError::json_body(e, r#"{"parts":[{"PartNumber":1,"ETag":"..."}]}"#))?;
     if body.parts.is_empty() {
         return Err(ApiError::bad_request("parts must list at least one part"));
     }
@@ -421,6 +569,22 @@ async fn complete(
         parts.push((p.part_number, p.etag));
     }
     parts.sort_by_key(|(n, _)| *n);
+    // S3 cannot cap a multipart object's size, so the cap is enforced here, from what S3
+    // holds, before the object comes into being.
+    let stored: u64 = state
+        .store
+        .list_parts(key, &upload_id)
+        .await?
+        .iter()
+        .filter(|p| parts.iter().any(|(n, _)| *n == p.number))
+        .map(|p| p.size)
+        .sum();
+    if stored > state.limits.max_object_size {
+        if let Err(e) = state.store.abort(key, &upload_id).await {
+            tracing::warn!(error = %e, "could not abort an oversized upload");
+        }
+        return Err(too_large(stored, state.limits.max_object_size));
+    }
     state.store.complete(key, &upload_id, &parts).await?;
     let mut location = state.store.bucket_url();
     location
@@ -438,10 +602,11 @@ async fn complete(
 
 async fn abort_multipart(
     State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    state.store.abort(q.key()?, &upload_id).await?;
+    state.store.abort(q.key_of(&user)?, &upload_id).await?;
     Ok(Json(json!({})))
 }
 
@@ -450,12 +615,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_uuid_and_a_clean_extension() {
-        let k = new_key("My Clip.MP4");
-        assert!(k.ends_with(".mp4"), "{k}");
-        assert_eq!(k.len(), 36 + 4);
-        assert_eq!(new_key("x.../../etc").len(), 36);
-        assert_eq!(new_key("noext").len(), 36);
+    fn keys_are_prefix_uuid_and_a_clean_extension() {
+        let k = new_key("alice", "My Clip.MP4");
+        assert!(k.starts_with("alice/") && k.ends_with(".mp4"), "{k}");
+        assert_eq!(k.len(), 6 + 36 + 4);
+        assert_eq!(new_key("a", "x.../../etc").len(), 2 + 36);
+        assert_eq!(new_key("a", "noext").len(), 2 + 36);
+        let user = User {
+            name: "alice".into(),
+            prefix: "alice".into(),
+        };
+        assert!(user.owns(&k));
+    }
+
+    #[test]
+    fn content_type_allowlist_matches_families_and_exact_types() {
+        let limits = UploadLimits {
+            max_object_size: 1,
+            allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
+        };
+        assert!(limits.allows("video/mp4"));
+        assert!(limits.allows("Video/QuickTime"));
+        assert!(limits.allows("application/mxf"));
+        assert!(!limits.allows("application/pdf"));
+        assert!(!limits.allows("videos/mp4"));
     }
 
     #[test]

@@ -4,9 +4,15 @@
 
 pub mod api;
 pub mod cdn;
+pub mod config;
+pub mod credentials;
 pub mod local;
 pub mod post_policy;
+pub mod serve;
 pub mod store;
+pub mod tokens;
+pub mod users;
+mod xml;
 
 pub use api::{ApiState, router};
 pub use local::{LocalOptions, LocalStack};

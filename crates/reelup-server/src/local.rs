@@ -18,12 +18,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiState, MAX_OBJECT_SIZE, router};
-use crate::post_policy::PolicyCredentials;
-use crate::store::ObjectStore;
+use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router};
+use crate::credentials::SigningKeys;
+use crate::store::{Clock, ObjectStore};
+use crate::users::Users;
 
 pub const BUCKET: &str = "reelup";
 pub const REGION: &str = "us-east-1";
+/// The local stack's one user: every key it hands out starts with `dev/`.
+pub const DEV_USER: &str = "dev";
 const TOKEN_FILE: &str = "dev-token";
 
 #[derive(Debug, Clone)]
@@ -39,6 +42,10 @@ pub struct LocalOptions {
     /// Keys of the embedded store. By default new random ones at every start, known only to
     /// this process; set them to put another signer (e.g. Uppy Companion) on the same store.
     pub store_keys: Option<(String, Secret)>,
+    /// Who may sign; by default one `dev` user holding the token.
+    pub users: Option<Users>,
+    /// The clock signatures are made with; tests set it back to make expired ones.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// A running local stack. Dropping it leaves the servers running until the runtime ends;
@@ -123,15 +130,17 @@ impl LocalStack {
         )));
 
         let s3_endpoint = format!("http://{s3_addr}");
-        let store = ObjectStore::new(
+        let mut store = ObjectStore::new(
             s3_endpoint.parse()?,
             BUCKET,
             REGION,
-            &access_key,
-            &secret_key,
+            SigningKeys::fixed(&access_key, &secret_key),
             true,
             opts.url_lifetime,
         )?;
+        if let Some(clock) = opts.clock {
+            store = store.with_clock(clock);
+        }
         store
             .ensure_bucket()
             .await
@@ -146,16 +155,20 @@ impl LocalStack {
         let addr = listener.local_addr()?;
         let endpoint = format!("http://{addr}");
         let cdn = format!("{endpoint}/cdn");
+        let users = opts
+            .users
+            .unwrap_or_else(|| Users::single(DEV_USER, DEV_USER, token.expose()));
         let state = Arc::new(ApiState {
             store,
-            policy_credentials: PolicyCredentials {
-                access_key,
-                secret_key: Secret::new(secret_key),
-                session_token: None,
-            },
-            token: token.clone(),
+            users,
             cdn: StreamingUrlBase::new(&cdn),
-            max_object_size: MAX_OBJECT_SIZE,
+            limits: UploadLimits {
+                max_object_size: MAX_OBJECT_SIZE,
+                allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
+            },
+            // Generous: the local stack is one person's, and tests hammer it.
+            rate_limit: rate_limiter(100_000, 10_000),
+            sts: None,
         });
         let app = router(state);
         let stop = cancel.clone();

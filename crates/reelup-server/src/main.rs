@@ -3,23 +3,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use reelup_core::Secret;
+use reelup_server::config::{self, LogFormat, ServerConfig};
 use reelup_server::{LocalOptions, LocalStack};
 
-/// Presign server for Reelup.
+/// Presign server for Reelup: signs S3 POST policies and multipart part URLs behind Uppy
+/// Companion's S3 routes, scoping every user to their own key prefix.
 ///
-/// With --local it runs the whole stack on loopback, with no AWS account: an embedded
-/// S3-compatible store, the presign routes, and a CDN route. When ready it prints one JSON
-/// line to stdout: {"endpoint": ..., "cdn": ..., "token": ...}. Logs go to stderr.
+/// `reelup-server --local` runs the whole stack on loopback with no AWS account. It prints
+/// one JSON line to stdout when ready: {"endpoint", "cdn", "token", ...}. Logs go to stderr.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// Run the local stack (embedded store + CDN route) instead of signing for AWS.
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Run the local stack (embedded S3 store + CDN route) instead of signing for AWS.
     #[arg(long)]
     local: bool,
 
-    /// Address for the presign and CDN routes.
+    /// Address for the presign and CDN routes (local mode).
     #[arg(long, default_value = "127.0.0.1:7300")]
     listen: SocketAddr,
 
@@ -31,9 +35,66 @@ struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
 
-    /// How long presigned policies and URLs stay valid, in seconds.
+    /// How long presigned policies and URLs stay valid, in seconds (local mode).
     #[arg(long, default_value_t = 900)]
     url_lifetime: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign for the bucket in the config file.
+    Serve(ConfigArg),
+    /// Check a config file and the AWS credentials it resolves to; explain every problem.
+    Check(ConfigArg),
+    /// Manage users' tokens in the config file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Config file (default: $REELUP_SERVER_CONFIG, else ./reelup-server.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config.clone().unwrap_or_else(config::default_path)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a user with a new token. Prints the token once; the file keeps only its hash.
+    Add {
+        name: String,
+        /// Key prefix for the user's uploads (default: the name).
+        #[arg(long)]
+        prefix: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List users and their prefixes.
+    List(ConfigArg),
+    /// Remove a user; their token stops working when the server restarts.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("REELUP_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -44,20 +105,128 @@ fn default_data_dir() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REELUP_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
-    if !args.local {
-        eprintln!(
-            "reelup-server: only --local mode exists in this version; run `reelup-server --local`"
-        );
-        return ExitCode::from(2);
+    match args.command {
+        _ if args.local => run_local(args).await,
+        Some(Command::Serve(c)) => serve(&c).await,
+        Some(Command::Check(c)) => check(&c).await,
+        Some(Command::Token(t)) => token(t),
+        None => {
+            eprintln!(
+                "reelup-server: say what to run: `reelup-server --local` for the local stack, \
+                 or `reelup-server serve --config FILE` to sign for a real bucket"
+            );
+            ExitCode::from(2)
+        }
     }
+}
+
+fn load(c: &ConfigArg) -> Result<ServerConfig, ExitCode> {
+    ServerConfig::load(&c.path(), std::env::vars()).map_err(|e| {
+        eprintln!("reelup-server: the configuration has problems:");
+        for p in &e.problems {
+            eprintln!("  {p}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+async fn serve(c: &ConfigArg) -> ExitCode {
+    let config = match load(c) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_logging(config.log_format);
+    let prepared = match reelup_server::serve::prepare(&config).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot start");
+            eprintln!("reelup-server: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        endpoint = %prepared.endpoint,
+        bucket = %config.bucket,
+        region = %config.region,
+        users = config.users.len(),
+        "signing"
+    );
+    println!(
+        "{}",
+        serde_json::json!({ "endpoint": prepared.endpoint, "cdn": config.cdn_base_url })
+    );
+    prepared.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn check(c: &ConfigArg) -> ExitCode {
+    let config = match load(c) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match reelup_server::credentials::AwsSigning::resolve(&config).await {
+        Ok(signing) => {
+            let keys = signing.keys.current();
+            println!(
+                "{}: OK. Bucket {} in {}, {} user(s), signing as {}{}.",
+                c.path().display(),
+                config.bucket,
+                config.region,
+                config.users.len(),
+                keys.access_key,
+                if keys.session_token.is_some() {
+                    " (temporary credentials)"
+                } else {
+                    ""
+                }
+            );
+            if config.users.is_empty() {
+                println!("No users yet: add one with `reelup-server token add NAME`.");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("reelup-server: {}: {e}", c.path().display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(command: TokenCommand) -> ExitCode {
+    let result = match command {
+        TokenCommand::Add {
+            name,
+            prefix,
+            config,
+        } => reelup_server::tokens::add(&config.path(), &name, prefix.as_deref()).map(|token| {
+            eprintln!(
+                "Added {name}. This is the only time the token is shown; give it to {name} \
+                 and restart the server:"
+            );
+            println!("{token}");
+        }),
+        TokenCommand::List(config) => reelup_server::tokens::list(&config.path()).map(|users| {
+            for (name, prefix) in users {
+                println!("{name}\t{prefix}/");
+            }
+        }),
+        TokenCommand::Remove { name, config } => {
+            reelup_server::tokens::remove(&config.path(), &name)
+                .map(|()| eprintln!("Removed {name}; restart the server to end their access."))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reelup-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_local(args: Args) -> ExitCode {
+    init_logging(LogFormat::Text);
     let opts = LocalOptions {
         listen: args.listen,
         s3_listen: args.s3_listen,
@@ -74,6 +243,8 @@ async fn main() -> ExitCode {
             (Ok(k), Ok(s)) if !k.is_empty() && !s.is_empty() => Some((k, Secret::new(s))),
             _ => None,
         },
+        users: None,
+        clock: None,
     };
     let data_dir = opts.data_dir.clone();
     let stack = match LocalStack::start(opts).await {

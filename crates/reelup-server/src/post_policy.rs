@@ -34,22 +34,6 @@ pub fn sign_policy(base64_policy: &str, key: &[u8; 32]) -> String {
     hex::encode(hmac(key, base64_policy.as_bytes()))
 }
 
-/// Credentials that sign POST policies; the secret never leaves this process.
-#[derive(Clone)]
-pub struct PolicyCredentials {
-    pub access_key: String,
-    pub secret_key: reelup_core::Secret,
-    pub session_token: Option<reelup_core::Secret>,
-}
-
-impl std::fmt::Debug for PolicyCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicyCredentials")
-            .field("access_key", &self.access_key)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What one POST upload may do: exactly one key, one content type, a size range.
 #[derive(Debug, Clone)]
 pub struct PostPolicySpec<'a> {
@@ -68,7 +52,7 @@ pub struct PostPolicySpec<'a> {
 /// named as Uppy Companion names them.
 pub fn presign_post(
     spec: &PostPolicySpec<'_>,
-    creds: &PolicyCredentials,
+    creds: &crate::credentials::CurrentKeys,
     now: OffsetDateTime,
 ) -> BTreeMap<String, String> {
     let day = now
@@ -87,6 +71,8 @@ pub fn presign_post(
     let credential = format!("{}/{day}/{}/s3/aws4_request", creds.access_key, spec.region);
 
     let mut fields = BTreeMap::new();
+    // Companion (the AWS SDK's createPresignedPost) sends the bucket as a field too.
+    fields.insert("bucket".to_owned(), spec.bucket.to_owned());
     fields.insert("key".to_owned(), spec.key.to_owned());
     fields.insert("content-type".to_owned(), spec.content_type.to_owned());
     fields.insert("success_action_status".to_owned(), "201".to_owned());
@@ -104,10 +90,8 @@ pub fn presign_post(
         Some(n) => (n, n),
         None => (0, spec.max_size),
     };
-    let mut conditions: Vec<serde_json::Value> = vec![
-        serde_json::json!({ "bucket": spec.bucket }),
-        serde_json::json!(["content-length-range", min, max]),
-    ];
+    let mut conditions: Vec<serde_json::Value> =
+        vec![serde_json::json!(["content-length-range", min, max])];
     // Every field the client sends is pinned to its exact value.
     conditions.extend(
         fields
@@ -144,11 +128,12 @@ mod tests {
 
     #[test]
     fn policy_pins_every_field_and_the_declared_size() {
-        let creds = PolicyCredentials {
-            access_key: "AK".into(),
-            secret_key: reelup_core::Secret::new("SK"),
-            session_token: None,
-        };
+        let creds = crate::credentials::CurrentKeys::new(
+            "AK".into(),
+            reelup_core::Secret::new("SK"),
+            Some(reelup_core::Secret::new("TOKEN")),
+            None,
+        );
         let meta = vec![("name".to_owned(), "clip.mp4".to_owned())];
         let spec = PostPolicySpec {
             bucket: "b",
@@ -170,6 +155,7 @@ mod tests {
         let conditions = policy["conditions"].as_array().expect("array");
         assert!(conditions.contains(&serde_json::json!(["content-length-range", 42, 42])));
         assert!(conditions.contains(&serde_json::json!({"key": "k.mp4"})));
+        assert!(conditions.contains(&serde_json::json!({"bucket": "b"})));
         assert!(conditions.contains(&serde_json::json!({"x-amz-meta-name": "clip.mp4"})));
         assert!(conditions.contains(&serde_json::json!({"success_action_status": "201"})));
         assert_eq!(

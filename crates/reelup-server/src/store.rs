@@ -3,9 +3,31 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use rusty_s3::actions::{CreateMultipartUpload, ListParts, S3Action};
-use rusty_s3::{Bucket, Credentials, UrlStyle};
+
+use crate::xml::{elements, text_of};
+use rusty_s3::{Bucket, UrlStyle};
 use url::Url;
+
+use crate::credentials::SigningKeys;
+
+/// The time signatures are made at. A seam so that tests can sign in the past and get
+/// policies and URLs that have already expired.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> SystemTime;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
 
 /// A failure talking to the object store, as S3 reported it.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +56,8 @@ pub struct StoredPart {
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
     bucket: Bucket,
-    creds: Credentials,
+    keys: SigningKeys,
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
     /// How long a presigned URL stays valid.
     pub url_lifetime: Duration,
@@ -55,8 +78,7 @@ impl ObjectStore {
         endpoint: Url,
         bucket: &str,
         region: &str,
-        access_key: &str,
-        secret_key: &str,
+        keys: SigningKeys,
         path_style: bool,
         url_lifetime: Duration,
     ) -> Result<Self, rusty_s3::BucketError> {
@@ -67,10 +89,28 @@ impl ObjectStore {
         };
         Ok(Self {
             bucket: Bucket::new(endpoint, style, bucket.to_owned(), region.to_owned())?,
-            creds: Credentials::new(access_key, secret_key),
+            keys,
+            clock: Arc::new(SystemClock),
             http: reqwest::Client::new(),
             url_lifetime,
         })
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::try_from(self.clock.now()).unwrap_or_else(|_| jiff::Timestamp::now())
     }
 
     pub fn bucket_name(&self) -> &str {
@@ -87,9 +127,10 @@ impl ObjectStore {
     }
 
     pub fn part_url(&self, key: &str, upload_id: &str, part_number: u16) -> Url {
+        let keys = self.keys.current();
         self.bucket
-            .upload_part(Some(&self.creds), key, part_number, upload_id)
-            .sign(self.url_lifetime)
+            .upload_part(Some(&keys.s3), key, part_number, upload_id)
+            .sign_with_time(self.url_lifetime, &self.now())
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -97,14 +138,16 @@ impl ObjectStore {
     }
 
     pub fn head_url(&self, key: &str) -> Url {
+        let keys = self.keys.current();
         self.bucket
-            .head_object(Some(&self.creds), key)
+            .head_object(Some(&keys.s3), key)
             .sign(OWN_REQUEST_LIFETIME)
     }
 
     pub fn get_url(&self, key: &str) -> Url {
+        let keys = self.keys.current();
         self.bucket
-            .get_object(Some(&self.creds), key)
+            .get_object(Some(&keys.s3), key)
             .sign(OWN_REQUEST_LIFETIME)
     }
 
@@ -120,17 +163,10 @@ impl ObjectStore {
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         // S3 can answer 200 and still carry an <Error> (CompleteMultipartUpload does).
         if !status.is_success() || body.contains("<Error>") {
-            let field = |tag: &str| {
-                body.split(&format!("<{tag}>"))
-                    .nth(1)
-                    .and_then(|rest| rest.split(&format!("</{tag}>")).next())
-                    .unwrap_or_default()
-                    .to_owned()
-            };
             return Err(StoreError::S3 {
                 status: status.as_u16(),
-                code: field("Code"),
-                message: field("Message"),
+                code: text_of(&body, "Code").unwrap_or_default().to_owned(),
+                message: text_of(&body, "Message").unwrap_or_default().to_owned(),
             });
         }
         Ok(body)
@@ -138,9 +174,10 @@ impl ObjectStore {
 
     /// Creates the bucket unless it exists already.
     pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
+        let keys = self.keys.current();
         let url = self
             .bucket
-            .create_bucket(&self.creds)
+            .create_bucket(&keys.s3)
             .sign(OWN_REQUEST_LIFETIME);
         match self.send(self.http.put(url)).await {
             Ok(_) => Ok(()),
@@ -159,7 +196,8 @@ impl ObjectStore {
         content_type: &str,
         metadata: &[(String, String)],
     ) -> Result<String, StoreError> {
-        let mut action = CreateMultipartUpload::new(&self.bucket, Some(&self.creds), key);
+        let keys = self.keys.current();
+        let mut action = CreateMultipartUpload::new(&self.bucket, Some(&keys.s3), key);
         // Signed headers: the store must see exactly these values.
         action
             .headers_mut()
@@ -186,28 +224,37 @@ impl ObjectStore {
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<StoredPart>, StoreError> {
+        let keys = self.keys.current();
         let mut parts = Vec::new();
         let mut marker = None;
         loop {
-            let mut action = ListParts::new(&self.bucket, Some(&self.creds), key, upload_id);
+            let mut action = ListParts::new(&self.bucket, Some(&keys.s3), key, upload_id);
             if let Some(m) = marker {
                 action.set_part_number_marker(m);
             }
             let body = self
                 .send(self.http.get(action.sign(OWN_REQUEST_LIFETIME)))
                 .await?;
-            let page = ListParts::parse_response(&body)
-                .map_err(|e| StoreError::Malformed(e.to_string()))?;
-            parts.extend(page.parts.iter().map(|p| StoredPart {
-                number: u32::from(p.number),
-                etag: p.etag.clone(),
-                size: p.size,
-                last_modified: p.last_modified.clone(),
-            }));
-            match page.next_part_number_marker {
-                Some(next) if page.parts.len() == usize::from(page.max_parts) => {
-                    marker = Some(next)
-                }
+            // Parsed leniently: some S3-compatible stores (s3s-fs) leave out ETag,
+            // MaxParts and IsTruncated, which rusty-s3's strict parser requires.
+            for part in elements(&body, "Part") {
+                let Some(number) = text_of(part, "PartNumber").and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                parts.push(StoredPart {
+                    number,
+                    etag: text_of(part, "ETag")
+                        .unwrap_or_default()
+                        .replace("&quot;", "\""),
+                    size: text_of(part, "Size")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                    last_modified: text_of(part, "LastModified").unwrap_or_default().to_owned(),
+                });
+            }
+            let truncated = text_of(&body, "IsTruncated") == Some("true");
+            match text_of(&body, "NextPartNumberMarker").and_then(|n| n.parse().ok()) {
+                Some(next) if truncated => marker = Some(next),
                 _ => break,
             }
         }
@@ -221,9 +268,10 @@ impl ObjectStore {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> Result<(), StoreError> {
+        let keys = self.keys.current();
         let url = self
             .bucket
-            .complete_multipart_upload(Some(&self.creds), key, upload_id, std::iter::empty())
+            .complete_multipart_upload(Some(&keys.s3), key, upload_id, std::iter::empty())
             .sign(OWN_REQUEST_LIFETIME);
         let mut body = String::from("<CompleteMultipartUpload>");
         for (number, etag) in parts {
@@ -239,9 +287,10 @@ impl ObjectStore {
     }
 
     pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let keys = self.keys.current();
         let url = self
             .bucket
-            .abort_multipart_upload(Some(&self.creds), key, upload_id)
+            .abort_multipart_upload(Some(&keys.s3), key, upload_id)
             .sign(OWN_REQUEST_LIFETIME);
         self.send(self.http.delete(url)).await?;
         Ok(())

@@ -1,0 +1,660 @@
+//! `reelup-server`'s configuration: a TOML file plus `REELUP_SERVER_<NAME>` environment
+//! overrides, checked as a whole so that `reelup-server check` can list every problem with
+//! the fix, not just the first.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+pub const ENV_PREFIX: &str = "REELUP_SERVER_";
+
+/// Settings an environment variable may override: `REELUP_SERVER_<NAME>`, the setting's
+/// path in the file, and its TOML type. Names are the setting's own, without its section.
+const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
+    ("LISTEN", "listen", EnvKind::Str),
+    ("BUCKET", "bucket", EnvKind::Str),
+    ("REGION", "region", EnvKind::Str),
+    ("ENDPOINT", "endpoint", EnvKind::Str),
+    ("PATH_STYLE", "path_style", EnvKind::Bool),
+    ("CDN_BASE_URL", "cdn_base_url", EnvKind::Str),
+    ("URL_LIFETIME_SECS", "url_lifetime_secs", EnvKind::Int),
+    ("MAX_OBJECT_SIZE", "max_object_size", EnvKind::Str),
+    ("LOG_FORMAT", "log_format", EnvKind::Str),
+    ("ROLE_ARN", "credentials.role_arn", EnvKind::Str),
+    ("PROFILE", "credentials.profile", EnvKind::Str),
+    ("EXTERNAL_ID", "credentials.external_id", EnvKind::Str),
+    ("STS_ENDPOINT", "credentials.sts_endpoint", EnvKind::Str),
+    (
+        "SESSION_DURATION_SECS",
+        "credentials.session_duration_secs",
+        EnvKind::Int,
+    ),
+    (
+        "REQUESTS_PER_MINUTE",
+        "rate_limit.requests_per_minute",
+        EnvKind::Int,
+    ),
+    ("BURST", "rate_limit.burst", EnvKind::Int),
+];
+
+#[derive(Clone, Copy)]
+enum EnvKind {
+    Str,
+    Bool,
+    Int,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// An S3-compatible endpoint instead of AWS's regional one.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+    pub cdn_base_url: String,
+    #[serde(default = "default_url_lifetime")]
+    pub url_lifetime_secs: u64,
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: ByteSize,
+    #[serde(default = "default_content_types")]
+    pub allowed_content_types: Vec<String>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    #[serde(default = "default_session_duration")]
+    pub session_duration_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default = "default_rpm")]
+    pub requests_per_minute: u32,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: default_rpm(),
+            burst: default_burst(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    pub token_sha256: String,
+}
+
+impl UserConfig {
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(&self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7300))
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_url_lifetime() -> u64 {
+    900
+}
+fn default_max_object_size() -> ByteSize {
+    ByteSize(crate::api::MAX_OBJECT_SIZE)
+}
+fn default_content_types() -> Vec<String> {
+    vec!["video/*".into()]
+}
+fn default_session_duration() -> u64 {
+    3600
+}
+fn default_rpm() -> u32 {
+    1200
+}
+fn default_burst() -> u32 {
+    200
+}
+
+/// A size in bytes, written as a number or as "50 GiB", "500MB", "5 TiB".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
+        let (number, unit) = (s[..split].trim(), s[split..].trim());
+        let value: f64 = number.parse().map_err(|_| {
+            format!("{s:?} is not a size; write e.g. \"50 GiB\" or a number of bytes")
+        })?;
+        let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a size unit; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+                ));
+            }
+        };
+        Ok(Self((value * scale as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Self(n)),
+            Raw::Str(s) => Self::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Something wrong with the configuration, in words that say how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `file:line`, an environment variable, or a setting name.
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ServerConfig {
+    /// Reads `path`, applies `REELUP_SERVER_*` overrides from `env`, and checks the result.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                at: shown.clone(),
+                message: if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file; create it from docs/reelup-server.example.toml or pass --config"
+                        .into()
+                } else {
+                    format!("cannot read it ({e}); check its permissions")
+                },
+            }],
+        })?;
+        Self::parse(&text, &shown, env)
+    }
+
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![toml_problem(file, text, &e)],
+        })?;
+        let mut problems = Vec::new();
+        for (name, value) in env {
+            let Some(setting) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((_, path, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == setting) else {
+                // CONFIG names the file; TOKEN is the local stack's.
+                if setting != "CONFIG" && setting != "TOKEN" {
+                    problems.push(Problem {
+                        at: name.clone(),
+                        message: "is not a setting reelup-server knows; check the spelling".into(),
+                    });
+                }
+                continue;
+            };
+            match env_value(&value, *kind) {
+                Ok(v) => set_path(&mut table, path, v),
+                Err(m) => problems.push(Problem {
+                    at: name.clone(),
+                    message: m,
+                }),
+            }
+        }
+        let config: Self = match toml::Value::Table(table).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(Problem {
+                    at: file.to_owned(),
+                    message: e.message().to_owned(),
+                });
+                return Err(ConfigError { problems });
+            }
+        };
+        problems.extend(config.check(file, text));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    pub fn url_lifetime(&self) -> Duration {
+        Duration::from_secs(self.url_lifetime_secs)
+    }
+
+    /// Checks that need the whole config; each problem names the setting and the fix.
+    fn check(&self, file: &str, text: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(Problem {
+                at: format!("{file}:{}", line_of(text, key)),
+                message: format!("{key}: {message}"),
+            })
+        };
+        if !valid_bucket(&self.bucket) {
+            bad(
+                "bucket",
+                format!(
+                    "{:?} is not a valid S3 bucket name (3-63 lower-case letters, digits, dots and hyphens)",
+                    self.bucket
+                ),
+            );
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            bad(
+                "region",
+                format!("{:?} is not an AWS region such as eu-west-1", self.region),
+            );
+        }
+        if let Some(Err(m)) = self.endpoint.as_deref().map(|e| check_url(e, false)) {
+            bad("endpoint", m);
+        }
+        if let Err(m) = check_url(&self.cdn_base_url, true) {
+            bad("cdn_base_url", m);
+        }
+        if !(1..=7 * 24 * 3600).contains(&self.url_lifetime_secs) {
+            bad(
+                "url_lifetime_secs",
+                "must be between 1 second and 7 days (604800), S3's limit for presigned URLs"
+                    .into(),
+            );
+        }
+        if self.max_object_size.0 == 0 || self.max_object_size.0 > crate::api::MAX_OBJECT_SIZE {
+            bad(
+                "max_object_size",
+                "must be more than 0 and at most 5 TiB, S3's limit".into(),
+            );
+        }
+        if self.allowed_content_types.is_empty() {
+            bad(
+                "allowed_content_types",
+                "is empty, so nothing could be uploaded; use [\"video/*\"]".into(),
+            );
+        }
+        for t in &self.allowed_content_types {
+            let valid = t
+                .split_once('/')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !a.contains('*'));
+            if !valid {
+                bad(
+                    "allowed_content_types",
+                    format!("{t:?} is not a type such as video/mp4 or video/*"),
+                );
+            }
+        }
+        if let Some(arn) = &self.credentials.role_arn {
+            if !arn.starts_with("arn:aws") || !arn.contains(":role/") {
+                bad(
+                    "role_arn",
+                    format!(
+                        "{arn:?} is not a role ARN such as arn:aws:iam::123456789012:role/reelup-signer"
+                    ),
+                );
+            }
+            if !(900..=43_200).contains(&self.credentials.session_duration_secs) {
+                bad(
+                    "session_duration_secs",
+                    "must be between 900 and 43200 seconds, STS's limits".into(),
+                );
+            } else if self.credentials.session_duration_secs < self.url_lifetime_secs + 300 {
+                bad(
+                    "session_duration_secs",
+                    "must exceed url_lifetime_secs by at least 5 minutes: a URL stops working when the credentials that signed it expire".into(),
+                );
+            }
+        }
+        if let Some(Err(m)) = self
+            .credentials
+            .sts_endpoint
+            .as_deref()
+            .map(|e| check_url(e, false))
+        {
+            bad("sts_endpoint", m);
+        }
+        if self.rate_limit.requests_per_minute == 0 || self.rate_limit.burst == 0 {
+            bad(
+                "rate_limit",
+                "requests_per_minute and burst must be at least 1".into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut prefixes = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for user in &self.users {
+            if !valid_name(&user.name) {
+                bad(
+                    "users",
+                    format!(
+                        "user name {:?} must be 1-64 letters, digits, '-' or '_'",
+                        user.name
+                    ),
+                );
+            }
+            if !valid_name(user.prefix()) {
+                bad(
+                    "users",
+                    format!(
+                        "prefix {:?} of {} must be 1-64 letters, digits, '-' or '_'",
+                        user.prefix(),
+                        user.name
+                    ),
+                );
+            }
+            if !names.insert(user.name.as_str()) {
+                bad("users", format!("{} is listed twice", user.name));
+            }
+            if !prefixes.insert(user.prefix()) {
+                bad(
+                    "users",
+                    format!(
+                        "prefix {:?} is used twice: each user needs their own",
+                        user.prefix()
+                    ),
+                );
+            }
+            let hash_ok = user.token_sha256.len() == 64
+                && user.token_sha256.chars().all(|c| c.is_ascii_hexdigit());
+            if !hash_ok {
+                bad(
+                    "token_sha256",
+                    format!(
+                        "{}'s token_sha256 is not 64 hex characters; create tokens with `reelup-server token add {}`",
+                        user.name, user.name
+                    ),
+                );
+            } else if !hashes.insert(user.token_sha256.to_ascii_lowercase()) {
+                bad(
+                    "token_sha256",
+                    format!("{} shares a token with another user", user.name),
+                );
+            }
+        }
+        problems
+    }
+}
+
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_bucket(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Endpoints must be https so tokens and signatures never cross a network in the clear;
+/// loopback is allowed for local stores and tests.
+fn check_url(s: &str, must_be_https: bool) -> Result<(), String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" if !must_be_https => Err(format!(
+            "{s} is plain http; use https (only loopback addresses may use http)"
+        )),
+        _ => Err(format!("{s} must be an https URL")),
+    }
+}
+
+/// Line of the first `key =` (or `[key]`) in the file, for pointing at a problem; 1 if the
+/// key is not in the file (a default or an environment override).
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(&format!("{key} "))
+                || l.starts_with(&format!("{key}="))
+                || l.starts_with(&format!("[{key}]"))
+                || l.starts_with(&format!("[[{key}]]"))
+        })
+        .map_or(1, |i| i + 1)
+}
+
+fn toml_problem(file: &str, text: &str, e: &toml::de::Error) -> Problem {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+        .unwrap_or(1);
+    Problem {
+        at: format!("{file}:{line}"),
+        message: format!("{}; fix the TOML syntax there", e.message()),
+    }
+}
+
+fn env_value(value: &str, kind: EnvKind) -> Result<toml::Value, String> {
+    match kind {
+        EnvKind::Str => Ok(toml::Value::String(value.to_owned())),
+        EnvKind::Bool => match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(toml::Value::Boolean(true)),
+            "0" | "false" | "no" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("{value:?} is not true or false")),
+        },
+        EnvKind::Int => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{value:?} is not a whole number")),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            table.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = table
+                .entry(head.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+/// Where `reelup-server` looks for its config when `--config` is not given.
+pub fn default_path() -> PathBuf {
+    std::env::var_os("REELUP_SERVER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("reelup-server.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "bucket = \"videos\"\ncdn_base_url = \"https://d1.cloudfront.net\"\n";
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::parse(
+            text,
+            "server.toml",
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../docs/reelup-server.example.toml");
+        let config = parse(text, &[]).expect("example parses");
+        assert_eq!(config.max_object_size, ByteSize(50 << 30));
+        assert_eq!(config.allowed_content_types, vec!["video/*"]);
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let c = parse(MINIMAL, &[]).expect("valid");
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.url_lifetime_secs, 900);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.users.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = parse(
+            MINIMAL,
+            &[
+                ("REELUP_SERVER_BUCKET", "other-bucket"),
+                ("REELUP_SERVER_PATH_STYLE", "true"),
+                ("REELUP_SERVER_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ("HOME", "/root"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.bucket, "other-bucket");
+        assert!(c.path_style);
+        assert_eq!(
+            c.credentials.role_arn.as_deref(),
+            Some("arn:aws:iam::1:role/r")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse("bucket = \"videos\"\ncdn_base_url = https://x\n", &[]).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].at, "server.toml:2");
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_line_and_fix() {
+        let text = "bucket = \"Bad_Bucket\"\ncdn_base_url = \"http://cdn.example.com\"\nurl_lifetime_secs = 0\nmax_object_size = \"10 parsecs\"\n";
+        let err = parse(text, &[("REELUP_SERVER_BUKET", "x")]).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("REELUP_SERVER_BUKET: is not a setting"),
+            "{shown}"
+        );
+        assert!(shown.contains("is not a size unit"), "{shown}");
+
+        let text = "bucket = \"Bad_Bucket\"\ncdn_base_url = \"http://cdn.example.com\"\nurl_lifetime_secs = 0\n";
+        let err = parse(text, &[]).unwrap_err();
+        let at: Vec<_> = err.problems.iter().map(|p| p.at.as_str()).collect();
+        assert_eq!(
+            at,
+            vec!["server.toml:1", "server.toml:2", "server.toml:3"],
+            "{err}"
+        );
+        assert!(err.problems[1].message.contains("must be an https URL"));
+    }
+
+    #[test]
+    fn users_need_distinct_names_prefixes_and_real_hashes() {
+        let h = "a".repeat(64);
+        let text = format!(
+            "{MINIMAL}[[users]]\nname = \"alice\"\ntoken_sha256 = \"{h}\"\n[[users]]\nname = \"bob\"\nprefix = \"alice\"\ntoken_sha256 = \"not-a-hash\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("prefix \"alice\" is used twice"), "{err}");
+        assert!(err.contains("bob's token_sha256 is not 64 hex"), "{err}");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::parse("50 GiB"), Ok(ByteSize(50 << 30)));
+        assert_eq!(ByteSize::parse("500MB"), Ok(ByteSize(500_000_000)));
+        assert_eq!(ByteSize::parse("1.5 KiB"), Ok(ByteSize(1536)));
+        assert!(ByteSize::parse("lots").is_err());
+    }
+
+    #[test]
+    fn role_sessions_must_outlive_urls() {
+        let text = format!(
+            "{MINIMAL}url_lifetime_secs = 3600\n[credentials]\nrole_arn = \"arn:aws:iam::1:role/r\"\nsession_duration_secs = 3600\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("must exceed url_lifetime_secs"), "{err}");
+    }
+}

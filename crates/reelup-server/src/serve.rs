@@ -1,0 +1,98 @@
+//! `reelup-server serve`: signing for a real bucket, from a config file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use reelup_core::StreamingUrlBase;
+use tokio::net::TcpListener;
+
+use crate::api::{ApiState, UploadLimits, rate_limiter, router};
+use crate::config::ServerConfig;
+use crate::credentials::AwsSigning;
+use crate::store::ObjectStore;
+use crate::users::Users;
+
+/// A server bound and ready to run; `addr` is known before any request is served.
+pub struct Prepared {
+    pub listener: TcpListener,
+    pub app: axum::Router,
+    pub endpoint: String,
+    refresh: tokio::task::JoinHandle<()>,
+}
+
+/// The S3 endpoint for `config`: its own, or AWS's regional one.
+fn store_endpoint(config: &ServerConfig) -> String {
+    config
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region))
+}
+
+pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
+    let signing = AwsSigning::resolve(config).await?;
+    let store = ObjectStore::new(
+        store_endpoint(config)
+            .parse()
+            .context("the S3 endpoint is not a URL")?,
+        &config.bucket,
+        &config.region,
+        signing.keys.clone(),
+        config.path_style,
+        config.url_lifetime(),
+    )?;
+    if config.users.is_empty() {
+        tracing::warn!(
+            "no users are configured, so every request will be refused; add one with `reelup-server token add NAME`"
+        );
+    }
+    let refresh = signing.spawn_refresh(config.url_lifetime());
+    let state = Arc::new(ApiState {
+        store,
+        users: Users::from_config(&config.users),
+        cdn: StreamingUrlBase::new(&config.cdn_base_url),
+        limits: UploadLimits {
+            max_object_size: config.max_object_size.0,
+            allowed_content_types: config.allowed_content_types.clone(),
+        },
+        rate_limit: rate_limiter(
+            config.rate_limit.requests_per_minute,
+            config.rate_limit.burst,
+        ),
+        sts: signing.sts,
+    });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; is the address in use?", config.listen))?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    Ok(Prepared {
+        listener,
+        app: router(state),
+        endpoint,
+        refresh,
+    })
+}
+
+impl Prepared {
+    /// Serves until `shutdown` resolves, then lets requests in flight finish (up to 30 s).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, self.app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        shutdown.await;
+        tracing::info!("shutting down; finishing requests in flight");
+        let _ = tx.send(());
+        if tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running after 30 s; stopping anyway");
+        }
+        self.refresh.abort();
+    }
+}

@@ -1,0 +1,149 @@
+//! Who may sign: tokens map to users, and each user owns one key prefix.
+//!
+//! Only SHA-256 hashes of tokens are kept. Tokens are 32 random bytes, so a plain hash is
+//! as strong as a slow one here, and looking a token up by its hash leaks nothing an
+//! attacker can steer: they cannot choose the bytes of the hash they present.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::UserConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub prefix: String,
+}
+
+impl User {
+    /// Whether `key` is one of this user's objects: `<prefix>/<uuid>[.<ext>]`.
+    pub fn owns(&self, key: &str) -> bool {
+        let Some(rest) = key
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        let (id, ext) = rest.split_once('.').unwrap_or((rest, ""));
+        uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
+            && ext.len() <= 8
+            && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    by_hash: HashMap<[u8; 32], Arc<User>>,
+}
+
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new token: `rlp_` and 32 random bytes in hex. Printed once, never stored.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("rlp_{}", hex::encode(bytes))
+}
+
+impl Users {
+    pub fn from_config(users: &[UserConfig]) -> Self {
+        let by_hash = users
+            .iter()
+            .filter_map(|u| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&u.token_sha256, &mut hash).ok()?;
+                Some((
+                    hash,
+                    Arc::new(User {
+                        name: u.name.clone(),
+                        prefix: u.prefix().to_owned(),
+                    }),
+                ))
+            })
+            .collect();
+        Self { by_hash }
+    }
+
+    /// One user holding `token`; the local stack's development user.
+    pub fn single(name: &str, prefix: &str, token: &str) -> Self {
+        let user = Arc::new(User {
+            name: name.to_owned(),
+            prefix: prefix.to_owned(),
+        });
+        Self {
+            by_hash: HashMap::from([(hash_token(token), user)]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Arc<User>> {
+        let hash = hash_token(token);
+        let (stored, user) = self.by_hash.get_key_value(&hash)?;
+        bool::from(stored.ct_eq(&hash)).then(|| user.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_their_user_only() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 64);
+        let users = Users::from_config(&[
+            UserConfig {
+                name: "alice".into(),
+                prefix: None,
+                token_sha256: hex::encode(hash_token(&a)),
+            },
+            UserConfig {
+                name: "bob".into(),
+                prefix: Some("b".into()),
+                token_sha256: hex::encode(hash_token(&b)),
+            },
+        ]);
+        assert_eq!(
+            users.authenticate(&a).map(|u| u.prefix.clone()),
+            Some("alice".into())
+        );
+        assert_eq!(
+            users.authenticate(&b).map(|u| u.name.clone()),
+            Some("bob".into())
+        );
+        assert!(users.authenticate("rlp_wrong").is_none());
+        assert!(users.authenticate("").is_none());
+    }
+
+    #[test]
+    fn users_own_exactly_their_prefix_and_key_shape() {
+        let u = User {
+            name: "alice".into(),
+            prefix: "alice".into(),
+        };
+        let id = "0d9c6a36-8f43-4c51-9a6e-2f8f2a6f7a11";
+        assert!(u.owns(&format!("alice/{id}.mp4")));
+        assert!(u.owns(&format!("alice/{id}")));
+        assert!(!u.owns(&format!("alicex/{id}.mp4")));
+        assert!(!u.owns(&format!("bob/{id}.mp4")));
+        assert!(!u.owns(&format!("alice/../bob/{id}.mp4")));
+        assert!(!u.owns(&format!("alice/x/{id}.mp4")));
+        assert!(!u.owns("alice/anything.mp4"));
+        assert!(!u.owns(&format!("alice/{}.mp4", id.to_uppercase())));
+    }
+}
