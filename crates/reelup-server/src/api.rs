@@ -434,7 +434,7 @@ async fn create_multipart(
         .await?;
     Ok(Json(json!({
         "key": key,
-        "uploadId": upload_id,
+        "uploadId": user.seal_upload_id(&key, &upload_id),
         "bucket": state.store.bucket_name(),
     })))
 }
@@ -465,6 +465,19 @@ impl KeyQuery {
         }
         Ok(key)
     }
+
+    /// The key and S3's uploadId, both checked to be `user`'s and to belong together.
+    fn upload_of<'a>(&'a self, user: &User, sealed: &'a str) -> ApiResult<(&'a str, &'a str)> {
+        let key = self.key_of(user)?;
+        let id = user.open_upload_id(key, sealed).ok_or_else(|| ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: "this uploadId was not issued to you for this key; use the uploadId and \
+                      key that POST /s3/multipart returned"
+                .into(),
+        })?;
+        Ok((key, id))
+    }
 }
 
 fn too_large(size: u64, max: u64) -> ApiError {
@@ -493,14 +506,14 @@ async fn sign_part(
     Path((upload_id, part)): Path<(String, String)>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let key = q.key_of(&user)?;
+    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
     let expires = state.store.url_lifetime.as_secs();
     if part == "batch" {
         let numbers = q.part_numbers.as_deref().unwrap_or_default();
         let mut urls = serde_json::Map::new();
         for n in numbers.split(',').filter(|s| !s.is_empty()) {
             let number = part_number(n)?;
-            let url = state.store.part_url(key, &upload_id, number);
+            let url = state.store.part_url(key, upload_id, number);
             urls.insert(number.to_string(), Value::String(url.into()));
         }
         if urls.is_empty() {
@@ -511,7 +524,7 @@ async fn sign_part(
         return Ok(Json(json!({ "presignedUrls": urls })));
     }
     let number = part_number(&part)?;
-    let url = state.store.part_url(key, &upload_id, number);
+    let url = state.store.part_url(key, upload_id, number);
     Ok(Json(json!({ "url": url.as_str(), "expires": expires })))
 }
 
@@ -521,7 +534,8 @@ async fn list_parts(
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let parts = state.store.list_parts(q.key_of(&user)?, &upload_id).await?;
+    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
+    let parts = state.store.list_parts(key, upload_id).await?;
     Ok(Json(Value::Array(
         parts
             .into_iter()
@@ -557,7 +571,7 @@ async fn complete(
     Query(q): Query<KeyQuery>,
     body: Result<Json<CompleteBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let key = q.key_of(&user)?;
+    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
     let Json(body) =
         body.map_err(|e| ApiError::json_body(e, r#"{"parts":[{"PartNumber":1,"ETag":"..."}]}"#))?;
     if body.parts.is_empty() {
@@ -573,19 +587,19 @@ async fn complete(
     // holds, before the object comes into being.
     let stored: u64 = state
         .store
-        .list_parts(key, &upload_id)
+        .list_parts(key, upload_id)
         .await?
         .iter()
         .filter(|p| parts.iter().any(|(n, _)| *n == p.number))
         .map(|p| p.size)
         .sum();
     if stored > state.limits.max_object_size {
-        if let Err(e) = state.store.abort(key, &upload_id).await {
+        if let Err(e) = state.store.abort(key, upload_id).await {
             tracing::warn!(error = %e, "could not abort an oversized upload");
         }
         return Err(too_large(stored, state.limits.max_object_size));
     }
-    state.store.complete(key, &upload_id, &parts).await?;
+    state.store.complete(key, upload_id, &parts).await?;
     let mut location = state.store.bucket_url();
     location
         .path_segments_mut()
@@ -606,7 +620,8 @@ async fn abort_multipart(
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    state.store.abort(q.key_of(&user)?, &upload_id).await?;
+    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
+    state.store.abort(key, upload_id).await?;
     Ok(Json(json!({})))
 }
 
@@ -621,10 +636,7 @@ mod tests {
         assert_eq!(k.len(), 6 + 36 + 4);
         assert_eq!(new_key("a", "x.../../etc").len(), 2 + 36);
         assert_eq!(new_key("a", "noext").len(), 2 + 36);
-        let user = User {
-            name: "alice".into(),
-            prefix: "alice".into(),
-        };
+        let user = User::new("alice", "alice", [0; 32]);
         assert!(user.owns(&k));
     }
 
