@@ -46,6 +46,32 @@ pub struct LocalOptions {
     pub users: Option<Users>,
     /// The clock signatures are made with; tests set it back to make expired ones.
     pub clock: Option<Arc<dyn Clock>>,
+    pub limits: UploadLimits,
+    /// Requests per minute and burst, per token.
+    pub rate_limit: (u32, u32),
+}
+
+impl LocalOptions {
+    /// Defaults for a local stack keeping its data in `data_dir`: free ports, the dev user,
+    /// a 15-minute URL lifetime, videos of any size S3 allows.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            s3_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            token: None,
+            url_lifetime: Duration::from_secs(900),
+            store_keys: None,
+            users: None,
+            clock: None,
+            limits: UploadLimits {
+                max_object_size: MAX_OBJECT_SIZE,
+                allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
+            },
+            // Generous: the local stack is one person's, and tests hammer it.
+            rate_limit: (100_000, 10_000),
+        }
+    }
 }
 
 /// A running local stack. Dropping it leaves the servers running until the runtime ends;
@@ -162,12 +188,8 @@ impl LocalStack {
             store,
             users,
             cdn: StreamingUrlBase::new(&cdn),
-            limits: UploadLimits {
-                max_object_size: MAX_OBJECT_SIZE,
-                allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
-            },
-            // Generous: the local stack is one person's, and tests hammer it.
-            rate_limit: rate_limiter(100_000, 10_000),
+            limits: opts.limits,
+            rate_limit: rate_limiter(opts.rate_limit.0, opts.rate_limit.1),
             sts: None,
         });
         let app = router(state);

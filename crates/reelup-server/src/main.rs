@@ -227,24 +227,20 @@ fn token(command: TokenCommand) -> ExitCode {
 
 async fn run_local(args: Args) -> ExitCode {
     init_logging(LogFormat::Text);
-    let opts = LocalOptions {
-        listen: args.listen,
-        s3_listen: args.s3_listen,
-        data_dir: args.data_dir.unwrap_or_else(default_data_dir),
-        token: std::env::var("REELUP_SERVER_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(Secret::new),
-        url_lifetime: Duration::from_secs(args.url_lifetime),
-        store_keys: match (
-            std::env::var("REELUP_LOCAL_S3_ACCESS_KEY"),
-            std::env::var("REELUP_LOCAL_S3_SECRET_KEY"),
-        ) {
-            (Ok(k), Ok(s)) if !k.is_empty() && !s.is_empty() => Some((k, Secret::new(s))),
-            _ => None,
-        },
-        users: None,
-        clock: None,
+    let mut opts = LocalOptions::new(args.data_dir.unwrap_or_else(default_data_dir));
+    opts.listen = args.listen;
+    opts.s3_listen = args.s3_listen;
+    opts.url_lifetime = Duration::from_secs(args.url_lifetime);
+    opts.token = std::env::var("REELUP_SERVER_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    opts.store_keys = match (
+        std::env::var("REELUP_LOCAL_S3_ACCESS_KEY"),
+        std::env::var("REELUP_LOCAL_S3_SECRET_KEY"),
+    ) {
+        (Ok(k), Ok(s)) if !k.is_empty() && !s.is_empty() => Some((k, Secret::new(s))),
+        _ => None,
     };
     let data_dir = opts.data_dir.clone();
     let stack = match LocalStack::start(opts).await {
