@@ -1,0 +1,367 @@
+//! `reelup-server serve|check|token` as operators run them: the real binary, a config file,
+//! and STS AssumeRole against moto's STS on loopback. moto checks no signatures, so these
+//! tests assert on what the server asks for and what it signs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use reelup_server::users::{User, hash_token};
+use serde_json::Value;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_reelup-server");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// moto's server on a free loopback port, from the test venv (`./dev test` sets it up).
+fn moto() -> (Proc, String) {
+    let python = std::env::var("REELUP_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("REELUP_TEST_PYTHON is not set: run `./dev test`, which installs moto in its venv")
+    });
+    let port = free_port();
+    let child = Proc(
+        Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, url);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("moto did not start on {url}");
+}
+
+/// Environment with base credentials and no way to reach a real AWS or an instance role.
+fn aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_ACCESS_KEY_ID", "AKIDBASEEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "base-secret-never-logged")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+}
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("server.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nbucket = \"videos\"\nregion = \"eu-west-1\"\n\
+             endpoint = \"http://127.0.0.1:1\"\npath_style = true\n\
+             cdn_base_url = \"https://cdn.example.com\"\nlog_format = \"json\"\n{extra}"
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Starts `serve`; returns the process, its endpoint and a reader of its stderr.
+fn serve(config: &Path) -> (Proc, String, std::process::ChildStderr) {
+    let mut child = aws_env(&mut Command::new(SERVER))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("REELUP_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start reelup-server serve");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let Ok(ready) = serde_json::from_str::<Value>(&line) else {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        panic!("serve did not start: {line:?}\n{err}")
+    };
+    let endpoint = ready["endpoint"].as_str().expect("endpoint").to_owned();
+    (Proc(child), endpoint, stderr)
+}
+
+fn get(endpoint: &str, token: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{endpoint}{path}"))
+        .bearer_auth(token)
+        .send()
+        .expect("GET");
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+fn add_token(config: &Path, name: &str) -> String {
+    let out = aws_env(&mut Command::new(SERVER))
+        .args(["token", "add", name, "--config"])
+        .arg(config)
+        .output()
+        .expect("token add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let text = std::fs::read_to_string(config).expect("read");
+    assert!(!text.contains(&token), "the config keeps only the hash");
+    token
+}
+
+/// SIGTERM, as systemd stops it; the server must exit cleanly.
+fn terminate(mut p: Proc) -> std::process::ExitStatus {
+    let pid = p.0.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    for _ in 0..100 {
+        if let Some(status) = p.0.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("reelup-server did not stop within 5 s of SIGTERM");
+}
+
+#[test]
+fn assumed_role_credentials_sign_everything_and_reach_clients_via_sts() {
+    let (_moto, sts) = moto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[credentials]\nrole_arn = \"arn:aws:iam::123456789012:role/reelup-signer\"\n\
+             sts_endpoint = \"{sts}\"\nsession_duration_secs = 3600\n"
+        ),
+    );
+    let token = add_token(&config, "alice");
+
+    let check = aws_env(&mut Command::new(SERVER))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        said.contains("OK") && said.contains("(temporary credentials)"),
+        "{said}"
+    );
+
+    let (server, endpoint, mut stderr) = serve(&config);
+    let (status, params) = get(
+        &endpoint,
+        &token,
+        "/s3/params?filename=a.mp4&type=video/mp4",
+    );
+    assert_eq!(status, 200, "{params}");
+    let fields = &params["fields"];
+    let credential = fields["X-Amz-Credential"].as_str().expect("credential");
+    let session_token = fields["X-Amz-Security-Token"]
+        .as_str()
+        .expect("temporary credentials add a token");
+    assert!(!session_token.is_empty());
+    assert!(
+        !credential.starts_with("AKIDBASEEXAMPLE"),
+        "signed with the assumed role, not the base keys: {credential}"
+    );
+    assert!(
+        credential.ends_with("/eu-west-1/s3/aws4_request"),
+        "{credential}"
+    );
+    let policy = base64::engine::general_purpose::STANDARD
+        .decode(fields["Policy"].as_str().expect("policy"))
+        .expect("base64");
+    let policy: Value = serde_json::from_slice(&policy).expect("json");
+    assert!(
+        policy["conditions"]
+            .as_array()
+            .expect("conditions")
+            .contains(&serde_json::json!({"X-Amz-Security-Token": session_token})),
+        "the token is pinned in the policy"
+    );
+
+    // Part URLs carry the same temporary credentials.
+    let key = "alice/0d9c6a36-8f43-4c51-9a6e-2f8f2a6f7a11.mp4";
+    let upload_id =
+        User::new("alice", "alice", hash_token(&token)).seal_upload_id(key, "s3-upload-1");
+    let (status, part) = get(
+        &endpoint,
+        &token,
+        &format!("/s3/multipart/{upload_id}/3?key={key}"),
+    );
+    assert_eq!(status, 200, "{part}");
+    let url = url::Url::parse(part["url"].as_str().expect("url")).expect("url");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["X-Amz-Security-Token"], session_token);
+    assert_eq!(query["partNumber"], "3");
+    assert_eq!(query["uploadId"], "s3-upload-1", "S3 sees its own uploadId");
+    assert!(url.path().ends_with(key), "{url}");
+
+    // Companion's /s3/sts: credentials for the client, from a second AssumeRole.
+    let (status, sts_body) = get(&endpoint, &token, "/s3/sts");
+    assert_eq!(status, 200, "{sts_body}");
+    let c = &sts_body["credentials"];
+    for field in [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ] {
+        assert!(
+            c[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field} in {sts_body}"
+        );
+    }
+    assert_eq!(sts_body["bucket"], "videos");
+    assert_eq!(sts_body["region"], "eu-west-1");
+
+    let (status, _) = get(&endpoint, "rlp_wrong", "/whoami");
+    assert_eq!(status, 401);
+
+    assert!(terminate(server).success(), "clean exit on SIGTERM");
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).expect("logs");
+    assert!(!logs.is_empty());
+    for line in logs.lines() {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    for secret in [
+        token.as_str(),
+        "base-secret-never-logged",
+        session_token,
+        c["SecretAccessKey"].as_str().expect("secret"),
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    assert!(
+        logs.contains("request refused"),
+        "refusals are logged: {logs}"
+    );
+}
+
+#[test]
+fn check_explains_problems_and_bad_configs_do_not_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "bucket = \"Bad_Bucket\"\ncdn_base_url = \"http://cdn.example.com\"\n",
+    )
+    .expect("write");
+    for cmd in ["check", "serve"] {
+        let out = aws_env(&mut Command::new(SERVER))
+            .args([cmd, "--config"])
+            .arg(&config)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml:1: bucket:"), "{cmd}: {err}");
+        assert!(
+            err.contains("bad.toml:2: cdn_base_url:") && err.contains("https"),
+            "{cmd}: {err}"
+        );
+    }
+    let missing = aws_env(&mut Command::new(SERVER))
+        .args(["check", "--config", "/nonexistent/server.toml"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("no such file") && err.contains("reelup-server.example.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn static_credentials_and_token_lifecycle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    let alice = add_token(&config, "alice");
+    let bob = add_token(&config, "bob");
+    let (server, endpoint, _stderr) = serve(&config);
+    assert_eq!(
+        get(&endpoint, &alice, "/whoami"),
+        (200, serde_json::json!({"user": "alice", "prefix": "alice"}))
+    );
+    assert_eq!(get(&endpoint, &bob, "/whoami").1["prefix"], "bob");
+    let (_, params) = get(
+        &endpoint,
+        &alice,
+        "/s3/params?filename=a.mp4&type=video/mp4",
+    );
+    assert!(
+        params["fields"]["X-Amz-Credential"]
+            .as_str()
+            .expect("cred")
+            .starts_with("AKIDBASEEXAMPLE/")
+    );
+    assert!(
+        params["fields"].get("X-Amz-Security-Token").is_none(),
+        "static keys carry no token"
+    );
+    assert_eq!(params["url"], "http://127.0.0.1:1/videos/");
+    let (status, body) = get(&endpoint, &alice, "/s3/sts");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (501, Some("sts_unavailable"))
+    );
+    drop(server);
+
+    let out = aws_env(&mut Command::new(SERVER))
+        .args(["token", "remove", "alice", "--config"])
+        .arg(&config)
+        .output()
+        .expect("remove");
+    assert!(out.status.success());
+    let (_server, endpoint, _stderr) = serve(&config);
+    assert_eq!(
+        get(&endpoint, &alice, "/whoami").0,
+        401,
+        "a removed user's token stops working"
+    );
+    assert_eq!(get(&endpoint, &bob, "/whoami").0, 200);
+}
