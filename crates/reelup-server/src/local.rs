@@ -42,6 +42,9 @@ pub struct LocalOptions {
     /// Keys of the embedded store. By default new random ones at every start, known only to
     /// this process; set them to put another signer (e.g. Uppy Companion) on the same store.
     pub store_keys: Option<(String, Secret)>,
+    /// The store's address as clients and signatures see it, when something sits in front
+    /// of it (a fault-injecting proxy in tests); it must forward the Host header unchanged.
+    pub store_public_endpoint: Option<String>,
     /// Who may sign; by default one `dev` user holding the token.
     pub users: Option<Users>,
     /// The clock signatures are made with; tests set it back to make expired ones.
@@ -62,6 +65,7 @@ impl LocalOptions {
             token: None,
             url_lifetime: Duration::from_secs(900),
             store_keys: None,
+            store_public_endpoint: None,
             users: None,
             clock: None,
             limits: UploadLimits {
@@ -155,7 +159,10 @@ impl LocalStack {
             cancel.clone(),
         )));
 
-        let s3_endpoint = format!("http://{s3_addr}");
+        let s3_endpoint = opts
+            .store_public_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{s3_addr}"));
         let mut store = ObjectStore::new(
             s3_endpoint.parse()?,
             BUCKET,
