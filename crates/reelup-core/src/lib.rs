@@ -6,15 +6,18 @@
 //! URLs (multipart), then sends the bytes straight to the object store.
 
 mod error;
+mod fingerprint;
 mod media;
 mod plan;
 mod presign;
+pub mod queue_store;
 mod s3_error;
 mod secret;
 mod streaming;
 mod upload;
 
 pub use error::UploadError;
+pub use fingerprint::Fingerprint;
 pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};
 pub use plan::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
 pub use presign::{

@@ -1,0 +1,577 @@
+//! The durable queue: one SQLite database (WAL) in the data dir, shared by the app and the
+//! CLI. Every finished part is committed before the next is counted, so a process killed at
+//! any instant loses at most the parts it had in flight.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::Fingerprint;
+
+const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemState {
+    Queued,
+    Uploading,
+    Paused,
+    Completing,
+    Done,
+    Failed,
+    Canceled,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Uploading => "uploading",
+            Self::Paused => "paused",
+            Self::Completing => "completing",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "uploading" => Self::Uploading,
+            "paused" => Self::Paused,
+            "completing" => Self::Completing,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => Self::Queued,
+        }
+    }
+
+    /// Waiting for, or in the middle of, an upload.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Uploading | Self::Completing)
+    }
+}
+
+/// Where an item uploads to. Until profiles arrive it is stored with each item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub endpoint: String,
+    pub cdn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    pub id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub state: ItemState,
+    pub target: Target,
+    pub key: Option<String>,
+    pub upload_id: Option<String>,
+    pub part_size: Option<u64>,
+    pub url: Option<String>,
+    pub error: Option<ItemError>,
+    /// Bytes of parts the store has confirmed.
+    pub confirmed: u64,
+    #[serde(skip)]
+    pub fingerprint: Fingerprint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the upload queue at {} cannot be used ({source}); check the disk and its permissions", path.display())]
+    Unusable {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the upload queue failed ({0}); if this repeats, check free disk space")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no item {0} in the queue; `reelup queue` lists them")]
+    NoSuchItem(i64),
+}
+
+pub struct QueueStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Where a corrupt database was moved when this one was opened, for the UI to say so.
+    pub moved_aside: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for QueueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The default place: `<data dir>/queue.sqlite3`, or `$REELUP_DATA_DIR/queue.sqlite3`.
+pub fn default_queue_path() -> PathBuf {
+    let dir = std::env::var_os("REELUP_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| directories::ProjectDirs::from("dev", "reelup", "reelup").map(|d| d.data_dir().to_owned()))
+        .unwrap_or_else(|| PathBuf::from(".reelup"));
+    dir.join("queue.sqlite3")
+}
+
+fn setup(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE items (
+               id INTEGER PRIMARY KEY,
+               path TEXT NOT NULL,
+               size INTEGER NOT NULL,
+               mtime_ns INTEGER NOT NULL,
+               sample_sha256 TEXT NOT NULL,
+               endpoint TEXT NOT NULL,
+               cdn TEXT NOT NULL,
+               state TEXT NOT NULL,
+               error_code TEXT, error_message TEXT, error_retryable INTEGER,
+               key TEXT, upload_id TEXT, part_size INTEGER, url TEXT,
+               owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0,
+               created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE parts (
+               item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+               number INTEGER NOT NULL,
+               etag TEXT NOT NULL,
+               size INTEGER NOT NULL,
+               PRIMARY KEY (item_id, number)
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    } else if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "the queue was written by a newer Reelup (schema {version}); update Reelup"
+            )),
+        ));
+    }
+    // Reading the schema proves the file is a database we understand.
+    conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    ) || matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("no such table"))
+}
+
+const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
+     error_code, error_message, error_retryable, key, upload_id, part_size, url, \
+     (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id)";
+
+fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
+    let code: Option<String> = r.get(8)?;
+    Ok(QueueItem {
+        id: r.get(0)?,
+        path: PathBuf::from(r.get::<_, String>(1)?),
+        size: r.get::<_, i64>(2)? as u64,
+        fingerprint: Fingerprint {
+            size: r.get::<_, i64>(2)? as u64,
+            mtime_ns: r.get(3)?,
+            sample_sha256: r.get(4)?,
+        },
+        target: Target {
+            endpoint: r.get(5)?,
+            cdn: r.get(6)?,
+        },
+        state: ItemState::parse(&r.get::<_, String>(7)?),
+        error: match code {
+            Some(code) => Some(ItemError {
+                code,
+                message: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                retryable: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
+            }),
+            None => None,
+        },
+        key: r.get(11)?,
+        upload_id: r.get(12)?,
+        part_size: r.get::<_, Option<i64>>(13)?.map(|n| n as u64),
+        url: r.get(14)?,
+        confirmed: r.get::<_, i64>(15)? as u64,
+    })
+}
+
+/// Whether the process that holds a lease is gone, when it ran on this machine. A lease
+/// of a process on another machine (a shared folder) simply runs out.
+fn owner_is_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return true;
+    };
+    if host != this_host() {
+        return false;
+    }
+    cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// This process's name in leases: `<host>:<pid>`.
+pub fn this_owner() -> String {
+    format!("{}:{}", this_host(), std::process::id())
+}
+
+impl QueueStore {
+    /// Opens (or creates) the queue. A file that is not a usable queue is moved aside,
+    /// never deleted, and a new queue is started; `moved_aside` says where it went.
+    pub fn open(path: &Path) -> Result<Self, QueueError> {
+        let unusable = |source| QueueError::Unusable {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                unusable(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(e.to_string()),
+                ))
+            })?;
+        }
+        let first = Connection::open(path).and_then(|c| setup(&c).map(|()| c));
+        match first {
+            Ok(conn) => Ok(Self {
+                conn,
+                path: path.to_owned(),
+                moved_aside: None,
+            }),
+            Err(e) if is_corruption(&e) => {
+                let aside = path.with_extension(format!("sqlite3.corrupt-{}", now_secs()));
+                std::fs::rename(path, &aside).map_err(|io| {
+                    unusable(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                        Some(format!("it is corrupt and could not be moved aside: {io}")),
+                    ))
+                })?;
+                for suffix in ["-wal", "-shm"] {
+                    let side = PathBuf::from(format!("{}{suffix}", path.display()));
+                    let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+                }
+                tracing::error!(path = %path.display(), moved_to = %aside.display(), "the upload queue was corrupt; started a new one");
+                let conn = Connection::open(path).map_err(unusable)?;
+                setup(&conn).map_err(unusable)?;
+                Ok(Self {
+                    conn,
+                    path: path.to_owned(),
+                    moved_aside: Some(aside),
+                })
+            }
+            Err(e) => Err(unusable(e)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a file, unless the same file (path and fingerprint) is already queued or
+    /// uploading; returns the item's id either way.
+    pub fn add(&self, path: &Path, fp: &Fingerprint, target: &Target) -> Result<i64, QueueError> {
+        let path_s = path.to_string_lossy();
+        let existing: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
+                 AND sample_sha256 = ?4 AND state IN ('queued','uploading','paused','completing')",
+                params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let now = now_secs();
+        self.conn.execute(
+            "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, state, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+            params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256, target.endpoint, target.cdn, now],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn get(&self, id: i64) -> Result<QueueItem, QueueError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"),
+                [id],
+                item_from_row,
+            )
+            .optional()?
+            .ok_or(QueueError::NoSuchItem(id))
+    }
+
+    pub fn list(&self) -> Result<Vec<QueueItem>, QueueError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id"))?;
+        let items = stmt.query_map([], item_from_row)?.collect::<Result<_, _>>()?;
+        Ok(items)
+    }
+
+    /// Takes the oldest active item nobody else is working on, for `lease`. Atomic across
+    /// processes: two processes never get the same item.
+    pub fn claim_next(&mut self, owner: &str, lease: Duration, only: Option<&[i64]>) -> Result<Option<QueueItem>, QueueError> {
+        let now = now_secs();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let candidates: Vec<(i64, Option<String>, i64)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, owner, lease_until FROM items \
+                 WHERE state IN ('queued','uploading','completing') ORDER BY id",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let pick = candidates.into_iter().find(|(id, holder, until)| {
+            only.is_none_or(|ids| ids.contains(id))
+                && match holder {
+                    None => true,
+                    Some(h) if h == owner => false,
+                    Some(h) => *until < now || owner_is_gone(h),
+                }
+        });
+        let Some((id, _, _)) = pick else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE items SET owner = ?1, lease_until = ?2, updated_at = ?3 WHERE id = ?4",
+            params![owner, now + lease.as_secs() as i64, now, id],
+        )?;
+        tx.commit()?;
+        self.get(id).map(Some)
+    }
+
+    /// Extends this owner's lease and returns the item's state, so the worker learns of a
+    /// pause or cancel asked for by another process.
+    pub fn renew(&self, id: i64, owner: &str, lease: Duration) -> Result<ItemState, QueueError> {
+        self.conn.execute(
+            "UPDATE items SET lease_until = ?1 WHERE id = ?2 AND owner = ?3",
+            params![now_secs() + lease.as_secs() as i64, id, owner],
+        )?;
+        Ok(self.get(id)?.state)
+    }
+
+    pub fn release(&self, id: i64, owner: &str) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET owner = NULL, lease_until = 0 WHERE id = ?1 AND owner = ?2",
+            params![id, owner],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_state(&self, id: i64, state: ItemState, error: Option<&ItemError>) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET state = ?1, error_code = ?2, error_message = ?3, error_retryable = ?4, updated_at = ?5 WHERE id = ?6",
+            params![
+                state.as_str(),
+                error.map(|e| e.code.as_str()),
+                error.map(|e| e.message.as_str()),
+                error.map(|e| e.retryable),
+                now_secs(),
+                id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Moves an item to `to` only if it is in one of `from`; returns whether it moved.
+    pub fn transition(&self, id: i64, from: &[ItemState], to: ItemState) -> Result<bool, QueueError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let placeholders = vec!["?"; from.len()].join(",");
+        let sql = format!(
+            "UPDATE items SET state = ?, error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ? \
+             WHERE id = ? AND state IN ({placeholders})"
+        );
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(to.as_str()), Box::new(now_secs()), Box::new(id)];
+        args.extend(from.into_iter().map(|s| Box::new(s) as Box<dyn rusqlite::ToSql>));
+        let changed = self.conn.execute(&sql, rusqlite::params_from_iter(args.iter()))?;
+        if changed == 0 {
+            self.get(id)?;
+        }
+        Ok(changed > 0)
+    }
+
+    pub fn set_multipart(&self, id: i64, key: &str, upload_id: &str, part_size: u64) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET key = ?1, upload_id = ?2, part_size = ?3, updated_at = ?4 WHERE id = ?5",
+            params![key, upload_id, part_size as i64, now_secs(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the multipart upload and its parts (after an abort, or a lost upload).
+    pub fn clear_multipart(&self, id: i64) -> Result<(), QueueError> {
+        self.conn.execute("DELETE FROM parts WHERE item_id = ?1", [id])?;
+        self.conn.execute(
+            "UPDATE items SET key = NULL, upload_id = NULL, part_size = NULL WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_part(&self, id: i64, part: &StoredPart) -> Result<(), QueueError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO parts (item_id, number, etag, size) VALUES (?1, ?2, ?3, ?4)",
+            params![id, part.number, part.etag, part.size as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_part(&self, id: i64, number: u32) -> Result<(), QueueError> {
+        self.conn.execute(
+            "DELETE FROM parts WHERE item_id = ?1 AND number = ?2",
+            params![id, number],
+        )?;
+        Ok(())
+    }
+
+    pub fn parts(&self, id: i64) -> Result<Vec<StoredPart>, QueueError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT number, etag, size FROM parts WHERE item_id = ?1 ORDER BY number")?;
+        let parts = stmt
+            .query_map([id], |r| {
+                Ok(StoredPart {
+                    number: r.get(0)?,
+                    etag: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(parts)
+    }
+
+    pub fn finish(&self, id: i64, key: &str, url: &str) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET state = 'done', key = ?1, url = ?2, owner = NULL, lease_until = 0, \
+             error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ?3 WHERE id = ?4",
+            params![key, url, now_secs(), id],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(n: u64) -> Fingerprint {
+        Fingerprint {
+            size: n,
+            mtime_ns: 1,
+            sample_sha256: format!("{n:064}"),
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            endpoint: "http://e".into(),
+            cdn: "http://c".into(),
+        }
+    }
+
+    #[test]
+    fn items_and_parts_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("q/queue.sqlite3");
+        let id = {
+            let store = QueueStore::open(&path).expect("open");
+            let id = store.add(Path::new("/v/a.mp4"), &fp(100), &target()).expect("add");
+            assert_eq!(store.add(Path::new("/v/a.mp4"), &fp(100), &target()).expect("again"), id, "no duplicates");
+            store.set_multipart(id, "dev/k.mp4", "up-1", 50).expect("mp");
+            store.record_part(id, &StoredPart { number: 2, etag: "\"b\"".into(), size: 50 }).expect("part");
+            id
+        };
+        let store = QueueStore::open(&path).expect("reopen");
+        let item = store.get(id).expect("get");
+        assert_eq!(item.upload_id.as_deref(), Some("up-1"));
+        assert_eq!(item.confirmed, 50);
+        assert_eq!(store.parts(id).expect("parts")[0].number, 2);
+    }
+
+    #[test]
+    fn two_owners_never_claim_the_same_item() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let mut a = QueueStore::open(&path).expect("a");
+        let mut b = QueueStore::open(&path).expect("b");
+        let one = a.add(Path::new("/1.mp4"), &fp(1), &target()).expect("add");
+        let two = a.add(Path::new("/2.mp4"), &fp(2), &target()).expect("add");
+        // Owners on another host, so only their leases count.
+        let lease = Duration::from_secs(60);
+        let got_a = a.claim_next("elsewhere:1", lease, None).expect("claim").expect("item");
+        let got_b = b.claim_next("elsewhere:2", lease, None).expect("claim").expect("item");
+        assert_eq!((got_a.id, got_b.id), (one, two));
+        assert!(b.claim_next("elsewhere:3", lease, None).expect("claim").is_none());
+        // A lease that ran out is up for grabs.
+        a.conn.execute("UPDATE items SET lease_until = 0 WHERE id = ?1", [one]).expect("expire");
+        assert_eq!(b.claim_next("elsewhere:3", lease, None).expect("claim").map(|i| i.id), Some(one));
+    }
+
+    #[test]
+    fn a_dead_local_owner_releases_its_items_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
+        let id = store.add(Path::new("/1.mp4"), &fp(1), &target()).expect("add");
+        let dead = format!("{}:{}", this_host(), u32::MAX - 7);
+        store.claim_next(&dead, Duration::from_secs(3600), None).expect("claim").expect("item");
+        let me = this_owner();
+        assert_eq!(store.claim_next(&me, Duration::from_secs(60), None).expect("claim").map(|i| i.id), Some(id));
+    }
+
+    #[test]
+    fn a_corrupt_queue_is_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        std::fs::write(&path, b"this is not a database, it is a text file of some length....").expect("write");
+        let store = QueueStore::open(&path).expect("recovers");
+        let aside = store.moved_aside.clone().expect("moved aside");
+        assert!(std::fs::read(&aside).expect("kept").starts_with(b"this is not a database"));
+        assert!(store.list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn transitions_only_from_the_given_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
+        let id = store.add(Path::new("/1.mp4"), &fp(1), &target()).expect("add");
+        assert!(store.transition(id, &[ItemState::Queued, ItemState::Uploading], ItemState::Paused).expect("pause"));
+        assert!(!store.transition(id, &[ItemState::Queued], ItemState::Paused).expect("no-op"));
+        assert!(matches!(store.transition(999, &[ItemState::Queued], ItemState::Paused), Err(QueueError::NoSuchItem(999))));
+    }
+}
