@@ -394,11 +394,12 @@ fn every_s3_route_answers_in_companions_shape() {
         "Companion was started without requestChecksumCalculation WHEN_REQUIRED: {c_names:?}"
     );
 
+    let mut report = String::new();
+    for (route, (c, r)) in &shown {
+        report.push_str(&format!("\n{route}\n  Companion: {c}\n  reelup:    {r}"));
+    }
+    eprintln!("All answers:{report}");
     if !differences.is_empty() {
-        let mut report = String::new();
-        for (route, (c, r)) in &shown {
-            report.push_str(&format!("\n{route}\n  Companion: {c}\n  reelup:    {r}"));
-        }
         panic!(
             "reelup-server's answers differ from Companion {}'s:\n  - {}\n\nAll answers:{report}",
             companion.version,
