@@ -17,8 +17,9 @@
 #   GET /s3/multipart/{id}/{n}?key=   one signed part URL per request (n cycles 1..10000)
 #   GET /s3/params?filename=&type=    one POST policy per request
 # The Markdown table gives successful requests/s, p50 and p99 latency, failures, the
-# server's CPU time per request, and CPU used by anything other than the server and wrk
-# during the case (another build on the machine skews every figure; that column shows it).
+# server's CPU time per request, and where the machine's CPU went during each case: the
+# server, wrk, interrupts (loopback TCP), and other processes (another build on the machine
+# skews every figure; that column shows it).
 # wrk runs on the same machine (load generator included) and is closed-loop, so latency at
 # saturation is about CONNECTIONS / throughput. This prints figures; it asserts nothing.
 set -euo pipefail
@@ -162,7 +163,9 @@ create_upload() {
   echo "/s3/multipart/$(urlencode "$id")/ ?key=$(urlencode "$key")"
 }
 
-cpu_ticks() { awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+# Machine-wide CPU ticks: "<busy> <total> <irq+softirq>" (softirq is loopback TCP's work,
+# charged to no process).
+cpu_ticks() { awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t, $7 + $8 }' /proc/stat; }
 # utime + stime of a process; the fields after the ")" that ends its name.
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
@@ -173,7 +176,7 @@ busy_cores() {
   a="$(cpu_ticks)"
   sleep 1
   b="$(cpu_ticks)"
-  python3 -c 'import sys; b0, t0, b1, t1 = map(float, sys.argv[1:5]); print(f"{(b1 - b0) / (t1 - t0) * int(sys.argv[5]):.2f}")' \
+  python3 -c 'import sys; b0, t0, _, b1, t1, _ = map(float, sys.argv[1:7]); print(f"{(b1 - b0) / (t1 - t0) * int(sys.argv[7]):.2f}")' \
     $a $b "$(nproc)"
 }
 wait_quiet() {
@@ -182,7 +185,7 @@ wait_quiet() {
     busy="$(busy_cores)"
     python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.25)' "$busy" && return
     if [ "$SECONDS" -ge "$deadline" ]; then
-      say "Other processes keep $busy cores busy; measuring anyway (see the last column)"
+      say "Other processes keep $busy cores busy; measuring anyway (see the CPU column)"
       return
     fi
     say "Other processes keep $busy cores busy; waiting for a quiet machine"
@@ -239,25 +242,31 @@ done
 
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 [ -n "$CPU" ] || CPU="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
+if [ -n "${REELUP_SERVER:-}" ]; then
+  BUILT="$SERVER"
+else
+  BUILT="release build of $(git describe --always --dirty 2>/dev/null || echo 'this tree')"
+fi
 python3 - "$CPU" "$(nproc)" "$(getconf CLK_TCK)" "$DURATION" "$CONNECTIONS" "$THREADS" \
   "$(node --version)" "$(uname -r)" "$(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)" \
-  "${RESULTS[@]}" <<'EOF'
+  "$BUILT" "$COMPANION_NAME" "${RESULTS[@]}" <<'EOF'
 import json, sys
-cpu, nproc, hz, duration, conns, threads, node, kernel, wrk, *rows = sys.argv[1:]
+cpu, nproc, hz, duration, conns, threads, node, kernel, wrk, built, companion, *rows = sys.argv[1:]
 nproc, hz = int(nproc), int(hz)
 print()
 print(f"Machine: {nproc} cores ({cpu}), Linux {kernel}, Node.js {node}, {wrk}")
+print(f"reelup-server: {built}; {companion} (tests/companion/start.mjs)")
 print(f"Load: wrk on the same machine, {threads} thread(s), {conns} connections, "
       f"{duration} s per case after a warm-up; loopback, HTTP/1.1 keep-alive")
 print()
 print("| server | route | requests/s (OK) | p50 | p99 | failed | server CPU/request "
-      "| other CPU load |")
+      "| server / wrk / softirq / other CPU |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 figures = {}
 for row in rows:
     server, route, data, cpu_raw, status = row.split("|", 4)
     d = json.loads(data)
-    b0, t0, b1, t1, s0, s1, wrk_user, wrk_sys = (float(x) for x in cpu_raw.split())
+    b0, t0, i0, b1, t1, i1, s0, s1, wrk_user, wrk_sys = (float(x) for x in cpu_raw.split())
     secs = d["duration_us"] / 1e6
     ok = d["requests"] - d["non2xx"]
     rate = ok / secs
@@ -266,18 +275,21 @@ for row in rows:
     busy = (b1 - b0) / per_cpu_ticks
     server_cores = (s1 - s0) / per_cpu_ticks
     wrk_cores = (wrk_user + wrk_sys) * hz / per_cpu_ticks
-    other = max(0.0, busy - server_cores - wrk_cores)
+    softirq = (i1 - i0) / per_cpu_ticks
+    other = max(0.0, busy - softirq - server_cores - wrk_cores)
     cpu_per_req = (s1 - s0) / hz / max(d["requests"], 1) * 1e6
     figures[(server, route)] = (rate, d["p99_us"] / 1000, failed)
     print(f"| {server} | `{route}` | {rate:,.0f} | {d['p50_us'] / 1000:.2f} ms "
           f"| {d['p99_us'] / 1000:.2f} ms | {failed:,} of {d['requests']:,}"
           f"{f' (probe: {status})' if failed else ''} "
-          f"| {cpu_per_req:,.0f} µs | {other:.2f} cores |")
+          f"| {cpu_per_req:,.0f} µs | {server_cores:.2f} / {wrk_cores:.2f} / {softirq:.2f} / "
+          f"{other:.2f} cores |")
 print()
 print("failed: answers with status >= 400, or socket errors; probe: the statuses of 20 "
       "requests sent halfway through the run. requests/s counts successful answers only.")
 print("server CPU/request: the server process's user+system CPU time over the run divided "
-      "by the requests it answered; other CPU load: cores busy with neither the server nor wrk.")
+      "by the requests it answered. CPU: cores used during the run by the server, wrk, "
+      f"interrupts (loopback TCP) and other processes, out of {nproc}.")
 print()
 for server in ("reelup-server --local", "reelup-server serve, rate limit raised"):
     rate, p99, failed = figures[(server, "GET /s3/multipart/{id}/{n}")]
