@@ -121,13 +121,16 @@ pub fn fetch_sha256(url: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Runs the `reelup` CLI with a clean environment plus `env`.
+/// Runs the `reelup` CLI with a clean environment plus `env`. Unless `env` names a
+/// REELUP_DATA_DIR, each run gets a queue of its own, never the user's.
 pub fn reelup(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let own_queue = tempfile::tempdir().expect("temp data dir");
     let mut cmd = Command::new(bin("reelup"));
     cmd.args(args)
         .env_remove("REELUP_TOKEN")
         .env_remove("REELUP_ENDPOINT")
-        .env_remove("REELUP_CDN");
+        .env_remove("REELUP_CDN")
+        .env("REELUP_DATA_DIR", own_queue.path());
     for (k, v) in env {
         cmd.env(k, v);
     }

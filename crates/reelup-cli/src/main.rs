@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -5,12 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use reelup_core::{
-    CompanionClient, Progress, ProgressFn, Secret, StreamingUrlBase, UploadOptions, Uploader,
-};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
+use reelup_core::{CompanionClient, QueueEvent, QueueOptions, Secret, UploadOptions, UploadQueue};
+use tokio_util::sync::CancellationToken;
 
 /// Upload videos to S3 through a presign endpoint and print their streaming URLs.
+///
+/// Uploads go through a queue kept in the data dir ($REELUP_DATA_DIR to move it): quit,
+/// crash or lose the network, and `reelup resume` carries on from the last finished part.
+/// The endpoint's token is read from REELUP_TOKEN, never from an argument.
 #[derive(Debug, Parser)]
 #[command(name = "reelup", version)]
 struct Cli {
@@ -20,10 +25,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Upload files and print each one's streaming URL.
-    ///
-    /// The token for the endpoint is read from REELUP_TOKEN, never from an argument.
+    /// Queue files, upload them, and print each one's streaming URL.
     Upload(UploadArgs),
+    /// List the queue: every item's state, progress and URL.
+    Queue {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause an upload (or all); its finished parts are kept.
+    Pause(Selection),
+    /// Carry on: with an ID or --all, paused and failed items are queued again; then
+    /// everything unfinished uploads.
+    Resume {
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Cancel an upload (or all) and abort it on S3.
+    Cancel(Selection),
+}
+
+#[derive(Debug, clap::Args)]
+struct Selection {
+    id: Option<i64>,
+    #[arg(long, conflicts_with = "id")]
+    all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +73,12 @@ struct UploadArgs {
     #[arg(long)]
     json: bool,
 
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Tuning {
     /// Files of at least this many MiB go up as multipart uploads.
     #[arg(long, default_value_t = 16)]
     multipart_threshold_mib: u64,
@@ -52,12 +87,14 @@ struct UploadArgs {
     #[arg(long, default_value_t = 16)]
     part_size_mib: u64,
 
-    /// Parts of one file sent at once.
+    /// Parts in flight across all files.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     parts_in_flight: u16,
 }
 
 const MIB: u64 = 1024 * 1024;
+
+type Queue = UploadQueue<CompanionClient>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -68,112 +105,331 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    match Cli::parse().command {
-        Command::Upload(args) => upload(args).await,
+    let cli = Cli::parse();
+    let tuning = match &cli.command {
+        Command::Upload(a) => a.tuning,
+        Command::Resume { tuning, .. } => *tuning,
+        _ => Tuning {
+            multipart_threshold_mib: 16,
+            part_size_mib: 16,
+            parts_in_flight: 4,
+        },
+    };
+    let queue = match open_queue(tuning) {
+        Ok(q) => q,
+        Err(message) => {
+            eprintln!("reelup: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Upload(args) => upload(&queue, args).await,
+        Command::Queue { json } => list(&queue, json),
+        Command::Pause(sel) => each(&queue, sel, |q, id| q.pause(id).map_err(|e| e.to_string())),
+        Command::Cancel(sel) => {
+            let ids = match select(
+                &queue,
+                &sel,
+                &[
+                    ItemState::Queued,
+                    ItemState::Uploading,
+                    ItemState::Completing,
+                    ItemState::Paused,
+                    ItemState::Failed,
+                ],
+            ) {
+                Ok(ids) => ids,
+                Err(code) => return code,
+            };
+            let mut failed = false;
+            for id in ids {
+                if let Err(e) = queue.cancel(id).await {
+                    eprintln!("reelup: {id}: {e}");
+                    failed = true;
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Resume { id, all, .. } => {
+            let ids = match (id, all) {
+                (Some(id), _) => vec![id],
+                (None, true) => queue
+                    .ids_in(&[ItemState::Paused, ItemState::Failed])
+                    .unwrap_or_default(),
+                (None, false) => Vec::new(),
+            };
+            for id in ids {
+                if let Err(e) = queue.resume(id) {
+                    eprintln!("reelup: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let pending = queue
+                .ids_in(&[
+                    ItemState::Queued,
+                    ItemState::Uploading,
+                    ItemState::Completing,
+                ])
+                .unwrap_or_default();
+            if pending.is_empty() {
+                eprintln!("reelup: nothing to resume; `reelup queue` lists every upload");
+                return ExitCode::SUCCESS;
+            }
+            drive(&queue, pending, false).await
+        }
     }
 }
 
-fn progress_bar(name: &str, size: u64) -> ProgressBar {
-    let bar = ProgressBar::new(size);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:30!} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(name.to_owned());
-    bar
-}
-
-async fn upload(args: UploadArgs) -> ExitCode {
+fn open_queue(tuning: Tuning) -> Result<Arc<Queue>, String> {
+    let path = default_queue_path();
+    let store = QueueStore::open(&path).map_err(|e| e.to_string())?;
+    if let Some(aside) = &store.moved_aside {
+        eprintln!(
+            "reelup: the upload queue was damaged; it was moved to {} and a new one started",
+            aside.display()
+        );
+    }
     let token = std::env::var("REELUP_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
         .map(Secret::new);
-    let http = match reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("reelup: cannot set up HTTP: {e}");
-            return ExitCode::FAILURE;
-        }
+        .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+    let connect_http = http.clone();
+    let options = QueueOptions {
+        upload: UploadOptions {
+            multipart_threshold: tuning.multipart_threshold_mib * MIB,
+            part_size: tuning.part_size_mib * MIB,
+            parts_in_flight: usize::from(tuning.parts_in_flight),
+        },
+        parts_in_flight: usize::from(tuning.parts_in_flight),
+        ..QueueOptions::default()
     };
-    let endpoint = CompanionClient::new(http.clone(), &args.endpoint, token);
-    let options = UploadOptions {
-        multipart_threshold: args.multipart_threshold_mib * MIB,
-        part_size: args.part_size_mib * MIB,
-        parts_in_flight: usize::from(args.parts_in_flight),
-    };
-    let uploader = Uploader::new(endpoint, http, StreamingUrlBase::new(&args.cdn), options);
-    let interactive = std::io::stderr().is_terminal() && !args.json;
+    Ok(UploadQueue::new(
+        store,
+        move |t: &Target| CompanionClient::new(connect_http.clone(), &t.endpoint, token.clone()),
+        http,
+        options,
+    ))
+}
 
+async fn upload(queue: &Arc<Queue>, args: UploadArgs) -> ExitCode {
+    let target = Target {
+        endpoint: args.endpoint.trim_end_matches('/').to_owned(),
+        cdn: args.cdn.clone(),
+    };
+    let mut ids = Vec::new();
     let mut failed = 0;
     for path in &args.files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let bar = interactive.then(|| progress_bar(&name, 0));
-        let on_progress: ProgressFn = match &bar {
-            Some(bar) => {
-                let bar = bar.clone();
-                Arc::new(move |p: Progress| {
-                    bar.set_length(p.total);
-                    bar.set_position(p.sent);
-                })
+        match queue.add(path, &target) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                failed += 1;
+                report_error(args.json, path, e.code(), &e.to_string());
             }
-            None => Arc::new(|_| {}),
-        };
-        if !interactive && !args.json {
-            eprintln!("uploading {}", path.display());
         }
-        match uploader.upload(path, &on_progress).await {
-            Ok(done) => {
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                if args.json {
+    }
+    if ids.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    let code = drive(queue, ids, args.json).await;
+    if failed > 0 { ExitCode::FAILURE } else { code }
+}
+
+fn report_error(json: bool, path: &std::path::Path, code: &str, message: &str) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "file": path, "error": code, "message": message })
+        );
+    }
+    eprintln!("reelup: {message}");
+}
+
+/// Runs the queue for `ids` with progress on stderr, then reports each one's outcome.
+async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> ExitCode {
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+    }
+    let interactive = std::io::stderr().is_terminal() && !json;
+    let progress = tokio::spawn(show_progress(queue.subscribe(), interactive, ids.clone()));
+    let run = queue.run(Some(ids.clone()), stop.clone()).await;
+    progress.abort();
+    if let Err(e) = run {
+        eprintln!("reelup: {e}");
+        return ExitCode::FAILURE;
+    }
+    if stop.is_cancelled() {
+        eprintln!("reelup: interrupted; finished parts are kept. Run `reelup resume` to carry on.");
+        return ExitCode::from(130);
+    }
+    let mut failed = 0;
+    for id in &ids {
+        let Ok(item) = queue.get(*id) else { continue };
+        match item.state {
+            ItemState::Done => {
+                let url = item.url.clone().unwrap_or_default();
+                if json {
                     println!(
                         "{}",
-                        serde_json::json!({
-                            "file": done.file,
-                            "key": done.key,
-                            "url": done.url,
-                            "size": done.size,
-                        })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size })
                     );
                 } else {
-                    println!("{}\t{}", path.display(), done.url);
+                    println!("{}\t{url}", item.path.display());
                 }
             }
-            Err(e) => {
-                if let Some(bar) = bar {
-                    bar.abandon();
-                }
+            ItemState::Failed => {
                 failed += 1;
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "file": path,
-                            "error": e.code(),
-                            "message": e.to_string(),
-                        })
-                    );
-                }
-                eprintln!("reelup: {e}");
+                let e = item
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| reelup_core::queue_store::ItemError {
+                        code: "unknown".into(),
+                        message: "failed".into(),
+                        retryable: true,
+                    });
+                let hint = if e.retryable {
+                    " (`reelup resume --all` tries again)"
+                } else {
+                    ""
+                };
+                report_error(json, &item.path, &e.code, &format!("{}{hint}", e.message));
+            }
+            other => {
+                failed += 1;
+                eprintln!("reelup: {}: {}", item.path.display(), other.as_str());
             }
         }
     }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
-        if args.files.len() > 1 {
-            eprintln!("reelup: {failed} of {} files failed", args.files.len());
+        if ids.len() > 1 {
+            eprintln!("reelup: {failed} of {} files did not finish", ids.len());
         }
         ExitCode::FAILURE
     }
+}
+
+async fn show_progress(
+    mut events: tokio::sync::broadcast::Receiver<QueueEvent>,
+    interactive: bool,
+    ids: Vec<i64>,
+) {
+    let bars = MultiProgress::new();
+    let mut by_id: HashMap<i64, ProgressBar> = HashMap::new();
+    let style = ProgressStyle::with_template(
+        "{msg:30!} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} eta {eta}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    while let Ok(event) = events.recv().await {
+        match event {
+            QueueEvent::Changed { item } if ids.contains(&item.id) => {
+                if !interactive {
+                    eprintln!("{} {}", item.state.as_str(), item.path.display());
+                } else if let Some(bar) = by_id.get(&item.id).filter(|_| !item.state.is_active()) {
+                    bar.finish_and_clear();
+                }
+            }
+            QueueEvent::Progress {
+                id, sent, total, ..
+            } if interactive && ids.contains(&id) => {
+                let bar = by_id.entry(id).or_insert_with(|| {
+                    let bar = bars.add(ProgressBar::new(total));
+                    bar.set_style(style.clone());
+                    bar.set_message(format!("#{id}"));
+                    bar
+                });
+                bar.set_position(sent);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn select(queue: &Queue, sel: &Selection, states: &[ItemState]) -> Result<Vec<i64>, ExitCode> {
+    match (sel.id, sel.all) {
+        (Some(id), _) => Ok(vec![id]),
+        (None, true) => queue.ids_in(states).map_err(|e| {
+            eprintln!("reelup: {e}");
+            ExitCode::FAILURE
+        }),
+        (None, false) => {
+            eprintln!("reelup: name an item ID (see `reelup queue`) or pass --all");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn each(
+    queue: &Queue,
+    sel: Selection,
+    op: impl Fn(&Queue, i64) -> Result<bool, String>,
+) -> ExitCode {
+    let ids = match select(
+        queue,
+        &sel,
+        &[
+            ItemState::Queued,
+            ItemState::Uploading,
+            ItemState::Completing,
+        ],
+    ) {
+        Ok(ids) => ids,
+        Err(code) => return code,
+    };
+    for id in ids {
+        match op(queue, id) {
+            Ok(true) => eprintln!("{id}: done"),
+            Ok(false) => eprintln!("{id}: nothing to do in its current state"),
+            Err(e) => {
+                eprintln!("reelup: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn list(queue: &Queue, json: bool) -> ExitCode {
+    let items: Vec<QueueItem> = match queue.list() {
+        Ok(items) => items,
+        Err(e) => {
+            eprintln!("reelup: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for item in items {
+        if json {
+            println!("{}", serde_json::to_string(&item).unwrap_or_default());
+        } else {
+            let pct = (item.confirmed * 100).checked_div(item.size).unwrap_or(100);
+            let extra = match (&item.url, &item.error) {
+                (Some(url), _) => url.clone(),
+                (None, Some(e)) => e.message.clone(),
+                _ => format!("{pct}%"),
+            };
+            println!(
+                "{}\t{}\t{}\t{}",
+                item.id,
+                item.state.as_str(),
+                item.path.display(),
+                extra
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -36,12 +36,25 @@ pub enum UploadError {
         message: String,
     },
 
-    #[error("the storage server refused the upload ({code}, HTTP {status}): {message}")]
+    #[error(
+        "the storage server refused the upload ({code}, HTTP {status}): {}",
+        explain(code, message)
+    )]
     Storage {
         status: u16,
         code: String,
         message: String,
+        /// Seconds the store asked to wait (Retry-After).
+        retry_after: Option<u64>,
     },
+
+    #[error("{message}")]
+    Queue { message: String },
+
+    #[error(
+        "the store holds different bytes than were sent (ETag {got}, expected {expected}); the part is sent again"
+    )]
+    Integrity { expected: String, got: String },
 
     #[error("the storage server could not be reached ({reason}); check the network and try again")]
     StorageUnreachable { reason: String },
@@ -60,6 +73,31 @@ impl UploadError {
             Self::Endpoint { .. } => "endpoint_error",
             Self::Storage { .. } => "storage_error",
             Self::StorageUnreachable { .. } => "storage_unreachable",
+            Self::Integrity { .. } => "integrity",
+            Self::Queue { .. } => "queue",
         }
+    }
+}
+
+/// S3's terse error codes, said plainly, with what to do.
+fn explain(code: &str, message: &str) -> String {
+    let hint = match code {
+        "SignatureDoesNotMatch" => {
+            "the presign endpoint signed for different credentials or a different request; check its AWS keys and region"
+        }
+        "RequestTimeTooSkewed" => "this computer's clock is off; turn on automatic time (NTP)",
+        "AccessDenied" => "the signing identity may not write here; check its IAM policy",
+        "ExpiredToken" => {
+            "the endpoint's temporary AWS credentials ran out; it should refresh them"
+        }
+        "EntityTooLarge" => "the file is larger than the server allows",
+        "InvalidPolicyDocument" => "the upload did not match the signed policy",
+        _ => "",
+    };
+    match (message.is_empty(), hint.is_empty()) {
+        (true, true) => "no details given".into(),
+        (false, true) => message.to_owned(),
+        (true, false) => hint.to_owned(),
+        (false, false) => format!("{message} ({hint})"),
     }
 }

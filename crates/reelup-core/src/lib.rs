@@ -11,10 +11,13 @@ mod media;
 mod plan;
 mod presign;
 pub mod queue_store;
+mod retry;
 mod s3_error;
 mod secret;
 mod streaming;
+mod transfer;
 mod upload;
+mod upload_queue;
 
 pub use error::UploadError;
 pub use fingerprint::Fingerprint;
@@ -24,6 +27,8 @@ pub use presign::{
     CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
     PresignEndpoint, SignedPart,
 };
+pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;
 pub use upload::{Progress, ProgressFn, UploadOptions, UploadedVideo, Uploader};
+pub use upload_queue::{QueueEvent, QueueOptions, UploadQueue};

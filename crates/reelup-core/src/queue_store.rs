@@ -117,7 +117,9 @@ pub struct QueueStore {
 
 impl std::fmt::Debug for QueueStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("QueueStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +133,10 @@ fn now_secs() -> i64 {
 pub fn default_queue_path() -> PathBuf {
     let dir = std::env::var_os("REELUP_DATA_DIR")
         .map(PathBuf::from)
-        .or_else(|| directories::ProjectDirs::from("dev", "reelup", "reelup").map(|d| d.data_dir().to_owned()))
+        .or_else(|| {
+            directories::ProjectDirs::from("dev", "reelup", "reelup")
+                .map(|d| d.data_dir().to_owned())
+        })
         .unwrap_or_else(|| PathBuf::from(".reelup"));
     dir.join("queue.sqlite3")
 }
@@ -340,15 +345,24 @@ impl QueueStore {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id"))?;
-        let items = stmt.query_map([], item_from_row)?.collect::<Result<_, _>>()?;
+        let items = stmt
+            .query_map([], item_from_row)?
+            .collect::<Result<_, _>>()?;
         Ok(items)
     }
 
     /// Takes the oldest active item nobody else is working on, for `lease`. Atomic across
     /// processes: two processes never get the same item.
-    pub fn claim_next(&mut self, owner: &str, lease: Duration, only: Option<&[i64]>) -> Result<Option<QueueItem>, QueueError> {
+    pub fn claim_next(
+        &mut self,
+        owner: &str,
+        lease: Duration,
+        only: Option<&[i64]>,
+    ) -> Result<Option<QueueItem>, QueueError> {
         let now = now_secs();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let candidates: Vec<(i64, Option<String>, i64)> = {
             let mut stmt = tx.prepare(
                 "SELECT id, owner, lease_until FROM items \
@@ -394,7 +408,12 @@ impl QueueStore {
         Ok(())
     }
 
-    pub fn set_state(&self, id: i64, state: ItemState, error: Option<&ItemError>) -> Result<(), QueueError> {
+    pub fn set_state(
+        &self,
+        id: i64,
+        state: ItemState,
+        error: Option<&ItemError>,
+    ) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET state = ?1, error_code = ?2, error_message = ?3, error_retryable = ?4, updated_at = ?5 WHERE id = ?6",
             params![
@@ -410,23 +429,40 @@ impl QueueStore {
     }
 
     /// Moves an item to `to` only if it is in one of `from`; returns whether it moved.
-    pub fn transition(&self, id: i64, from: &[ItemState], to: ItemState) -> Result<bool, QueueError> {
+    pub fn transition(
+        &self,
+        id: i64,
+        from: &[ItemState],
+        to: ItemState,
+    ) -> Result<bool, QueueError> {
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let placeholders = vec!["?"; from.len()].join(",");
         let sql = format!(
             "UPDATE items SET state = ?, error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ? \
              WHERE id = ? AND state IN ({placeholders})"
         );
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(to.as_str()), Box::new(now_secs()), Box::new(id)];
-        args.extend(from.into_iter().map(|s| Box::new(s) as Box<dyn rusqlite::ToSql>));
-        let changed = self.conn.execute(&sql, rusqlite::params_from_iter(args.iter()))?;
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+            vec![Box::new(to.as_str()), Box::new(now_secs()), Box::new(id)];
+        args.extend(
+            from.into_iter()
+                .map(|s| Box::new(s) as Box<dyn rusqlite::ToSql>),
+        );
+        let changed = self
+            .conn
+            .execute(&sql, rusqlite::params_from_iter(args.iter()))?;
         if changed == 0 {
             self.get(id)?;
         }
         Ok(changed > 0)
     }
 
-    pub fn set_multipart(&self, id: i64, key: &str, upload_id: &str, part_size: u64) -> Result<(), QueueError> {
+    pub fn set_multipart(
+        &self,
+        id: i64,
+        key: &str,
+        upload_id: &str,
+        part_size: u64,
+    ) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET key = ?1, upload_id = ?2, part_size = ?3, updated_at = ?4 WHERE id = ?5",
             params![key, upload_id, part_size as i64, now_secs(), id],
@@ -436,7 +472,8 @@ impl QueueStore {
 
     /// Forgets the multipart upload and its parts (after an abort, or a lost upload).
     pub fn clear_multipart(&self, id: i64) -> Result<(), QueueError> {
-        self.conn.execute("DELETE FROM parts WHERE item_id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM parts WHERE item_id = ?1", [id])?;
         self.conn.execute(
             "UPDATE items SET key = NULL, upload_id = NULL, part_size = NULL WHERE id = ?1",
             [id],
@@ -511,10 +548,29 @@ mod tests {
         let path = dir.path().join("q/queue.sqlite3");
         let id = {
             let store = QueueStore::open(&path).expect("open");
-            let id = store.add(Path::new("/v/a.mp4"), &fp(100), &target()).expect("add");
-            assert_eq!(store.add(Path::new("/v/a.mp4"), &fp(100), &target()).expect("again"), id, "no duplicates");
-            store.set_multipart(id, "dev/k.mp4", "up-1", 50).expect("mp");
-            store.record_part(id, &StoredPart { number: 2, etag: "\"b\"".into(), size: 50 }).expect("part");
+            let id = store
+                .add(Path::new("/v/a.mp4"), &fp(100), &target())
+                .expect("add");
+            assert_eq!(
+                store
+                    .add(Path::new("/v/a.mp4"), &fp(100), &target())
+                    .expect("again"),
+                id,
+                "no duplicates"
+            );
+            store
+                .set_multipart(id, "dev/k.mp4", "up-1", 50)
+                .expect("mp");
+            store
+                .record_part(
+                    id,
+                    &StoredPart {
+                        number: 2,
+                        etag: "\"b\"".into(),
+                        size: 50,
+                    },
+                )
+                .expect("part");
             id
         };
         let store = QueueStore::open(&path).expect("reopen");
@@ -534,34 +590,70 @@ mod tests {
         let two = a.add(Path::new("/2.mp4"), &fp(2), &target()).expect("add");
         // Owners on another host, so only their leases count.
         let lease = Duration::from_secs(60);
-        let got_a = a.claim_next("elsewhere:1", lease, None).expect("claim").expect("item");
-        let got_b = b.claim_next("elsewhere:2", lease, None).expect("claim").expect("item");
+        let got_a = a
+            .claim_next("elsewhere:1", lease, None)
+            .expect("claim")
+            .expect("item");
+        let got_b = b
+            .claim_next("elsewhere:2", lease, None)
+            .expect("claim")
+            .expect("item");
         assert_eq!((got_a.id, got_b.id), (one, two));
-        assert!(b.claim_next("elsewhere:3", lease, None).expect("claim").is_none());
+        assert!(
+            b.claim_next("elsewhere:3", lease, None)
+                .expect("claim")
+                .is_none()
+        );
         // A lease that ran out is up for grabs.
-        a.conn.execute("UPDATE items SET lease_until = 0 WHERE id = ?1", [one]).expect("expire");
-        assert_eq!(b.claim_next("elsewhere:3", lease, None).expect("claim").map(|i| i.id), Some(one));
+        a.conn
+            .execute("UPDATE items SET lease_until = 0 WHERE id = ?1", [one])
+            .expect("expire");
+        assert_eq!(
+            b.claim_next("elsewhere:3", lease, None)
+                .expect("claim")
+                .map(|i| i.id),
+            Some(one)
+        );
     }
 
     #[test]
     fn a_dead_local_owner_releases_its_items_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
-        let id = store.add(Path::new("/1.mp4"), &fp(1), &target()).expect("add");
+        let id = store
+            .add(Path::new("/1.mp4"), &fp(1), &target())
+            .expect("add");
         let dead = format!("{}:{}", this_host(), u32::MAX - 7);
-        store.claim_next(&dead, Duration::from_secs(3600), None).expect("claim").expect("item");
+        store
+            .claim_next(&dead, Duration::from_secs(3600), None)
+            .expect("claim")
+            .expect("item");
         let me = this_owner();
-        assert_eq!(store.claim_next(&me, Duration::from_secs(60), None).expect("claim").map(|i| i.id), Some(id));
+        assert_eq!(
+            store
+                .claim_next(&me, Duration::from_secs(60), None)
+                .expect("claim")
+                .map(|i| i.id),
+            Some(id)
+        );
     }
 
     #[test]
     fn a_corrupt_queue_is_moved_aside_not_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("queue.sqlite3");
-        std::fs::write(&path, b"this is not a database, it is a text file of some length....").expect("write");
+        std::fs::write(
+            &path,
+            b"this is not a database, it is a text file of some length....",
+        )
+        .expect("write");
         let store = QueueStore::open(&path).expect("recovers");
         let aside = store.moved_aside.clone().expect("moved aside");
-        assert!(std::fs::read(&aside).expect("kept").starts_with(b"this is not a database"));
+        assert!(
+            std::fs::read(&aside)
+                .expect("kept")
+                .starts_with(b"this is not a database")
+        );
         assert!(store.list().expect("list").is_empty());
     }
 
@@ -569,9 +661,26 @@ mod tests {
     fn transitions_only_from_the_given_states() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
-        let id = store.add(Path::new("/1.mp4"), &fp(1), &target()).expect("add");
-        assert!(store.transition(id, &[ItemState::Queued, ItemState::Uploading], ItemState::Paused).expect("pause"));
-        assert!(!store.transition(id, &[ItemState::Queued], ItemState::Paused).expect("no-op"));
-        assert!(matches!(store.transition(999, &[ItemState::Queued], ItemState::Paused), Err(QueueError::NoSuchItem(999))));
+        let id = store
+            .add(Path::new("/1.mp4"), &fp(1), &target())
+            .expect("add");
+        assert!(
+            store
+                .transition(
+                    id,
+                    &[ItemState::Queued, ItemState::Uploading],
+                    ItemState::Paused
+                )
+                .expect("pause")
+        );
+        assert!(
+            !store
+                .transition(id, &[ItemState::Queued], ItemState::Paused)
+                .expect("no-op")
+        );
+        assert!(matches!(
+            store.transition(999, &[ItemState::Queued], ItemState::Paused),
+            Err(QueueError::NoSuchItem(999))
+        ));
     }
 }

@@ -5,16 +5,19 @@ use std::time::SystemTime;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
-use crate::presign::root_cause;
 use crate::{
     CompletedPart, FileMeta, PartPlan, PresignEndpoint, StreamingUrlBase, UploadError,
-    content_type_for, s3_error,
+    content_type_for, transfer,
 };
 
 const MIB: u64 = 1024 * 1024;
+
+/// How long one part may take: 30 s, plus its bytes at a crawl of 64 KiB/s, so a stalled
+/// transfer is cut while a slow but moving one is not.
+pub(crate) fn part_timeout(len: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + len / (64 * 1024))
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct UploadOptions {
@@ -106,60 +109,6 @@ async fn snapshot(path: &Path) -> Result<Snapshot, UploadError> {
     })
 }
 
-async fn open(path: &Path) -> Result<tokio::fs::File, UploadError> {
-    tokio::fs::File::open(path)
-        .await
-        .map_err(|e| UploadError::FileUnreadable {
-            path: path.to_owned(),
-            source: e,
-        })
-}
-
-async fn read_range(path: &Path, start: u64, len: u64) -> Result<Vec<u8>, UploadError> {
-    let unreadable = |e| UploadError::FileUnreadable {
-        path: path.to_owned(),
-        source: e,
-    };
-    let mut file = open(path).await?;
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(unreadable)?;
-    let mut buf = vec![0; len as usize];
-    file.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            UploadError::FileChanged {
-                path: path.to_owned(),
-            }
-        } else {
-            unreadable(e)
-        }
-    })?;
-    Ok(buf)
-}
-
-fn storage_unreachable(e: reqwest::Error) -> UploadError {
-    UploadError::StorageUnreachable {
-        reason: root_cause(&e),
-    }
-}
-
-async fn storage_failure(resp: reqwest::Response) -> UploadError {
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
-    match s3_error::parse(&body) {
-        Some((code, message)) => UploadError::Storage {
-            status,
-            code,
-            message,
-        },
-        None => UploadError::Storage {
-            status,
-            code: "Unknown".into(),
-            message: body.chars().take(200).collect(),
-        },
-    }
-}
-
 impl<E: PresignEndpoint> Uploader<E> {
     pub fn new(
         endpoint: E,
@@ -187,7 +136,7 @@ impl<E: PresignEndpoint> Uploader<E> {
     ) -> Result<UploadedVideo, UploadError> {
         let before = snapshot(path).await?;
         // Opening now turns a permission problem into a clear error before any request.
-        drop(open(path).await?);
+        drop(transfer::open(path).await?);
         let filename = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -226,48 +175,8 @@ impl<E: PresignEndpoint> Uploader<E> {
         on_progress: &ProgressFn,
     ) -> Result<String, UploadError> {
         let policy = self.endpoint.post_policy(meta).await?;
-        let key = policy.key().unwrap_or_default().to_owned();
-        let mut form = reqwest::multipart::Form::new();
-        for (name, value) in &policy.fields {
-            form = form.text(name.clone(), value.clone());
-        }
-        let total = meta.size;
-        let sent = Arc::new(AtomicU64::new(0));
-        let body = {
-            let (sent, report) = (sent.clone(), on_progress.clone());
-            ReaderStream::with_capacity(open(path).await?, 256 * 1024).inspect(move |chunk| {
-                if let Ok(chunk) = chunk {
-                    let now =
-                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-                    report(Progress { sent: now, total });
-                }
-            })
-        };
-        let part = reqwest::multipart::Part::stream_with_length(
-            reqwest::Body::wrap_stream(body),
-            meta.size,
-        )
-        .file_name(meta.filename.clone())
-        .mime_str(&meta.content_type)
-        .map_err(storage_unreachable)?;
-        // S3 ignores every field after `file`, so it goes last.
-        form = form.part("file", part);
-        let resp = self
-            .http
-            .post(&policy.url)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(storage_unreachable)?;
-        if !resp.status().is_success() {
-            return Err(storage_failure(resp).await);
-        }
-        if sent.load(Ordering::Relaxed) != meta.size {
-            return Err(UploadError::FileChanged {
-                path: path.to_owned(),
-            });
-        }
-        Ok(key)
+        transfer::post_object(&self.http, &policy, path, meta, on_progress).await?;
+        Ok(policy.key().unwrap_or_default().to_owned())
     }
 
     async fn upload_multipart(
@@ -284,30 +193,12 @@ impl<E: PresignEndpoint> Uploader<E> {
                 let (key, upload_id, sent) = (&start.key, &start.upload_id, &sent);
                 async move {
                     let signed = self.endpoint.sign_part(key, upload_id, number).await?;
-                    let bytes = read_range(path, range.start, range.end - range.start).await?;
+                    let bytes =
+                        transfer::read_range(path, range.start, range.end - range.start).await?;
                     let len = bytes.len() as u64;
-                    let resp = self
-                        .http
-                        .put(&signed.url)
-                        .body(bytes)
-                        .send()
-                        .await
-                        .map_err(storage_unreachable)?;
-                    if !resp.status().is_success() {
-                        return Err(storage_failure(resp).await);
-                    }
-                    let etag = resp
-                        .headers()
-                        .get(reqwest::header::ETAG)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                        .ok_or_else(|| UploadError::Storage {
-                            status: resp.status().as_u16(),
-                            code: "MissingETag".into(),
-                            message: "the store accepted a part but sent no ETag; \
-                                      if it is behind a proxy or CORS, expose the ETag header"
-                                .into(),
-                        })?;
+                    let etag =
+                        transfer::put_part(&self.http, &signed.url, bytes, part_timeout(len))
+                            .await?;
                     let now = sent.fetch_add(len, Ordering::Relaxed) + len;
                     on_progress(Progress {
                         sent: now,

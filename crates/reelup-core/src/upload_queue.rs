@@ -1,0 +1,692 @@
+//! The upload engine over the durable queue: claims items, uploads them part by part with
+//! retries, records every finished part, and resumes what a quit, a crash or a lost network
+//! left behind. The app, the CLI and `reelup watch` all run this.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::queue_store::{
+    ItemError, ItemState, QueueError, QueueItem, QueueStore, StoredPart, Target,
+};
+use crate::upload::part_timeout;
+use crate::{
+    CompletedPart, FileMeta, Fingerprint, PartPlan, PresignEndpoint, Progress, ProgressFn,
+    RetryPolicy, StreamingUrlBase, UploadError, UploadOptions, content_type_for, transfer,
+};
+
+/// How long a claim on an item lasts without being renewed, and how often it is renewed.
+const LEASE: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Progress events per item are capped at ten a second.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueOptions {
+    pub upload: UploadOptions,
+    /// Parts in flight across all files (1-32): this, times the part size, bounds memory.
+    pub parts_in_flight: usize,
+    /// Files uploading at once.
+    pub files_at_once: usize,
+    pub retry: RetryPolicy,
+    /// How long to wait for a network that went away mid-upload before the item fails
+    /// (retryably). An endpoint never reached in this run fails at once instead: that is a
+    /// wrong URL or a server that is down, not a dropped connection.
+    pub offline_patience: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            upload: UploadOptions::default(),
+            parts_in_flight: 4,
+            files_at_once: 2,
+            retry: RetryPolicy::default(),
+            offline_patience: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What the app and the CLI hear about.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum QueueEvent {
+    /// An item changed state (queued, done, failed...).
+    Changed { item: Box<QueueItem> },
+    /// Bytes confirmed so far for an item, with its speed and time left.
+    Progress {
+        id: i64,
+        sent: u64,
+        total: u64,
+        bytes_per_sec: u64,
+        eta_secs: Option<u64>,
+    },
+}
+
+/// How one run of one item ended, short of an error.
+enum Ended {
+    Done,
+    /// Paused or canceled from elsewhere, or the whole queue is stopping.
+    Stopped,
+}
+
+pub struct UploadQueue<E> {
+    store: Mutex<QueueStore>,
+    connect: Box<dyn Fn(&Target) -> E + Send + Sync>,
+    http: reqwest::Client,
+    options: QueueOptions,
+    parts: Arc<Semaphore>,
+    owner: String,
+    events: broadcast::Sender<QueueEvent>,
+}
+
+fn item_error(e: &UploadError) -> ItemError {
+    ItemError {
+        code: e.code().into(),
+        message: e.to_string(),
+        retryable: e.is_retryable(),
+    }
+}
+
+impl<E: PresignEndpoint> UploadQueue<E> {
+    /// `connect` makes the presign client for an item's target (endpoint and token).
+    pub fn new(
+        store: QueueStore,
+        connect: impl Fn(&Target) -> E + Send + Sync + 'static,
+        http: reqwest::Client,
+        options: QueueOptions,
+    ) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Self {
+            store: Mutex::new(store),
+            connect: Box::new(connect),
+            http,
+            parts: Arc::new(Semaphore::new(options.parts_in_flight.clamp(1, 32))),
+            options,
+            owner: crate::queue_store::this_owner(),
+            events,
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<QueueEvent> {
+        self.events.subscribe()
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, QueueStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self, id: i64) {
+        if let Ok(item) = self.store().get(id) {
+            let _ = self.events.send(QueueEvent::Changed {
+                item: Box::new(item),
+            });
+        }
+    }
+
+    /// Queues a file for `target`. The same unchanged file is never queued twice.
+    pub fn add(&self, path: &Path, target: &Target) -> Result<i64, UploadError> {
+        let fp = Fingerprint::of(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => UploadError::FileNotFound {
+                path: path.to_owned(),
+            },
+            std::io::ErrorKind::IsADirectory => UploadError::NotAFile {
+                path: path.to_owned(),
+            },
+            _ => UploadError::FileUnreadable {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let id = self
+            .store()
+            .add(&path, &fp, target)
+            .map_err(queue_failure)?;
+        self.changed(id);
+        Ok(id)
+    }
+
+    pub fn list(&self) -> Result<Vec<QueueItem>, QueueError> {
+        self.store().list()
+    }
+
+    pub fn get(&self, id: i64) -> Result<QueueItem, QueueError> {
+        self.store().get(id)
+    }
+
+    pub fn pause(&self, id: i64) -> Result<bool, QueueError> {
+        let moved = self.store().transition(
+            id,
+            &[
+                ItemState::Queued,
+                ItemState::Uploading,
+                ItemState::Completing,
+            ],
+            ItemState::Paused,
+        )?;
+        self.changed(id);
+        Ok(moved)
+    }
+
+    /// Puts a paused item, or one that failed, back in line; finished parts are kept.
+    pub fn resume(&self, id: i64) -> Result<bool, QueueError> {
+        let moved = self.store().transition(
+            id,
+            &[ItemState::Paused, ItemState::Failed],
+            ItemState::Queued,
+        )?;
+        self.changed(id);
+        Ok(moved)
+    }
+
+    /// Cancels an item and aborts its multipart upload on S3, so nothing is left behind.
+    pub async fn cancel(&self, id: i64) -> Result<bool, UploadError> {
+        let item = self.store().get(id).map_err(queue_failure)?;
+        let moved = self
+            .store()
+            .transition(
+                id,
+                &[
+                    ItemState::Queued,
+                    ItemState::Uploading,
+                    ItemState::Completing,
+                    ItemState::Paused,
+                    ItemState::Failed,
+                ],
+                ItemState::Canceled,
+            )
+            .map_err(queue_failure)?;
+        if moved {
+            if let (Some(key), Some(upload_id)) = (&item.key, &item.upload_id) {
+                let endpoint = (self.connect)(&item.target);
+                if let Err(e) = endpoint.abort(key, upload_id).await {
+                    tracing::warn!(id, error = %e, "could not abort the multipart upload");
+                }
+            }
+            self.store().clear_multipart(id).map_err(queue_failure)?;
+        }
+        self.changed(id);
+        Ok(moved)
+    }
+
+    pub fn ids_in(&self, states: &[ItemState]) -> Result<Vec<i64>, QueueError> {
+        Ok(self
+            .store()
+            .list()?
+            .into_iter()
+            .filter(|i| states.contains(&i.state))
+            .map(|i| i.id)
+            .collect())
+    }
+
+    /// Uploads claimable items (only `only`, when given) until none is left to claim and
+    /// none is running, or until `stop`. Returns how many items this call worked on.
+    pub async fn run(
+        self: &Arc<Self>,
+        only: Option<Vec<i64>>,
+        stop: CancellationToken,
+    ) -> Result<usize, QueueError> {
+        let files = Arc::new(Semaphore::new(self.options.files_at_once.max(1)));
+        let mut running = tokio::task::JoinSet::new();
+        let mut worked = 0;
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let permit = tokio::select! {
+                p = files.clone().acquire_owned() => p.expect("never closed"),
+                () = stop.cancelled() => break,
+            };
+            let claimed = self
+                .store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .claim_next(&self.owner, LEASE, only.as_deref())?;
+            match claimed {
+                Some(item) => {
+                    worked += 1;
+                    let this = self.clone();
+                    let stop = stop.child_token();
+                    running.spawn(async move {
+                        this.work(item, stop).await;
+                        drop(permit);
+                    });
+                }
+                None => {
+                    drop(permit);
+                    if running.is_empty() {
+                        break;
+                    }
+                    // Wait for a running item to end; it may free others (or new ones may
+                    // have been queued meanwhile).
+                    tokio::select! {
+                        _ = running.join_next() => {},
+                        () = stop.cancelled() => break,
+                    }
+                }
+            }
+        }
+        while running.join_next().await.is_some() {}
+        Ok(worked)
+    }
+
+    /// One item, from claim to release: heartbeat, upload, outcome recorded.
+    async fn work(self: Arc<Self>, item: QueueItem, stop: CancellationToken) {
+        let id = item.id;
+        let heartbeat = {
+            let (this, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let state = this.store().renew(id, &this.owner, LEASE);
+                    if matches!(state, Ok(ItemState::Paused | ItemState::Canceled) | Err(_)) {
+                        stop.cancel();
+                        return;
+                    }
+                }
+            })
+        };
+        let result = self.upload(&item, &stop).await;
+        heartbeat.abort();
+        let store_result = {
+            let store = self.store();
+            match &result {
+                Ok(Ended::Done) => Ok(()),
+                Ok(Ended::Stopped) => store.release(id, &self.owner),
+                Err(e) => {
+                    tracing::warn!(id, path = %item.path.display(), error = %e, "upload failed");
+                    store
+                        .set_state(id, ItemState::Failed, Some(&item_error(e)))
+                        .and_then(|()| store.release(id, &self.owner))
+                }
+            }
+        };
+        if let Err(e) = store_result {
+            tracing::error!(id, error = %e, "could not record the outcome in the queue");
+        }
+        self.changed(id);
+    }
+
+    async fn upload(
+        &self,
+        item: &QueueItem,
+        stop: &CancellationToken,
+    ) -> Result<Ended, UploadError> {
+        let path = item.path.clone();
+        let now = {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || Fingerprint::of(&p))
+                .await
+                .map_err(|e| UploadError::FileUnreadable {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?
+        };
+        match now {
+            Ok(fp) if fp == item.fingerprint => {}
+            Ok(_) => return Err(UploadError::FileChanged { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(UploadError::FileNotFound { path });
+            }
+            Err(e) => return Err(UploadError::FileUnreadable { path, source: e }),
+        }
+        self.store()
+            .transition(item.id, &[ItemState::Queued], ItemState::Uploading)
+            .map_err(queue_failure)?;
+        self.changed(item.id);
+        let endpoint = (self.connect)(&item.target);
+        let meta = FileMeta {
+            filename: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "video".into()),
+            content_type: content_type_for(&path),
+            size: item.size,
+        };
+        let progress = self.progress_reporter(item.id, item.size, item.confirmed);
+        let reached = AtomicBool::new(false);
+        let ctx = Ctx {
+            endpoint: &endpoint,
+            item,
+            meta: &meta,
+            progress: &progress,
+            stop,
+            reached: &reached,
+        };
+        let key = if item.size < self.options.upload.multipart_threshold && item.upload_id.is_none()
+        {
+            match self.post(&ctx).await? {
+                Some(key) => key,
+                None => return Ok(Ended::Stopped),
+            }
+        } else {
+            match self.multipart(&ctx).await? {
+                Some(key) => key,
+                None => return Ok(Ended::Stopped),
+            }
+        };
+        let url = StreamingUrlBase::new(&item.target.cdn).url_for(&key);
+        self.store()
+            .finish(item.id, &key, &url)
+            .map_err(queue_failure)?;
+        Ok(Ended::Done)
+    }
+
+    fn progress_reporter(&self, id: i64, total: u64, already: u64) -> ProgressFn {
+        let events = self.events.clone();
+        let state = Mutex::new((Instant::now(), Instant::now() - PROGRESS_INTERVAL, already));
+        Arc::new(move |p: Progress| {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let (started, last, base) = *s;
+            if p.sent < p.total && last.elapsed() < PROGRESS_INTERVAL {
+                return;
+            }
+            s.1 = Instant::now();
+            let elapsed = started.elapsed().as_secs_f64().max(0.001);
+            let bytes_per_sec = (p.sent.saturating_sub(base) as f64 / elapsed) as u64;
+            let eta_secs =
+                (bytes_per_sec > 0).then(|| total.saturating_sub(p.sent) / bytes_per_sec);
+            let _ = events.send(QueueEvent::Progress {
+                id,
+                sent: p.sent,
+                total,
+                bytes_per_sec,
+                eta_secs,
+            });
+        })
+    }
+
+    /// Runs `op` with the retry policy: backoff with full jitter, Retry-After honoured, and
+    /// while the network is gone, waiting without spending attempts. `None` if stopped.
+    async fn retrying<T, F, Fut>(
+        &self,
+        stop: &CancellationToken,
+        reached: &AtomicBool,
+        mut op: F,
+    ) -> Result<Option<T>, UploadError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UploadError>>,
+    {
+        let policy = self.options.retry;
+        let mut attempt = 0;
+        let mut offline_waits = 0u32;
+        let mut offline_since: Option<Instant> = None;
+        loop {
+            let result = tokio::select! {
+                r = op() => r,
+                () = stop.cancelled() => return Ok(None),
+            };
+            match result {
+                Ok(v) => {
+                    reached.store(true, Ordering::Relaxed);
+                    return Ok(Some(v));
+                }
+                Err(e)
+                    if e.is_offline()
+                        && reached.load(Ordering::Relaxed)
+                        && offline_since
+                            .is_none_or(|t| t.elapsed() < self.options.offline_patience) =>
+                {
+                    offline_since.get_or_insert_with(Instant::now);
+                    // Probing, not failing: the next attempt is the probe.
+                    offline_waits += 1;
+                    let wait = policy
+                        .delay(offline_waits.min(6), None)
+                        .max(Duration::from_millis(250));
+                    tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "network unreachable; waiting");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        () = stop.cancelled() => return Ok(None),
+                    }
+                }
+                // Never reached in this run: a wrong URL or a server that is down. Say so
+                // now rather than after minutes of retries.
+                Err(e) if e.is_offline() && !reached.load(Ordering::Relaxed) => return Err(e),
+                Err(e) if e.is_retryable() && attempt + 1 < policy.attempts => {
+                    let wait = if e.is_expired_url() {
+                        Duration::ZERO
+                    } else {
+                        policy.delay(attempt, e.retry_after())
+                    };
+                    attempt += 1;
+                    tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        () = stop.cancelled() => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn post(&self, ctx: &Ctx<'_, E>) -> Result<Option<String>, UploadError> {
+        let Ctx {
+            endpoint,
+            item,
+            meta,
+            progress,
+            stop,
+            reached,
+        } = *ctx;
+        self.retrying(stop, reached, || async {
+            // A fresh policy per attempt: an expired one is the commonest reason to retry.
+            let policy = endpoint.post_policy(meta).await?;
+            transfer::post_object(&self.http, &policy, &item.path, meta, progress).await?;
+            Ok(policy.key().unwrap_or_default().to_owned())
+        })
+        .await
+    }
+
+    /// Starts or resumes the item's multipart upload, sends the parts S3 lacks, completes.
+    async fn multipart(&self, ctx: &Ctx<'_, E>) -> Result<Option<String>, UploadError> {
+        let Ctx {
+            endpoint,
+            item,
+            meta,
+            progress,
+            stop,
+            reached,
+        } = *ctx;
+        let id = item.id;
+        let (key, upload_id, part_size) = match (&item.key, &item.upload_id, item.part_size) {
+            (Some(k), Some(u), Some(ps)) => (k.clone(), u.clone(), ps),
+            _ => {
+                let Some(start) = self
+                    .retrying(stop, reached, || endpoint.create_multipart(meta))
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let plan = PartPlan::new(item.size, self.options.upload.part_size);
+                self.store()
+                    .set_multipart(id, &start.key, &start.upload_id, plan.part_size())
+                    .map_err(queue_failure)?;
+                (start.key, start.upload_id, plan.part_size())
+            }
+        };
+        let plan = PartPlan::new(item.size, part_size);
+        let Some(done) = self.reconcile(ctx, &key, &upload_id, &plan).await? else {
+            return Ok(None);
+        };
+        let confirmed: u64 = done.values().map(|p| p.size).sum();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(confirmed));
+        progress(Progress {
+            sent: confirmed,
+            total: item.size,
+        });
+
+        let missing: Vec<_> = plan
+            .parts()
+            .filter(|(n, _)| !done.contains_key(n))
+            .collect();
+        let per_file = self.options.parts_in_flight.clamp(1, 32);
+        let sent_parts: Vec<Option<StoredPart>> = stream::iter(missing)
+            .map(|(number, range)| {
+                let (key, upload_id, sent) = (&key, &upload_id, sent.clone());
+                async move {
+                    let Ok(_permit) = self.parts.clone().acquire_owned().await else {
+                        return Ok(None);
+                    };
+                    if stop.is_cancelled() {
+                        return Ok(None);
+                    }
+                    let len = range.end - range.start;
+                    let etag = self
+                        .retrying(stop, reached, || async {
+                            let signed = endpoint.sign_part(key, upload_id, number).await?;
+                            let bytes = transfer::read_range(&item.path, range.start, len).await?;
+                            transfer::put_part(&self.http, &signed.url, bytes, part_timeout(len))
+                                .await
+                        })
+                        .await?;
+                    let Some(etag) = etag else { return Ok(None) };
+                    let part = StoredPart {
+                        number,
+                        etag,
+                        size: len,
+                    };
+                    self.store().record_part(id, &part).map_err(queue_failure)?;
+                    let now = sent.fetch_add(len, std::sync::atomic::Ordering::Relaxed) + len;
+                    progress(Progress {
+                        sent: now,
+                        total: item.size,
+                    });
+                    Ok::<_, UploadError>(Some(part))
+                }
+            })
+            .buffer_unordered(per_file)
+            .try_collect()
+            .await?;
+        if stop.is_cancelled() || sent_parts.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+
+        self.store()
+            .set_state(id, ItemState::Completing, None)
+            .map_err(queue_failure)?;
+        self.changed(id);
+        let parts: Vec<CompletedPart> = self
+            .store()
+            .parts(id)
+            .map_err(queue_failure)?
+            .into_iter()
+            .map(|p| CompletedPart {
+                part_number: p.number,
+                etag: p.etag,
+            })
+            .collect();
+        if parts.len() as u32 != plan.part_count() {
+            return Err(UploadError::Endpoint {
+                route: "queue".into(),
+                status: 0,
+                message: format!(
+                    "{} of {} parts recorded; the upload resumes",
+                    parts.len(),
+                    plan.part_count()
+                ),
+            });
+        }
+        let completed = self
+            .retrying(stop, reached, || {
+                endpoint.complete(&key, &upload_id, &parts)
+            })
+            .await?;
+        Ok(completed.map(|()| key))
+    }
+
+    /// Brings the queue's record of finished parts in line with what S3 holds: parts S3
+    /// has but the queue missed (a crash between the two) are kept when S3 gives their
+    /// ETag; parts the queue has but S3 lost are sent again.
+    async fn reconcile(
+        &self,
+        ctx: &Ctx<'_, E>,
+        key: &str,
+        upload_id: &str,
+        plan: &PartPlan,
+    ) -> Result<Option<BTreeMap<u32, StoredPart>>, UploadError> {
+        let Ctx {
+            endpoint,
+            item,
+            stop,
+            reached,
+            ..
+        } = *ctx;
+        let id = item.id;
+        let mut local: BTreeMap<u32, StoredPart> = self
+            .store()
+            .parts(id)
+            .map_err(queue_failure)?
+            .into_iter()
+            .map(|p| (p.number, p))
+            .collect();
+        let Some(remote) = self
+            .retrying(stop, reached, || endpoint.list_parts(key, upload_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let remote_numbers: BTreeSet<u32> = remote.iter().map(|p| p.part_number).collect();
+        // An empty listing with parts on record may be a store that lists nothing
+        // (s3s-fs lists parts without ETags); only drop parts S3 positively lacks.
+        if !remote.is_empty() {
+            for number in local.keys().copied().collect::<Vec<_>>() {
+                if !remote_numbers.contains(&number) {
+                    self.store()
+                        .remove_part(id, number)
+                        .map_err(queue_failure)?;
+                    local.remove(&number);
+                }
+            }
+        }
+        for p in remote {
+            let expected = plan.range(p.part_number);
+            let whole =
+                p.part_number <= plan.part_count() && p.size == expected.end - expected.start;
+            if whole && !p.etag.is_empty() && !local.contains_key(&p.part_number) {
+                let part = StoredPart {
+                    number: p.part_number,
+                    etag: p.etag,
+                    size: p.size,
+                };
+                self.store().record_part(id, &part).map_err(queue_failure)?;
+                local.insert(part.number, part);
+            }
+        }
+        Ok(Some(local))
+    }
+}
+
+/// What one upload run of one item carries around.
+struct Ctx<'a, E> {
+    endpoint: &'a E,
+    item: &'a QueueItem,
+    meta: &'a FileMeta,
+    progress: &'a ProgressFn,
+    stop: &'a CancellationToken,
+    /// Whether any request of this run got through; see `QueueOptions::offline_patience`.
+    reached: &'a AtomicBool,
+}
+
+impl<E> Clone for Ctx<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Ctx<'_, E> {}
+
+fn queue_failure(e: QueueError) -> UploadError {
+    UploadError::Queue {
+        message: e.to_string(),
+    }
+}
