@@ -75,20 +75,14 @@ impl UploadError {
         }
     }
 
-    /// The network itself is gone: wait for it instead of spending attempts.
+    /// The connection itself failed (refused, reset, timed out, no route): from the
+    /// client's side a lost network and a vanished server look the same, so the queue waits
+    /// these out (up to its patience) instead of spending attempts.
     pub fn is_offline(&self) -> bool {
-        let reason = match self {
-            Self::EndpointUnreachable { reason, .. } | Self::StorageUnreachable { reason } => {
-                reason
-            }
-            _ => return false,
-        };
-        let r = reason.to_ascii_lowercase();
-        r.contains("refused")
-            || r.contains("unreachable")
-            || r.contains("dns")
-            || r.contains("failed to lookup")
-            || r.contains("no route")
+        matches!(
+            self,
+            Self::EndpointUnreachable { .. } | Self::StorageUnreachable { .. }
+        )
     }
 
     pub fn retry_after(&self) -> Option<u64> {

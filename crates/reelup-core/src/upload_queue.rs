@@ -85,6 +85,9 @@ pub struct UploadQueue<E> {
     parts: Arc<Semaphore>,
     owner: String,
     events: broadcast::Sender<QueueEvent>,
+    /// Items this process is uploading, so a pause or cancel here stops them at once
+    /// (another process's is noticed at its next heartbeat).
+    running: Mutex<std::collections::HashMap<i64, CancellationToken>>,
 }
 
 fn item_error(e: &UploadError) -> ItemError {
@@ -112,6 +115,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             options,
             owner: crate::queue_store::this_owner(),
             events,
+            running: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -172,8 +176,20 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             ],
             ItemState::Paused,
         )?;
+        self.stop_running(id);
         self.changed(id);
         Ok(moved)
+    }
+
+    fn stop_running(&self, id: i64) {
+        if let Some(token) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            token.cancel();
+        }
     }
 
     /// Puts a paused item, or one that failed, back in line; finished parts are kept.
@@ -204,6 +220,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 ItemState::Canceled,
             )
             .map_err(queue_failure)?;
+        self.stop_running(id);
         if moved {
             if let (Some(key), Some(upload_id)) = (&item.key, &item.upload_id) {
                 let endpoint = (self.connect)(&item.target);
@@ -281,6 +298,10 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     /// One item, from claim to release: heartbeat, upload, outcome recorded.
     async fn work(self: Arc<Self>, item: QueueItem, stop: CancellationToken) {
         let id = item.id;
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stop.clone());
         let heartbeat = {
             let (this, stop) = (self.clone(), stop.clone());
             tokio::spawn(async move {
@@ -296,6 +317,10 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         };
         let result = self.upload(&item, &stop).await;
         heartbeat.abort();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         let store_result = {
             let store = self.store();
             match &result {

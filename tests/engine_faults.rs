@@ -1,0 +1,352 @@
+//! The upload engine against the signature-checking store behind a fault-injecting proxy:
+//! dropped connections, 5xx, SlowDown with Retry-After, delays, a flipped byte, URLs that
+//! expire in flight, and the network going away. Every upload must end byte-identical.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelup_core::queue_store::{ItemState, QueueStore, Target};
+use reelup_core::{
+    CompanionClient, QueueEvent, QueueOptions, RetryPolicy, UploadOptions, UploadQueue,
+};
+use reelup_server::{LocalOptions, LocalStack};
+use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
+use reelup_tests::{random_file, sha256_hex};
+use reqwest::Method;
+use tokio_util::sync::CancellationToken;
+
+const MIB: u64 = 1024 * 1024;
+
+struct Rig {
+    stack: LocalStack,
+    proxy: FaultProxy,
+    queue: Arc<UploadQueue<CompanionClient>>,
+    target: Target,
+    dir: tempfile::TempDir,
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+async fn rig(url_lifetime: Duration) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_addr = free_addr();
+    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
+    let mut opts = LocalOptions::new(dir.path().join("server"));
+    opts.s3_listen = store_addr;
+    opts.store_public_endpoint = Some(proxy.url());
+    opts.url_lifetime = url_lifetime;
+    let stack = LocalStack::start(opts).await.expect("stack");
+    let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
+    let token = stack.token.clone();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("http");
+    let connect_http = http.clone();
+    let options = QueueOptions {
+        upload: UploadOptions {
+            multipart_threshold: 5 * MIB,
+            part_size: 5 * MIB,
+            parts_in_flight: 2,
+        },
+        parts_in_flight: 2,
+        retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(2),
+            attempts: 6,
+        },
+        ..QueueOptions::default()
+    };
+    let queue = UploadQueue::new(
+        store,
+        move |t: &Target| {
+            CompanionClient::new(connect_http.clone(), &t.endpoint, Some(token.clone()))
+        },
+        http,
+        options,
+    );
+    let target = Target {
+        endpoint: stack.endpoint.clone(),
+        cdn: stack.cdn.clone(),
+    };
+    Rig {
+        stack,
+        proxy,
+        queue,
+        target,
+        dir,
+    }
+}
+
+impl Rig {
+    async fn fetch(&self, url: &str) -> Vec<u8> {
+        reqwest::get(url)
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("body")
+            .to_vec()
+    }
+
+    async fn run(&self, ids: Vec<i64>) {
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            self.queue.run(Some(ids), CancellationToken::new()),
+        )
+        .await
+        .expect("the queue finishes")
+        .expect("queue runs");
+    }
+
+    fn part_puts(&self) -> Vec<reelup_testkit::Seen> {
+        self.proxy
+            .requests()
+            .into_iter()
+            .filter(|s| {
+                s.method == Method::PUT
+                    && s.query.as_deref().is_some_and(|q| q.contains("partNumber"))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_survive_drops_errors_delays_and_flipped_bytes() {
+    let r = rig(Duration::from_secs(900)).await;
+    let (path, sha) = random_file(r.dir.path(), "faulty.mp4", (23 * MIB) as usize);
+    let p = &r.proxy;
+    p.inject(Fault::once(
+        Match::PartNumber(1),
+        FaultKind::FlipByte { at: 12_345 },
+    ));
+    p.inject(Fault::once(
+        Match::PartNumber(2),
+        FaultKind::DropMidBody {
+            after_bytes: MIB as usize,
+        },
+    ));
+    p.inject(Fault::once(
+        Match::PartNumber(3),
+        FaultKind::Status {
+            code: 500,
+            s3_code: "InternalError",
+        },
+    ));
+    p.inject(Fault::once(
+        Match::PartNumber(4),
+        FaultKind::RetryAfter {
+            code: 503,
+            seconds: 1,
+        },
+    ));
+    p.inject(Fault::once(
+        Match::PartNumber(5),
+        FaultKind::Delay(Duration::from_millis(700)),
+    ));
+
+    let id = r.queue.add(&path, &r.target).expect("add");
+    r.run(vec![id]).await;
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    let body = r.fetch(item.url.as_deref().expect("url")).await;
+    assert_eq!(sha256_hex(&body), sha, "byte-identical despite every fault");
+
+    let puts = r.part_puts();
+    let faulted: Vec<_> = puts.iter().filter(|s| s.fault.is_some()).collect();
+    assert_eq!(faulted.len(), 5, "every fault hit once: {faulted:?}");
+    // The flipped part was refused (BadDigest) and sent again; 5 parts, 4 faults that
+    // forced a resend, so at least 9 PUTs.
+    assert!(puts.len() >= 9, "{} part PUTs", puts.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_urls_that_expire_in_flight_are_signed_again() {
+    let r = rig(Duration::from_secs(2)).await;
+    let (path, sha) = random_file(r.dir.path(), "slow.mp4", (11 * MIB) as usize);
+    // Held at the proxy past the URL's lifetime: the store sees an expired signature.
+    r.proxy.inject(Fault::once(
+        Match::PartNumber(2),
+        FaultKind::Delay(Duration::from_secs(3)),
+    ));
+    let id = r.queue.add(&path, &r.target).expect("add");
+    r.run(vec![id]).await;
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    assert_eq!(
+        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
+        sha
+    );
+    let expired = r
+        .part_puts()
+        .into_iter()
+        .filter(|s| {
+            s.query
+                .as_deref()
+                .is_some_and(|q| q.contains("partNumber=2"))
+        })
+        .count();
+    assert!(
+        expired >= 2,
+        "part 2 was refused once and sent again with a fresh URL"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_network_is_waited_out_not_failed() {
+    let r = rig(Duration::from_secs(900)).await;
+    let (path, sha) = random_file(r.dir.path(), "offline.mp4", (26 * MIB) as usize);
+    let mut events = r.queue.subscribe();
+    let id = r.queue.add(&path, &r.target).expect("add");
+    let queue = r.queue.clone();
+    // Slow parts down so the outage lands mid-upload.
+    r.proxy.inject(Fault::always(
+        Match::PartUploads,
+        FaultKind::Delay(Duration::from_millis(150)),
+    ));
+    let running =
+        tokio::spawn(async move { queue.run(Some(vec![id]), CancellationToken::new()).await });
+    loop {
+        match events.recv().await.expect("events") {
+            QueueEvent::Progress { sent, .. } if sent >= 5 * MIB => break,
+            _ => {}
+        }
+    }
+    r.proxy.set_down(true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !running.is_finished(),
+        "still waiting for the network, not failed"
+    );
+    r.proxy.set_down(false);
+    tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("finishes once the network is back")
+        .expect("task")
+        .expect("queue");
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    assert_eq!(
+        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
+        sha
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_deleted_and_empty_files_get_clear_outcomes() {
+    let r = rig(Duration::from_secs(900)).await;
+    let (changed, _) = random_file(r.dir.path(), "changed.mp4", (12 * MIB) as usize);
+    let (deleted, _) = random_file(r.dir.path(), "deleted.mp4", 1000);
+    let empty = r.dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").expect("write");
+    let ids: Vec<i64> = [&changed, &deleted, &empty]
+        .iter()
+        .map(|p| r.queue.add(p, &r.target).expect("add"))
+        .collect();
+    // The recording went on after it was queued; the other file went away.
+    std::fs::write(&changed, vec![9u8; (13 * MIB) as usize]).expect("rewrite");
+    std::fs::remove_file(&deleted).expect("remove");
+    r.run(ids.clone()).await;
+
+    let changed = r.queue.get(ids[0]).expect("item");
+    assert_eq!(changed.state, ItemState::Failed);
+    let e = changed.error.expect("error");
+    assert_eq!(e.code, "file_changed");
+    assert!(!e.retryable && e.message.contains("changed"), "{e:?}");
+
+    let deleted = r.queue.get(ids[1]).expect("item");
+    assert_eq!(deleted.error.expect("error").code, "file_not_found");
+
+    let empty = r.queue.get(ids[2]).expect("item");
+    assert_eq!(empty.state, ItemState::Done, "{:?}", empty.error);
+    assert!(r.fetch(empty.url.as_deref().expect("url")).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_keeps_parts_resume_finishes_cancel_aborts() {
+    let r = rig(Duration::from_secs(900)).await;
+    let (path, sha) = random_file(r.dir.path(), "paused.mp4", (31 * MIB) as usize);
+    r.proxy.inject(Fault::always(
+        Match::PartUploads,
+        FaultKind::Delay(Duration::from_millis(400)),
+    ));
+    let mut events = r.queue.subscribe();
+    let id = r.queue.add(&path, &r.target).expect("add");
+    let queue = r.queue.clone();
+    let running =
+        tokio::spawn(async move { queue.run(Some(vec![id]), CancellationToken::new()).await });
+    loop {
+        if let QueueEvent::Progress { sent, .. } = events.recv().await.expect("events")
+            && sent >= 10 * MIB
+        {
+            break;
+        }
+    }
+    assert!(r.queue.pause(id).expect("pause"));
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("run ends on pause")
+        .expect("task")
+        .expect("queue");
+    let paused = r.queue.get(id).expect("item");
+    assert_eq!(paused.state, ItemState::Paused);
+    assert!(paused.confirmed >= 10 * MIB, "finished parts are kept");
+    let puts_before = r.part_puts().len();
+
+    assert!(r.queue.resume(id).expect("resume"));
+    r.proxy.clear();
+    r.run(vec![id]).await;
+    let done = r.queue.get(id).expect("item");
+    assert_eq!(done.state, ItemState::Done, "{:?}", done.error);
+    assert_eq!(
+        sha256_hex(&r.fetch(done.url.as_deref().expect("url")).await),
+        sha
+    );
+    assert!(
+        r.part_puts().len() - puts_before <= 7 - 2,
+        "kept parts were not sent again"
+    );
+
+    // Cancel aborts the multipart upload on S3.
+    let (other, _) = random_file(r.dir.path(), "canceled.mp4", (12 * MIB) as usize);
+    let id2 = r.queue.add(&other, &r.target).expect("add");
+    r.proxy
+        .inject(Fault::always(Match::PartNumber(3), FaultKind::Stall));
+    let queue = r.queue.clone();
+    let running =
+        tokio::spawn(async move { queue.run(Some(vec![id2]), CancellationToken::new()).await });
+    let mut upload_id = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        upload_id = r.queue.get(id2).expect("item").upload_id;
+        if upload_id.is_some() {
+            break;
+        }
+    }
+    assert!(upload_id.is_some(), "the multipart upload started");
+    assert!(r.queue.cancel(id2).await.expect("cancel"));
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("run ends on cancel")
+        .expect("task")
+        .expect("queue");
+    let canceled = r.queue.get(id2).expect("item");
+    assert_eq!(canceled.state, ItemState::Canceled);
+    assert!(canceled.upload_id.is_none());
+    let aborts = r
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|s| {
+            s.method == Method::DELETE && s.query.as_deref().is_some_and(|q| q.contains("uploadId"))
+        })
+        .count();
+    assert_eq!(aborts, 1, "the multipart upload was aborted on S3");
+    drop(r.stack);
+}
