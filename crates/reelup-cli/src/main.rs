@@ -307,9 +307,23 @@ async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> ExitCode {
                 };
                 report_error(json, &item.path, &e.code, &format!("{}{hint}", e.message));
             }
-            other => {
+            ItemState::Canceled => {
                 failed += 1;
-                eprintln!("reelup: {}: {}", item.path.display(), other.as_str());
+                eprintln!("reelup: {}: canceled", item.path.display());
+            }
+            ItemState::Paused => {
+                eprintln!(
+                    "reelup: {}: paused; `reelup resume {}` carries on",
+                    item.path.display(),
+                    item.id
+                );
+            }
+            // Claimed by another Reelup process (the app, or another CLI) that is still on it.
+            ItemState::Queued | ItemState::Uploading | ItemState::Completing => {
+                eprintln!(
+                    "reelup: {}: being uploaded by another Reelup process",
+                    item.path.display()
+                );
             }
         }
     }
