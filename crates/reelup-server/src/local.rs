@@ -50,8 +50,9 @@ pub struct LocalOptions {
     /// The clock signatures are made with; tests set it back to make expired ones.
     pub clock: Option<Arc<dyn Clock>>,
     pub limits: UploadLimits,
-    /// Requests per minute and burst, per token.
-    pub rate_limit: (u32, u32),
+    /// Requests per minute and burst, per token; none by default, as the local stack is
+    /// one person's and a limit would only skew benchmarks.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 impl LocalOptions {
@@ -72,8 +73,7 @@ impl LocalOptions {
                 max_object_size: MAX_OBJECT_SIZE,
                 allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
             },
-            // Generous: the local stack is one person's, and tests hammer it.
-            rate_limit: (100_000, 10_000),
+            rate_limit: None,
         }
     }
 }
@@ -196,7 +196,9 @@ impl LocalStack {
             users,
             cdn: StreamingUrlBase::new(&cdn),
             limits: opts.limits,
-            rate_limit: rate_limiter(opts.rate_limit.0, opts.rate_limit.1),
+            rate_limit: opts
+                .rate_limit
+                .and_then(|(per_minute, burst)| rate_limiter(per_minute, burst)),
             sts: None,
         });
         let app = router(state);

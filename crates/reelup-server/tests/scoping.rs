@@ -400,7 +400,7 @@ async fn limits_answer_with_clear_errors() {
             max_object_size: 6 * MIB as u64,
             allowed_content_types: vec!["video/*".into()],
         };
-        o.rate_limit = (60, 12);
+        o.rate_limit = Some((60, 12));
     })
     .await;
 
