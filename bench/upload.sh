@@ -163,7 +163,7 @@ run_one() {
   local i="$1" run="$2" tool="${TOOLS[$1]}"
   local key="bench/$RUN_ID/$i-$run.mp4" cmd=()
   case "$i" in
-    0) cmd=(env REELUP_TOKEN="$TOKEN" "$CLI" upload "$PAYLOAD" --endpoint "$ENDPOINT" --cdn "$CDN"
+    0) cmd=(env REELUP_TOKEN="$TOKEN" REELUP_DATA_DIR="$WORK/queue" "$CLI" upload "$PAYLOAD" --endpoint "$ENDPOINT" --cdn "$CDN"
          --json --part-size-mib "$REELUP_PART_MIB" --parts-in-flight "$REELUP_PARTS_IN_FLIGHT") ;;
     1) cmd=(env "${AWS_ENV[@]}" "$AWS" s3 cp "$PAYLOAD" "s3://$BENCH_BUCKET/$key"
          --endpoint-url "$BENCH_S3" --no-progress --only-show-errors) ;;
