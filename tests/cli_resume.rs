@@ -77,10 +77,15 @@ async fn killed_uploads_resume_and_end_identical() {
         let started = Instant::now();
         while parts_recorded(&data) < kill_after {
             assert!(started.elapsed() < Duration::from_secs(120), "no progress");
-            assert!(
-                child.try_wait().expect("wait").is_none(),
-                "finished before the kill"
-            );
+            if child.try_wait().expect("wait").is_some() {
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "reelup ended before the kill ({}): {}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         child.kill().expect("SIGKILL");

@@ -21,7 +21,7 @@ pub fn list_uploads(uploads: State<'_, Arc<Uploads>>) -> Vec<UploadItem> {
 #[tauri::command]
 pub fn copy_text(app: AppHandle, text: String) -> Result<(), IpcError> {
     app.clipboard().write_text(text).map_err(|e| IpcError {
-        code: "clipboard",
+        code: "clipboard".into(),
         message: format!("could not copy to the clipboard: {e}"),
     })
 }

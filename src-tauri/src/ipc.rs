@@ -19,17 +19,8 @@ pub struct Notice {
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct IpcError {
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
-}
-
-impl From<&reelup_core::UploadError> for IpcError {
-    fn from(e: &reelup_core::UploadError) -> Self {
-        Self {
-            code: e.code(),
-            message: e.to_string(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,14 +28,16 @@ impl From<&reelup_core::UploadError> for IpcError {
 pub enum UploadState {
     Queued,
     Uploading,
+    Paused,
     Done,
     Failed,
+    Canceled,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadItem {
-    pub id: u64,
+    pub id: i64,
     pub name: String,
     pub path: String,
     pub size: u64,

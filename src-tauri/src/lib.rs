@@ -29,7 +29,7 @@ pub fn run() {
         )
         .init();
 
-    let uploads = Arc::new(Uploads::new(config::from_env()));
+    let uploads = Arc::new(Uploads::new());
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(uploads)
@@ -40,14 +40,14 @@ pub fn run() {
         ])
         .setup(|app| {
             tray::build(app.handle())?;
+            app.state::<Arc<Uploads>>().start(app.handle());
             Ok(())
         })
         .on_window_event(|window, event| match event {
             // Drops are taken here, not in the webview: the paths never pass through JS.
             WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) => {
                 let app = window.app_handle();
-                let notices: Vec<String> = match app.state::<Arc<Uploads>>().add(app, paths.clone())
-                {
+                let notices: Vec<String> = match app.state::<Arc<Uploads>>().add(paths.clone()) {
                     Ok(added) => added
                         .rejected
                         .into_iter()

@@ -1,75 +1,154 @@
-//! Maps engine uploads onto IPC events. Holds the in-memory list the window shows; the
-//! bytes are moved by `reelup_core::Uploader`, never here.
+//! Maps the engine's durable queue onto IPC events. The bytes, the retries and the
+//! resume all happen in `reelup_core::UploadQueue`; this file only translates.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{
-    CompanionClient, Progress, ProgressFn, StreamingUrlBase, UploadOptions, Uploader,
-    collect_videos,
+    CompanionClient, QueueEvent, QueueOptions, UploadError, UploadQueue, collect_videos,
 };
 use tauri::{AppHandle, Emitter};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::Target;
+use crate::config;
 use crate::ipc::{
     AddedFiles, Connection, EVENT_UPLOAD, IpcError, RejectedPath, UploadItem, UploadState,
 };
 
-/// Progress events per item are capped at ten a second; state changes always go out.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-/// Files uploading at once; each also sends several parts at once.
-const FILES_AT_ONCE: usize = 2;
+/// How often the queue looks for work it was not told about (items another process
+/// released, or retryable ones).
+const IDLE_POLL: Duration = Duration::from_secs(5);
 
 pub struct Uploads {
-    uploader: Option<Uploader<CompanionClient>>,
+    queue: Option<Arc<UploadQueue<CompanionClient>>>,
+    target: Option<Target>,
     connection: Connection,
-    items: Mutex<BTreeMap<u64, UploadItem>>,
-    next_id: AtomicU64,
-    files_at_once: Arc<Semaphore>,
+    work: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+fn ipc_state(state: ItemState) -> UploadState {
+    match state {
+        ItemState::Queued => UploadState::Queued,
+        ItemState::Uploading | ItemState::Completing => UploadState::Uploading,
+        ItemState::Paused => UploadState::Paused,
+        ItemState::Done => UploadState::Done,
+        ItemState::Failed => UploadState::Failed,
+        ItemState::Canceled => UploadState::Canceled,
+    }
+}
+
+fn ipc_item(item: &QueueItem, sent: Option<u64>) -> UploadItem {
+    UploadItem {
+        id: item.id,
+        name: item
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: item.path.display().to_string(),
+        size: item.size,
+        sent: sent.unwrap_or(item.confirmed),
+        state: ipc_state(item.state),
+        url: item.url.clone(),
+        error: item.error.as_ref().map(|e| IpcError {
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }),
+    }
 }
 
 impl Uploads {
-    pub fn new(target: Result<Target, String>) -> Self {
-        let (uploader, connection) = match target {
-            Ok(t) => {
+    pub fn new() -> Self {
+        let stop = CancellationToken::new();
+        let target = config::from_env();
+        let opened = target.and_then(|t| {
+            let store = QueueStore::open(&default_queue_path()).map_err(|e| e.to_string())?;
+            if let Some(aside) = &store.moved_aside {
+                tracing::error!(moved_to = %aside.display(), "the upload queue was damaged and moved aside");
+            }
+            Ok((t, store))
+        });
+        match opened {
+            Ok((t, store)) => {
                 let http = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
                     .build()
                     .unwrap_or_default();
-                let endpoint = CompanionClient::new(http.clone(), &t.endpoint, t.token);
-                let uploader = Uploader::new(
-                    endpoint,
+                let (connect_http, token) = (http.clone(), t.token.clone());
+                let queue = UploadQueue::new(
+                    store,
+                    move |target: &Target| {
+                        CompanionClient::new(connect_http.clone(), &target.endpoint, token.clone())
+                    },
                     http,
-                    StreamingUrlBase::new(&t.cdn),
-                    UploadOptions::default(),
+                    QueueOptions::default(),
                 );
-                let connection = Connection {
-                    endpoint: Some(t.endpoint),
-                    cdn: Some(t.cdn),
-                    problem: None,
-                };
-                (Some(uploader), connection)
+                Self {
+                    queue: Some(queue),
+                    target: Some(Target {
+                        endpoint: t.endpoint.clone(),
+                        cdn: t.cdn.clone(),
+                    }),
+                    connection: Connection {
+                        endpoint: Some(t.endpoint),
+                        cdn: Some(t.cdn),
+                        problem: None,
+                    },
+                    work: Arc::new(Notify::new()),
+                    stop,
+                }
             }
-            Err(problem) => (
-                None,
-                Connection {
+            Err(problem) => Self {
+                queue: None,
+                target: None,
+                connection: Connection {
                     endpoint: None,
                     cdn: None,
                     problem: Some(problem),
                 },
-            ),
-        };
-        Self {
-            uploader,
-            connection,
-            items: Mutex::new(BTreeMap::new()),
-            next_id: AtomicU64::new(1),
-            files_at_once: Arc::new(Semaphore::new(FILES_AT_ONCE)),
+                work: Arc::new(Notify::new()),
+                stop,
+            },
         }
+    }
+
+    /// Runs the queue for as long as the app runs, and forwards its events to the UI.
+    pub fn start(&self, app: &AppHandle) {
+        let Some(queue) = self.queue.clone() else {
+            return;
+        };
+        let mut events = queue.subscribe();
+        let forward = app.clone();
+        let forwarding_queue = queue.clone();
+        tauri::async_runtime::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                let (id, sent) = match event {
+                    QueueEvent::Changed { item } => (item.id, None),
+                    QueueEvent::Progress { id, sent, .. } => (id, Some(sent)),
+                };
+                if let Ok(item) = forwarding_queue.get(id) {
+                    let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, sent));
+                    crate::tray::refresh(&forward, count_unfinished(&forwarding_queue));
+                }
+            }
+        });
+        let (work, stop) = (self.work.clone(), self.stop.clone());
+        tauri::async_runtime::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Err(e) = queue.run(None, stop.child_token()).await {
+                    tracing::error!(error = %e, "the upload queue failed");
+                }
+                tokio::select! {
+                    () = work.notified() => {},
+                    () = tokio::time::sleep(IDLE_POLL) => {},
+                    () = stop.cancelled() => {},
+                }
+            }
+        });
     }
 
     pub fn connection(&self) -> Connection {
@@ -77,123 +156,66 @@ impl Uploads {
     }
 
     pub fn list(&self) -> Vec<UploadItem> {
-        self.lock().values().cloned().collect()
+        self.queue
+            .as_ref()
+            .and_then(|q| q.list().ok())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| ipc_item(i, None))
+            .collect()
     }
 
-    /// Uploads that have not finished, for the tray and for close-to-tray.
+    /// Uploads not yet finished, for the tray and for close-to-tray.
     pub fn unfinished(&self) -> usize {
-        self.lock()
-            .values()
-            .filter(|i| matches!(i.state, UploadState::Queued | UploadState::Uploading))
-            .count()
+        self.queue.as_deref().map_or(0, count_unfinished)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, UploadItem>> {
-        // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.items.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Applies `change` to an item and tells the UI.
-    fn update(&self, app: &AppHandle, id: u64, change: impl FnOnce(&mut UploadItem)) {
-        let item = {
-            let mut items = self.lock();
-            let Some(item) = items.get_mut(&id) else {
-                return;
-            };
-            change(item);
-            item.clone()
-        };
-        if let Err(e) = app.emit(EVENT_UPLOAD, &item) {
-            tracing::warn!(error = %e, "could not emit upload event");
-        }
-    }
-
-    pub fn add(
-        self: &Arc<Self>,
-        app: &AppHandle,
-        paths: Vec<PathBuf>,
-    ) -> Result<AddedFiles, IpcError> {
-        let Some(uploader) = self.uploader.clone() else {
+    pub fn add(&self, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
+        let (Some(queue), Some(target)) = (&self.queue, &self.target) else {
             return Err(IpcError {
-                code: "not_connected",
+                code: "not_connected".into(),
                 message: self.connection.problem.clone().unwrap_or_default(),
             });
         };
         let (videos, rejected) = collect_videos(&paths);
-        let mut added = Vec::with_capacity(videos.len());
-        for path in videos {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let item = UploadItem {
-                id,
-                name: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                path: path.display().to_string(),
-                size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                sent: 0,
-                state: UploadState::Queued,
-                url: None,
-                error: None,
-            };
-            self.lock().insert(id, item.clone());
-            let _ = app.emit(EVENT_UPLOAD, &item);
-            added.push(item);
-            tauri::async_runtime::spawn(self.clone().run(app.clone(), uploader.clone(), id, path));
-        }
-        crate::tray::refresh(app, self.unfinished());
-        Ok(AddedFiles {
-            added,
-            rejected: rejected
-                .into_iter()
-                .map(|r| RejectedPath {
-                    path: r.path.display().to_string(),
-                    reason: r.reason,
-                })
-                .collect(),
-        })
-    }
-
-    async fn run(
-        self: Arc<Self>,
-        app: AppHandle,
-        uploader: Uploader<CompanionClient>,
-        id: u64,
-        path: PathBuf,
-    ) {
-        let Ok(_permit) = self.files_at_once.clone().acquire_owned().await else {
-            return;
-        };
-        self.update(&app, id, |i| i.state = UploadState::Uploading);
-        let on_progress: ProgressFn = {
-            let (this, app) = (self.clone(), app.clone());
-            let last = Mutex::new(Instant::now() - PROGRESS_INTERVAL);
-            Arc::new(move |p: Progress| {
-                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-                if p.sent < p.total && last.elapsed() < PROGRESS_INTERVAL {
-                    return;
-                }
-                *last = Instant::now();
-                this.update(&app, id, |i| {
-                    i.sent = p.sent;
-                    i.size = p.total;
-                });
+        let mut rejected: Vec<RejectedPath> = rejected
+            .into_iter()
+            .map(|r| RejectedPath {
+                path: r.path.display().to_string(),
+                reason: r.reason,
             })
-        };
-        let result = uploader.upload(&path, &on_progress).await;
-        self.update(&app, id, |i| match &result {
-            Ok(done) => {
-                i.state = UploadState::Done;
-                i.sent = done.size;
-                i.size = done.size;
-                i.url = Some(done.url.clone());
+            .collect();
+        let mut added = Vec::new();
+        for path in videos {
+            match queue.add(&path, target).and_then(|id| {
+                queue.get(id).map_err(|e| UploadError::Queue {
+                    message: e.to_string(),
+                })
+            }) {
+                Ok(item) => added.push(ipc_item(&item, None)),
+                Err(e) => rejected.push(RejectedPath {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
             }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "upload failed");
-                i.state = UploadState::Failed;
-                i.error = Some(IpcError::from(e));
-            }
-        });
-        crate::tray::refresh(&app, self.unfinished());
+        }
+        self.work.notify_one();
+        Ok(AddedFiles { added, rejected })
     }
+}
+
+impl Drop for Uploads {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn count_unfinished(queue: &UploadQueue<CompanionClient>) -> usize {
+    queue
+        .ids_in(&[
+            ItemState::Queued,
+            ItemState::Uploading,
+            ItemState::Completing,
+        ])
+        .map_or(0, |ids| ids.len())
 }

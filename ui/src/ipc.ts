@@ -10,7 +10,7 @@ export interface IpcError {
   message: string;
 }
 
-export type UploadState = "queued" | "uploading" | "done" | "failed";
+export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
 
 export interface UploadItem {
   id: number;

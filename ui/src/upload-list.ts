@@ -4,8 +4,10 @@ import type { UploadItem } from "./ipc";
 const STATE_LABEL: Record<UploadItem["state"], string> = {
   queued: "Waiting",
   uploading: "Uploading",
+  paused: "Paused",
   done: "Ready to stream",
   failed: "Failed",
+  canceled: "Canceled",
 };
 
 interface Row {
@@ -130,10 +132,11 @@ export class UploadList {
 
 /** "2 uploading · 3 done · 1 failed" for the list header. */
 export function summarize(items: ReadonlyMap<number, UploadItem>): string {
-  const counts = { queued: 0, uploading: 0, done: 0, failed: 0 };
+  const counts = { queued: 0, uploading: 0, paused: 0, done: 0, failed: 0, canceled: 0 };
   for (const item of items.values()) counts[item.state] += 1;
   const parts: string[] = [];
   if (counts.uploading + counts.queued > 0) parts.push(`${counts.uploading + counts.queued} uploading`);
+  if (counts.paused > 0) parts.push(`${counts.paused} paused`);
   if (counts.done > 0) parts.push(`${counts.done} done`);
   if (counts.failed > 0) parts.push(`${counts.failed} failed`);
   return parts.join(" · ");

@@ -149,8 +149,10 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
     let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == 0 {
         conn.execute_batch(
-            "BEGIN;
-             CREATE TABLE items (
+            // IMMEDIATE and IF NOT EXISTS: two processes opening a new queue at once
+            // (the app and the CLI) must not both try to create it.
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS items (
                id INTEGER PRIMARY KEY,
                path TEXT NOT NULL,
                size INTEGER NOT NULL,
@@ -164,7 +166,7 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
                owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0,
                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
              );
-             CREATE TABLE parts (
+             CREATE TABLE IF NOT EXISTS parts (
                item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
                number INTEGER NOT NULL,
                etag TEXT NOT NULL,
