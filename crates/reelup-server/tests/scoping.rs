@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use reelup_server::api::UploadLimits;
 use reelup_server::config::UserConfig;
 use reelup_server::store::Clock;
@@ -481,4 +482,58 @@ async fn limits_answer_with_clear_errors() {
     let (status, body) = s.get(ALICE, "/s3/sts").await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(body["error"], "sts_unavailable");
+}
+
+/// A POST upload whose bytes end a network read with `\r` and go on with a large read: the
+/// embedded store's form parser (s3s 0.14) refuses that unless bodies reach it in small
+/// chunks. Random video bytes hit it by chance; this makes it happen every time.
+#[tokio::test]
+async fn post_uploads_survive_a_carriage_return_at_a_read_boundary() {
+    let s = start(|_| {}).await;
+    // A large first chunk grows the server's read buffer, so the second arrives in one read.
+    let head = 2 * MIB;
+    let size = head + 300_000;
+    let (_, params) = s
+        .get(
+            ALICE,
+            &format!("/s3/params?filename=cr.mp4&type=video/mp4&size={size}"),
+        )
+        .await;
+    let mut first = vec![b'a'; head];
+    first[head - 1] = b'\r';
+    let second = vec![b'b'; 300_000];
+    let chunks = futures::stream::iter([first.clone(), second.clone()]).then(|chunk| async move {
+        // Flushed apart, so the store reads the `\r` at the end of one read.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let mut form = Form::new();
+    for (k, v) in params["fields"].as_object().expect("fields") {
+        form = form.text(k.clone(), v.as_str().expect("string").to_owned());
+    }
+    let part = Part::stream_with_length(reqwest::Body::wrap_stream(chunks), size as u64)
+        .file_name("cr.mp4");
+    form = form.part("file", part);
+    let status = s
+        .http
+        .post(params["url"].as_str().expect("url"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(status, StatusCode::CREATED);
+    let key = params["fields"]["key"].as_str().expect("key");
+    let body = s
+        .http
+        .get(format!("{}/{key}", s.stack.cdn))
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(body.len(), size);
+    assert_eq!(&body[..head], &first[..]);
+    assert!(body[head..].iter().all(|b| *b == b'b'));
 }
