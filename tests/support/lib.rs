@@ -45,15 +45,22 @@ impl LocalServer {
 
     /// Starts on an existing data dir, e.g. to restart on what an earlier run left.
     pub fn start_in(data_dir: &Path) -> Self {
-        let mut child = Command::new(bin("reelup-server"))
-            .args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
+        Self::launch(data_dir, &[]).0
+    }
+
+    /// Starts the binary with `env` added; returns the server and its whole ready line.
+    fn launch(data_dir: &Path, env: &[(&str, &str)]) -> (Self, serde_json::Value) {
+        let mut cmd = Command::new(bin("reelup-server"));
+        cmd.args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             // s3s logs every refused request at ERROR; the tests refuse some on purpose.
             .env("REELUP_LOG", "warn,s3s=off")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn reelup-server");
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn reelup-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -67,14 +74,15 @@ impl LocalServer {
                 .unwrap_or_else(|| panic!("ready line lacks {k}: {line}"))
                 .to_owned()
         };
-        Self {
+        let server = Self {
             endpoint: field("endpoint"),
             cdn: field("cdn"),
             token: field("token"),
             child,
             data_dir: data_dir.to_owned(),
             _owned_dir: None,
-        }
+        };
+        (server, ready)
     }
 }
 
@@ -157,42 +165,20 @@ impl LocalServer {
         rand::rng().fill_bytes(&mut secret);
         let access_key = format!("TESTKEY{:08X}", rand::random::<u32>());
         let secret_key = hex::encode(secret);
-        let mut child = Command::new(bin("reelup-server"))
-            .args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("REELUP_LOG", "warn,s3s=off")
-            .env("REELUP_LOCAL_S3_ACCESS_KEY", &access_key)
-            .env("REELUP_LOCAL_S3_SECRET_KEY", &secret_key)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn reelup-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the ready line");
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("ready line {line:?} is not JSON: {e}"));
-        let field = |k: &str| {
-            ready[k]
-                .as_str()
-                .unwrap_or_else(|| panic!("ready line lacks {k}: {line}"))
-                .to_owned()
-        };
+        let (mut server, ready) = Self::launch(
+            dir.path(),
+            &[
+                ("REELUP_LOCAL_S3_ACCESS_KEY", &access_key),
+                ("REELUP_LOCAL_S3_SECRET_KEY", &secret_key),
+            ],
+        );
+        server._owned_dir = Some(dir);
+        let field = |k: &str| ready[k].as_str().expect("ready line field").to_owned();
         let keys = StoreKeys {
             s3: field("s3"),
             bucket: field("bucket"),
             access_key,
             secret_key,
-        };
-        let server = Self {
-            endpoint: field("endpoint"),
-            cdn: field("cdn"),
-            token: field("token"),
-            child,
-            data_dir: dir.path().to_owned(),
-            _owned_dir: Some(dir),
         };
         (server, keys)
     }

@@ -278,7 +278,21 @@ async fn serve_s3(
         let rechunked =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let service = service.clone();
-                async move { service.call(req.map(rechunk)).await }
+                // Only browser-style POST uploads go through s3s's form parser; every other
+                // body keeps its exact length, which s3s needs for Content-Length checks.
+                let form = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| t.starts_with("multipart/form-data"));
+                async move {
+                    let req = if form {
+                        req.map(rechunk)
+                    } else {
+                        req.map(s3s::Body::from)
+                    };
+                    service.call(req).await
+                }
             });
         let conn = http.serve_connection(TokioIo::new(socket), rechunked);
         let conn = graceful.watch(conn.into_owned());
