@@ -115,3 +115,54 @@ fn failures_are_one_clear_line_and_a_non_zero_exit() {
     assert_eq!(errors.len(), 1, "one error line: {err}");
     assert!(errors[0].contains("check that it is running"), "{err}");
 }
+
+#[test]
+fn limit_rate_paces_the_upload_and_takes_units() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, sha) = random_file(dir.path(), "paced.mp4", 12 * MIB);
+    let clip = clip.to_str().expect("utf8");
+    let upload = |rate: &str| {
+        reelup(
+            &[
+                "upload",
+                clip,
+                "--endpoint",
+                &server.endpoint,
+                "--cdn",
+                &server.cdn,
+                "--json",
+                "--multipart-threshold-mib",
+                "5",
+                "--part-size-mib",
+                "5",
+                "--limit-rate",
+                rate,
+            ],
+            &[("REELUP_TOKEN", &server.token)],
+        )
+    };
+
+    let started = std::time::Instant::now();
+    let out = upload("8MiB");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "reelup failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(&fetch_sha256(line["url"].as_str().expect("url")), &sha);
+    // 12 MiB at 8 MiB/s: 1.5 s at least, whatever the parts in flight.
+    assert!(
+        took >= std::time::Duration::from_millis(1450),
+        "took {took:?}"
+    );
+
+    let out = upload("fast");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--limit-rate"), "{err}");
+    assert!(err.contains("5MB or 4MiB"), "{err}");
+}

@@ -34,6 +34,11 @@ fn free_addr() -> SocketAddr {
 }
 
 async fn rig(url_lifetime: Duration) -> Rig {
+    rig_with(url_lifetime, |_| {}).await
+}
+
+/// A rig whose queue options `tweak` changes from the usual ones.
+async fn rig_with(url_lifetime: Duration, tweak: impl FnOnce(&mut QueueOptions)) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let store_addr = free_addr();
     let proxy = FaultProxy::start(store_addr).await.expect("proxy");
@@ -49,7 +54,7 @@ async fn rig(url_lifetime: Duration) -> Rig {
         .build()
         .expect("http");
     let connect_http = http.clone();
-    let options = QueueOptions {
+    let mut options = QueueOptions {
         upload: UploadOptions {
             multipart_threshold: 5 * MIB,
             part_size: 5 * MIB,
@@ -63,6 +68,7 @@ async fn rig(url_lifetime: Duration) -> Rig {
         },
         ..QueueOptions::default()
     };
+    tweak(&mut options);
     let queue = UploadQueue::new(
         store,
         move |t: &Target| {
@@ -196,6 +202,67 @@ async fn part_urls_that_expire_in_flight_are_signed_again() {
         expired >= 2,
         "part 2 was refused once and sent again with a fresh URL"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_part_is_cut_and_sent_again() {
+    let stall_timeout = Duration::from_secs(2);
+    let r = rig_with(Duration::from_secs(900), |o| {
+        o.stall_timeout = stall_timeout
+    })
+    .await;
+    let (path, sha) = random_file(r.dir.path(), "stalled.mp4", (12 * MIB) as usize);
+    // The proxy takes part 2's whole body, then never answers.
+    r.proxy
+        .inject(Fault::once(Match::PartNumber(2), FaultKind::Stall));
+    let started = std::time::Instant::now();
+    let id = r.queue.add(&path, &r.target).expect("add");
+    r.run(vec![id]).await;
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    assert_eq!(
+        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
+        sha
+    );
+    let part2: Vec<_> = r
+        .part_puts()
+        .into_iter()
+        .filter(|s| {
+            s.query
+                .as_deref()
+                .is_some_and(|q| q.contains("partNumber=2"))
+        })
+        .collect();
+    assert!(part2.len() >= 2, "stalled once, then sent again: {part2:?}");
+    assert_eq!(part2[0].fault, Some(FaultKind::Stall));
+    assert_eq!(part2[0].status, None, "the stalled PUT got no answer");
+    assert_eq!(part2.last().and_then(|s| s.status), Some(200));
+    let took = started.elapsed();
+    assert!(
+        took >= stall_timeout && took < Duration::from_secs(20),
+        "cut after the {stall_timeout:?} stall timeout, took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bandwidth_limit_paces_all_parts_together() {
+    let r = rig_with(Duration::from_secs(900), |o| {
+        o.bandwidth_limit = Some(8 * MIB);
+    })
+    .await;
+    let (path, sha) = random_file(r.dir.path(), "limited.mp4", (12 * MIB) as usize);
+    let started = std::time::Instant::now();
+    let id = r.queue.add(&path, &r.target).expect("add");
+    r.run(vec![id]).await;
+    let took = started.elapsed();
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    assert_eq!(
+        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
+        sha
+    );
+    // 12 MiB at 8 MiB/s is 1.5 s however many parts are in flight; unlimited it is far less.
+    assert!(took >= Duration::from_millis(1450), "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

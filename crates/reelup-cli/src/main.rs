@@ -90,6 +90,44 @@ struct Tuning {
     /// Parts in flight across all files.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     parts_in_flight: u16,
+
+    /// Bandwidth limit for all uploads together, in bytes per second: 5000000, 5MB (10^6)
+    /// or 4MiB (2^20); kB, GB, KiB and GiB work too.
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_rate)]
+    limit_rate: Option<u64>,
+}
+
+/// A rate such as `5000000`, `5MB`, `1.5MiB`: decimal (kB, MB, GB) and binary (KiB, MiB,
+/// GiB) units, any case, an optional `/s`.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}; use bytes per second, e.g. 5000000, 5MB or 4MiB"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate; use e.g. 5000000, 5MB or 4MiB"))?;
+    let bytes = (value * scale as f64).round();
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err("the rate must be at least 1 byte per second".into());
+    }
+    Ok(bytes as u64)
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -113,6 +151,7 @@ async fn main() -> ExitCode {
             multipart_threshold_mib: 16,
             part_size_mib: 16,
             parts_in_flight: 4,
+            limit_rate: None,
         },
     };
     let queue = match open_queue(tuning) {
@@ -209,6 +248,7 @@ fn open_queue(tuning: Tuning) -> Result<Arc<Queue>, String> {
             parts_in_flight: usize::from(tuning.parts_in_flight),
         },
         parts_in_flight: usize::from(tuning.parts_in_flight),
+        bandwidth_limit: tuning.limit_rate,
         ..QueueOptions::default()
     };
     Ok(UploadQueue::new(
@@ -446,4 +486,23 @@ fn list(queue: &Queue, json: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_plain_decimal_and_binary_units() {
+        assert_eq!(parse_rate("5000000"), Ok(5_000_000));
+        assert_eq!(parse_rate("5MB"), Ok(5_000_000));
+        assert_eq!(parse_rate("4MiB"), Ok(4 * 1024 * 1024));
+        assert_eq!(parse_rate("1.5 mib/s"), Ok(1_572_864));
+        assert_eq!(parse_rate("800kB"), Ok(800_000));
+        assert_eq!(parse_rate("2GiB"), Ok(2 << 30));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("5 parsecs").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 //! asks a [`PresignEndpoint`] for a presigned POST policy (small files) or presigned part
 //! URLs (multipart), then sends the bytes straight to the object store.
 
+mod bandwidth;
 mod error;
 mod fingerprint;
 mod media;
@@ -19,6 +20,7 @@ mod transfer;
 mod upload;
 mod upload_queue;
 
+pub use bandwidth::BandwidthLimit;
 pub use error::UploadError;
 pub use fingerprint::Fingerprint;
 pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};

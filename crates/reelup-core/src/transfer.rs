@@ -1,16 +1,18 @@
 //! Sending bytes to the object store with a presigned request, and reading what it says.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::TryStreamExt;
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use tokio::time::Instant;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::presign::root_cause;
 use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError, s3_error};
 
@@ -42,41 +44,213 @@ pub(crate) async fn storage_failure(resp: reqwest::Response) -> UploadError {
     }
 }
 
+fn open_failure(path: &Path, e: std::io::Error) -> UploadError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => UploadError::FileNotFound {
+            path: path.to_owned(),
+        },
+        _ => UploadError::FileUnreadable {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// A read that ran out of bytes means the file became shorter: it changed.
+fn read_failure(path: &Path, e: std::io::Error) -> UploadError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        UploadError::FileChanged {
+            path: path.to_owned(),
+        }
+    } else {
+        UploadError::FileUnreadable {
+            path: path.to_owned(),
+            source: e,
+        }
+    }
+}
+
 pub(crate) async fn open(path: &Path) -> Result<tokio::fs::File, UploadError> {
     tokio::fs::File::open(path)
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => UploadError::FileNotFound {
-                path: path.to_owned(),
-            },
-            _ => UploadError::FileUnreadable {
-                path: path.to_owned(),
-                source: e,
-            },
-        })
+        .map_err(|e| open_failure(path, e))
 }
 
-/// Reads `len` bytes at `start`; a file that has become shorter has changed.
-pub(crate) async fn read_range(path: &Path, start: u64, len: u64) -> Result<Bytes, UploadError> {
-    let unreadable = |e| UploadError::FileUnreadable {
-        path: path.to_owned(),
-        source: e,
-    };
-    let mut file = open(path).await?;
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(unreadable)?;
-    let mut buf = vec![0; len as usize];
-    file.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            UploadError::FileChanged {
-                path: path.to_owned(),
-            }
-        } else {
-            unreadable(e)
+/// Bytes read from disk at a time, for a part's MD5 and for its body alike: memory per
+/// transfer stays at a few of these, whatever the part size.
+const CHUNK: usize = 256 * 1024;
+
+/// How transfers are paced and watched.
+#[derive(Debug, Clone)]
+pub(crate) struct Pacing {
+    /// A transfer that neither takes more of its body nor gets an answer for this long is
+    /// cut (and retried): a stalled connection, not a slow one, which keeps moving.
+    pub stall_timeout: Duration,
+    /// Shared by every transfer made with this pacing.
+    pub limit: Option<Arc<BandwidthLimit>>,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            limit: None,
         }
-    })?;
-    Ok(Bytes::from(buf))
+    }
+}
+
+pub(crate) const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When a transfer last moved: hyper asked for more of the body, or the body ended.
+/// Time spent reading the disk or waiting for the bandwidth limit is ours, not the
+/// network's, so it never counts as a stall.
+#[derive(Clone)]
+struct Activity(Arc<Mutex<(Instant, bool)>>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new((Instant::now(), false))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Instant, bool)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn producing(&self) {
+        self.lock().1 = true;
+    }
+
+    fn moved(&self) {
+        *self.lock() = (Instant::now(), false);
+    }
+
+    /// When the transfer counts as stalled unless it moves first; `None` while a chunk is
+    /// being produced.
+    fn deadline(&self, stall_timeout: Duration) -> Option<Instant> {
+        let (last, producing) = *self.lock();
+        (!producing).then(|| last + stall_timeout)
+    }
+}
+
+/// Runs a request while watching its activity; cuts it (by dropping it) once it has not
+/// moved for `stall_timeout`.
+async fn watched<T>(
+    request: impl std::future::Future<Output = T>,
+    activity: &Activity,
+    stall_timeout: Duration,
+) -> Result<T, UploadError> {
+    tokio::pin!(request);
+    loop {
+        let deadline = activity.deadline(stall_timeout);
+        tokio::select! {
+            out = &mut request => return Ok(out),
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + stall_timeout)) => {
+                if activity.deadline(stall_timeout).is_some_and(|d| d <= Instant::now()) {
+                    return Err(UploadError::StorageUnreachable {
+                        reason: format!("no progress for {} s", stall_timeout.as_secs_f64()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The MD5 of `len` bytes at `start`, read a chunk at a time into one buffer.
+async fn range_md5(path: &Path, start: u64, len: u64) -> Result<[u8; 16], UploadError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(&path).map_err(|e| open_failure(&path, e))?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| read_failure(&path, e))?;
+        let mut md5 = Md5::new();
+        let mut buf = vec![0; CHUNK];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            file.read_exact(&mut buf[..n])
+                .map_err(|e| read_failure(&path, e))?;
+            md5.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(md5.finalize().into())
+    })
+    .await
+    .map_err(|e| UploadError::FileUnreadable {
+        path: PathBuf::new(),
+        source: std::io::Error::other(e),
+    })?
+}
+
+/// Why a body stream failed, kept for the caller: hyper only passes on that it did.
+type BodyFailure = Arc<Mutex<Option<UploadError>>>;
+
+/// `len` bytes at `start`, read from disk as hyper asks for them, paced by the bandwidth
+/// limit. A file that became shorter ends the stream with `FileChanged` in `failure`.
+fn range_body(
+    path: &Path,
+    start: u64,
+    len: u64,
+    pacing: &Pacing,
+    activity: &Activity,
+    failure: &BodyFailure,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let (path, limit) = (path.to_owned(), pacing.limit.clone());
+    let (activity, failure) = (activity.clone(), failure.clone());
+    futures::stream::try_unfold((None::<tokio::fs::File>, 0u64), move |(file, sent)| {
+        let (path, limit) = (path.clone(), limit.clone());
+        let (activity, failure) = (activity.clone(), failure.clone());
+        async move {
+            if sent == len {
+                activity.moved();
+                return Ok(None);
+            }
+            activity.producing();
+            let chunk = async {
+                let mut file = match file {
+                    Some(f) => f,
+                    None => {
+                        let mut f = open(&path).await?;
+                        f.seek(std::io::SeekFrom::Start(start))
+                            .await
+                            .map_err(|e| read_failure(&path, e))?;
+                        f
+                    }
+                };
+                let n = (len - sent).min(CHUNK as u64) as usize;
+                let mut buf = vec![0; n];
+                file.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| read_failure(&path, e))?;
+                if let Some(limit) = &limit {
+                    limit.take(n as u64).await;
+                }
+                Ok::<_, UploadError>((Bytes::from(buf), file))
+            }
+            .await;
+            activity.moved();
+            match chunk {
+                Ok((bytes, file)) => {
+                    let sent = sent + bytes.len() as u64;
+                    Ok(Some((bytes, (Some(file), sent))))
+                }
+                Err(e) => {
+                    let io = std::io::Error::other(e.to_string());
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    Err(io)
+                }
+            }
+        }
+    })
+}
+
+/// What failed a request: the body's own reason (the file changed) before the network's.
+fn send_failure(failure: &BodyFailure, e: reqwest::Error) -> UploadError {
+    failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_else(|| storage_unreachable(e))
 }
 
 /// S3's ETag for bytes it stored in one piece: their MD5, quoted.
@@ -84,29 +258,38 @@ pub(crate) fn md5_etag(md5: &[u8]) -> String {
     format!("\"{}\"", hex::encode(md5))
 }
 
-/// PUTs one part to a presigned URL with its Content-MD5, so the store refuses bytes that
-/// changed on the way (BadDigest), and checks the ETag it answers against the same MD5.
-/// Returns the ETag.
+/// PUTs `len` bytes of `path` at `start` to a presigned part URL, streamed from disk so
+/// memory does not grow with the part size. The MD5 is read first, for Content-MD5, so
+/// the store refuses bytes that changed on the way (BadDigest); the ETag it answers is
+/// checked against the same MD5. Returns the ETag.
 pub(crate) async fn put_part(
     http: &reqwest::Client,
     url: &str,
-    bytes: Bytes,
-    timeout: std::time::Duration,
+    path: &Path,
+    start: u64,
+    len: u64,
+    pacing: &Pacing,
 ) -> Result<String, UploadError> {
-    let md5 = Md5::digest(&bytes);
-    let resp = http
+    let md5 = range_md5(path, start, len).await?;
+    let activity = Activity::new();
+    let failure = BodyFailure::default();
+    let body = range_body(path, start, len, pacing, &activity, &failure);
+    let request = http
         .put(url)
         .header(
             "content-md5",
             base64::engine::general_purpose::STANDARD.encode(md5),
         )
-        .timeout(timeout)
-        .body(bytes)
-        .send()
-        .await
-        .map_err(storage_unreachable)?;
+        // A stream has no length of its own: with this header hyper sends a fixed-length
+        // body rather than a chunked one, which S3 refuses for UploadPart.
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let resp = watched(request, &activity, pacing.stall_timeout)
+        .await?
+        .map_err(|e| send_failure(&failure, e))?;
     if !resp.status().is_success() {
-        return Err(storage_failure(resp).await);
+        return Err(failure_within(resp, pacing.stall_timeout).await);
     }
     let etag = resp
         .headers()
@@ -138,28 +321,41 @@ pub(crate) async fn put_part(
     Ok(etag)
 }
 
-/// Sends a whole file with a presigned POST policy: every field, then the file.
+/// The store's error, read with the same patience as the transfer: an error body that
+/// never ends is a stall too.
+async fn failure_within(resp: reqwest::Response, stall_timeout: Duration) -> UploadError {
+    tokio::time::timeout(stall_timeout, storage_failure(resp))
+        .await
+        .unwrap_or_else(|_| UploadError::StorageUnreachable {
+            reason: format!("no progress for {} s", stall_timeout.as_secs_f64()),
+        })
+}
+
+/// Sends a whole file with a presigned POST policy: every field, then the file, streamed
+/// from disk with the same pacing and stall watch as parts.
 pub(crate) async fn post_object(
     http: &reqwest::Client,
     policy: &PostPolicy,
     path: &Path,
     meta: &FileMeta,
     on_progress: &ProgressFn,
+    pacing: &Pacing,
 ) -> Result<(), UploadError> {
+    // A missing or unreadable file is said before any request.
+    drop(open(path).await?);
     let mut form = reqwest::multipart::Form::new();
     for (name, value) in &policy.fields {
         form = form.text(name.clone(), value.clone());
     }
     let total = meta.size;
     let sent = Arc::new(AtomicU64::new(0));
+    let activity = Activity::new();
+    let failure = BodyFailure::default();
     let body = {
         let (sent, report) = (sent.clone(), on_progress.clone());
-        ReaderStream::with_capacity(open(path).await?, 256 * 1024).inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                let now =
-                    sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-                report(Progress { sent: now, total });
-            }
+        range_body(path, 0, meta.size, pacing, &activity, &failure).inspect_ok(move |chunk| {
+            let now = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            report(Progress { sent: now, total });
         })
     };
     let part =
@@ -169,14 +365,12 @@ pub(crate) async fn post_object(
             .map_err(storage_unreachable)?;
     // S3 ignores every field after `file`, so it goes last.
     form = form.part("file", part);
-    let resp = http
-        .post(&policy.url)
-        .multipart(form)
-        .send()
-        .await
-        .map_err(storage_unreachable)?;
+    let request = http.post(&policy.url).multipart(form).send();
+    let resp = watched(request, &activity, pacing.stall_timeout)
+        .await?
+        .map_err(|e| send_failure(&failure, e))?;
     if !resp.status().is_success() {
-        return Err(storage_failure(resp).await);
+        return Err(failure_within(resp, pacing.stall_timeout).await);
     }
     if sent.load(Ordering::Relaxed) != meta.size {
         return Err(UploadError::FileChanged {
@@ -184,4 +378,139 @@ pub(crate) async fn post_object(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// What a one-request HTTP server received: the request head, lower-cased, and the body.
+    struct Received {
+        head: String,
+        body: Vec<u8>,
+    }
+
+    /// Answers one request like S3's UploadPart (ETag = MD5 of the body), but only a
+    /// fixed-length body: S3 refuses chunked part uploads, so this server cannot read one.
+    async fn one_part_store() -> (String, tokio::task::JoinHandle<Received>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/bucket/key?partNumber=1",
+            listener.local_addr().unwrap()
+        );
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut data = Vec::new();
+            let head_end = loop {
+                let mut buf = [0; 4096];
+                let n = conn.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the request ended before its head");
+                data.extend_from_slice(&buf[..n]);
+                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&data[..head_end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .expect("a Content-Length")
+                .trim()
+                .parse()
+                .expect("a number");
+            let mut body = data[head_end..].to_vec();
+            while body.len() < len {
+                let mut buf = vec![0; 64 * 1024];
+                let n = conn.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the body ended early");
+                body.extend_from_slice(&buf[..n]);
+            }
+            let etag = md5_etag(&Md5::digest(&body));
+            let answer = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: 0\r\n\r\n");
+            conn.write_all(answer.as_bytes()).await.expect("write");
+            Received { head, body }
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn a_part_is_streamed_with_a_fixed_length_and_its_md5() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("video.mp4");
+        // Not a multiple of the chunk size, so the last chunk is short.
+        let bytes: Vec<u8> = (0..3 * CHUNK + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let (start, len) = (1000u64, (2 * CHUNK + 17) as u64);
+        let (url, server) = one_part_store().await;
+
+        let etag = put_part(
+            &reqwest::Client::new(),
+            &url,
+            &path,
+            start,
+            len,
+            &Pacing::default(),
+        )
+        .await
+        .expect("put_part");
+
+        let got = server.await.expect("server");
+        let sent = &bytes[start as usize..(start + len) as usize];
+        assert_eq!(got.body, sent);
+        assert!(
+            got.head.contains(&format!("content-length: {len}\r\n")),
+            "{}",
+            got.head
+        );
+        assert!(!got.head.contains("transfer-encoding"), "{}", got.head);
+        let md5 = Md5::digest(sent);
+        let content_md5 = base64::engine::general_purpose::STANDARD.encode(md5);
+        assert!(
+            got.head
+                .contains(&format!("content-md5: {}", content_md5.to_lowercase())),
+            "{}",
+            got.head
+        );
+        assert_eq!(etag, md5_etag(&md5));
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_part_has_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("video.mp4");
+        std::fs::write(&path, vec![1u8; 1000]).expect("write");
+        let err = put_part(
+            &reqwest::Client::new(),
+            "http://127.0.0.1:9/never",
+            &path,
+            500,
+            1000,
+            &Pacing::default(),
+        )
+        .await
+        .expect_err("the file is too short");
+        assert!(matches!(err, UploadError::FileChanged { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_runs_short_reports_the_file_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("video.mp4");
+        std::fs::write(&path, vec![1u8; 1000]).expect("write");
+        let (activity, failure) = (Activity::new(), BodyFailure::default());
+        // As if the file shrank after its MD5 was read: the body asks for more than is left.
+        let chunks: Vec<_> = range_body(&path, 0, 2000, &Pacing::default(), &activity, &failure)
+            .collect()
+            .await;
+        assert!(chunks.last().expect("chunks").is_err());
+        assert!(matches!(
+            failure.lock().unwrap().take(),
+            Some(UploadError::FileChanged { .. })
+        ));
+    }
 }

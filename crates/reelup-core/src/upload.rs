@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
+use crate::transfer::Pacing;
 use crate::{
     CompletedPart, FileMeta, PartPlan, PresignEndpoint, StreamingUrlBase, UploadError,
     content_type_for, transfer,
@@ -13,19 +14,14 @@ use crate::{
 
 const MIB: u64 = 1024 * 1024;
 
-/// How long one part may take: 30 s, plus its bytes at a crawl of 64 KiB/s, so a stalled
-/// transfer is cut while a slow but moving one is not.
-pub(crate) fn part_timeout(len: u64) -> std::time::Duration {
-    std::time::Duration::from_secs(30 + len / (64 * 1024))
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct UploadOptions {
     /// Files of at least this size go up as multipart; smaller ones by one POST.
     pub multipart_threshold: u64,
     /// Preferred part size; [`PartPlan`] raises it to fit S3's part limit.
     pub part_size: u64,
-    /// Parts of one file sent at once. Memory is bounded by this times the part size.
+    /// Parts of one file sent at once. Parts are streamed from disk, so memory does not
+    /// grow with the part size.
     pub parts_in_flight: usize,
 }
 
@@ -175,7 +171,15 @@ impl<E: PresignEndpoint> Uploader<E> {
         on_progress: &ProgressFn,
     ) -> Result<String, UploadError> {
         let policy = self.endpoint.post_policy(meta).await?;
-        transfer::post_object(&self.http, &policy, path, meta, on_progress).await?;
+        transfer::post_object(
+            &self.http,
+            &policy,
+            path,
+            meta,
+            on_progress,
+            &Pacing::default(),
+        )
+        .await?;
         Ok(policy.key().unwrap_or_default().to_owned())
     }
 
@@ -193,12 +197,16 @@ impl<E: PresignEndpoint> Uploader<E> {
                 let (key, upload_id, sent) = (&start.key, &start.upload_id, &sent);
                 async move {
                     let signed = self.endpoint.sign_part(key, upload_id, number).await?;
-                    let bytes =
-                        transfer::read_range(path, range.start, range.end - range.start).await?;
-                    let len = bytes.len() as u64;
-                    let etag =
-                        transfer::put_part(&self.http, &signed.url, bytes, part_timeout(len))
-                            .await?;
+                    let len = range.end - range.start;
+                    let etag = transfer::put_part(
+                        &self.http,
+                        &signed.url,
+                        path,
+                        range.start,
+                        len,
+                        &Pacing::default(),
+                    )
+                    .await?;
                     let now = sent.fetch_add(len, Ordering::Relaxed) + len;
                     on_progress(Progress {
                         sent: now,

@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::queue_store::{
     ItemError, ItemState, QueueError, QueueItem, QueueStore, StoredPart, Target,
 };
-use crate::upload::part_timeout;
+use crate::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::{
-    CompletedPart, FileMeta, Fingerprint, PartPlan, PresignEndpoint, Progress, ProgressFn,
-    RetryPolicy, StreamingUrlBase, UploadError, UploadOptions, content_type_for, transfer,
+    BandwidthLimit, CompletedPart, FileMeta, Fingerprint, PartPlan, PresignEndpoint, Progress,
+    ProgressFn, RetryPolicy, StreamingUrlBase, UploadError, UploadOptions, content_type_for,
+    transfer,
 };
 
 /// How long a claim on an item lasts without being renewed, and how often it is renewed.
@@ -31,7 +32,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy)]
 pub struct QueueOptions {
     pub upload: UploadOptions,
-    /// Parts in flight across all files (1-32): this, times the part size, bounds memory.
+    /// Parts in flight across all files (1-32). Parts are streamed from disk, so memory
+    /// stays at a few chunks per part in flight, whatever the part size.
     pub parts_in_flight: usize,
     /// Files uploading at once.
     pub files_at_once: usize,
@@ -40,6 +42,11 @@ pub struct QueueOptions {
     /// (retryably). An endpoint never reached in this run fails at once instead: that is a
     /// wrong URL or a server that is down, not a dropped connection.
     pub offline_patience: Duration,
+    /// A transfer that neither sends more of its body nor gets an answer for this long is
+    /// cut and retried: stalled, not slow.
+    pub stall_timeout: Duration,
+    /// Bytes per second for all transfers of all files together; `None` for no limit.
+    pub bandwidth_limit: Option<u64>,
 }
 
 impl Default for QueueOptions {
@@ -50,6 +57,8 @@ impl Default for QueueOptions {
             files_at_once: 2,
             retry: RetryPolicy::default(),
             offline_patience: Duration::from_secs(15 * 60),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            bandwidth_limit: None,
         }
     }
 }
@@ -83,6 +92,8 @@ pub struct UploadQueue<E> {
     http: reqwest::Client,
     options: QueueOptions,
     parts: Arc<Semaphore>,
+    /// One for the whole queue, so the bandwidth limit is shared by every transfer.
+    pacing: Pacing,
     owner: String,
     events: broadcast::Sender<QueueEvent>,
     /// Items this process is uploading, so a pause or cancel here stops them at once
@@ -112,6 +123,12 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             connect: Box::new(connect),
             http,
             parts: Arc::new(Semaphore::new(options.parts_in_flight.clamp(1, 32))),
+            pacing: Pacing {
+                stall_timeout: options.stall_timeout,
+                limit: options
+                    .bandwidth_limit
+                    .map(|limit| Arc::new(BandwidthLimit::new(limit))),
+            },
             options,
             owner: crate::queue_store::this_owner(),
             events,
@@ -506,7 +523,15 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         self.retrying(stop, reached, || async {
             // A fresh policy per attempt: an expired one is the commonest reason to retry.
             let policy = endpoint.post_policy(meta).await?;
-            transfer::post_object(&self.http, &policy, &item.path, meta, progress).await?;
+            transfer::post_object(
+                &self.http,
+                &policy,
+                &item.path,
+                meta,
+                progress,
+                &self.pacing,
+            )
+            .await?;
             Ok(policy.key().unwrap_or_default().to_owned())
         })
         .await
@@ -569,9 +594,15 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     let etag = self
                         .retrying(stop, reached, || async {
                             let signed = endpoint.sign_part(key, upload_id, number).await?;
-                            let bytes = transfer::read_range(&item.path, range.start, len).await?;
-                            transfer::put_part(&self.http, &signed.url, bytes, part_timeout(len))
-                                .await
+                            transfer::put_part(
+                                &self.http,
+                                &signed.url,
+                                &item.path,
+                                range.start,
+                                len,
+                                &self.pacing,
+                            )
+                            .await
                         })
                         .await?;
                     let Some(etag) = etag else { return Ok(None) };

@@ -1,0 +1,101 @@
+//! A bandwidth limit shared by every part of every file: a token bucket on tokio's clock
+//! (so tests run it on a paused clock, without real sleeps).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Bytes per second that all transfers together may send.
+#[derive(Debug)]
+pub struct BandwidthLimit {
+    bytes_per_sec: u64,
+    /// When the bytes granted so far have been paid for at the limit. Each request books
+    /// the next slot after it, so concurrent senders share the rate instead of each having it.
+    paid_until: Mutex<Instant>,
+}
+
+impl BandwidthLimit {
+    /// `bytes_per_sec` of 0 is taken as 1, not as "stop".
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            bytes_per_sec: bytes_per_sec.max(1),
+            paid_until: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn bytes_per_sec(&self) -> u64 {
+        self.bytes_per_sec
+    }
+
+    /// Waits until `bytes` more may go out. An idle limit saves nothing up: time nobody
+    /// used is not spent later as a burst.
+    pub async fn take(&self, bytes: u64) {
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        let ready_at = {
+            let mut paid_until = self.paid_until.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*paid_until).max(Instant::now());
+            *paid_until = start + cost;
+            *paid_until
+        };
+        tokio::time::sleep_until(ready_at).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+    const CHUNK: u64 = 256 * 1024;
+
+    fn secs_since(t: Instant) -> f64 {
+        t.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_mib_at_two_mib_per_sec_takes_five_seconds() {
+        let limit = BandwidthLimit::new(2 * MIB);
+        let started = Instant::now();
+        for _ in 0..(10 * MIB / CHUNK) {
+            limit.take(CHUNK).await;
+        }
+        let took = secs_since(started);
+        assert!((4.99..=5.01).contains(&took), "took {took} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_is_shared_by_concurrent_senders() {
+        let limit = Arc::new(BandwidthLimit::new(2 * MIB));
+        let started = Instant::now();
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                let limit = limit.clone();
+                tokio::spawn(async move {
+                    for _ in 0..(5 * MIB / CHUNK) {
+                        limit.take(CHUNK).await;
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.await.expect("sender");
+        }
+        // 4 x 5 MiB at 2 MiB/s together: 10 s, not the 2.5 s each would take alone.
+        let took = secs_since(started);
+        assert!((9.99..=10.01).contains(&took), "took {took} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_is_not_saved_up_for_a_burst() {
+        let limit = BandwidthLimit::new(MIB);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let started = Instant::now();
+        limit.take(MIB).await;
+        limit.take(MIB).await;
+        let took = secs_since(started);
+        assert!((1.99..=2.01).contains(&took), "took {took} s");
+    }
+}
