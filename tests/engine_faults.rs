@@ -58,7 +58,6 @@ async fn rig_with(url_lifetime: Duration, tweak: impl FnOnce(&mut QueueOptions))
         upload: UploadOptions {
             multipart_threshold: 5 * MIB,
             part_size: 5 * MIB,
-            parts_in_flight: 2,
         },
         parts_in_flight: 2,
         retry: RetryPolicy {

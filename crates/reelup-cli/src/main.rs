@@ -245,7 +245,6 @@ fn open_queue(tuning: Tuning) -> Result<Arc<Queue>, String> {
         upload: UploadOptions {
             multipart_threshold: tuning.multipart_threshold_mib * MIB,
             part_size: tuning.part_size_mib * MIB,
-            parts_in_flight: usize::from(tuning.parts_in_flight),
         },
         parts_in_flight: usize::from(tuning.parts_in_flight),
         bandwidth_limit: tuning.limit_rate,

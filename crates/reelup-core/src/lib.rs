@@ -32,5 +32,5 @@ pub use presign::{
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;
-pub use upload::{Progress, ProgressFn, UploadOptions, UploadedVideo, Uploader};
+pub use upload::{Progress, ProgressFn, UploadOptions};
 pub use upload_queue::{QueueEvent, QueueOptions, UploadQueue};
