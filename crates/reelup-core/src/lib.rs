@@ -13,7 +13,7 @@ mod plan;
 mod presign;
 pub mod queue_store;
 mod retry;
-mod s3_error;
+pub mod s3_xml;
 mod secret;
 mod streaming;
 mod transfer;

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::presign::root_cause;
-use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError, s3_error};
+use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError, s3_xml};
 
 pub(crate) fn storage_unreachable(e: reqwest::Error) -> UploadError {
     UploadError::StorageUnreachable {
@@ -34,7 +34,7 @@ pub(crate) async fn storage_failure(resp: reqwest::Response) -> UploadError {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let body = resp.text().await.unwrap_or_default();
-    let (code, message) = s3_error::parse(&body)
+    let (code, message) = s3_xml::error(&body)
         .unwrap_or_else(|| ("Unknown".into(), body.chars().take(200).collect()));
     UploadError::Storage {
         status,

@@ -12,7 +12,6 @@ pub mod serve;
 pub mod store;
 pub mod tokens;
 pub mod users;
-mod xml;
 
 pub use api::{ApiState, router};
 pub use local::{LocalOptions, LocalStack};

@@ -1,6 +1,13 @@
-//! Reading the few flat S3 XML responses the server needs. S3's documents here never nest
-//! an element inside one of the same name and carry no attributes on these elements, so
+//! Reading the few flat S3 XML documents Reelup needs (errors, ListParts). They never nest an
+//! element inside one of the same name and carry no attributes on these elements, so
 //! finding tags is enough; a strict parser rejects stores that omit optional elements.
+
+/// The `<Code>` and `<Message>` of an S3 error body, if it is one.
+pub fn error(body: &str) -> Option<(String, String)> {
+    let code = text_of(body, "Code")?;
+    let message = text_of(body, "Message").unwrap_or_default();
+    Some((code.to_owned(), message.to_owned()))
+}
 
 /// The text of the first `<tag>` in `xml`.
 pub fn text_of<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
@@ -53,6 +60,16 @@ mod tests {
     <Size>10485760</Size>
   </Part>
 </ListPartsResult>"#;
+
+    #[test]
+    fn reads_code_and_message() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><RequestId>1</RequestId></Error>"#;
+        let (code, msg) = error(xml).expect("parsed");
+        assert_eq!(code, "SignatureDoesNotMatch");
+        assert!(msg.starts_with("The request signature"));
+        assert!(error("<html>bad gateway</html>").is_none());
+    }
 
     #[test]
     fn reads_aws_list_parts() {
