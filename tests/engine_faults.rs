@@ -110,6 +110,14 @@ impl Rig {
         .expect("queue runs");
     }
 
+    /// Asserts the item finished and the CDN serves exactly the bytes with `sha`.
+    async fn assert_streams_identical(&self, id: i64, sha: &str) {
+        let item = self.queue.get(id).expect("item");
+        assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+        let body = self.fetch(item.url.as_deref().expect("url")).await;
+        assert_eq!(sha256_hex(&body), sha, "byte-identical");
+    }
+
     fn part_puts(&self) -> Vec<reelup_testkit::Seen> {
         self.proxy
             .requests()
@@ -158,10 +166,7 @@ async fn uploads_survive_drops_errors_delays_and_flipped_bytes() {
 
     let id = r.queue.add(&path, &r.target).expect("add");
     r.run(vec![id]).await;
-    let item = r.queue.get(id).expect("item");
-    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
-    let body = r.fetch(item.url.as_deref().expect("url")).await;
-    assert_eq!(sha256_hex(&body), sha, "byte-identical despite every fault");
+    r.assert_streams_identical(id, &sha).await;
 
     let puts = r.part_puts();
     let faulted: Vec<_> = puts.iter().filter(|s| s.fault.is_some()).collect();
@@ -182,12 +187,7 @@ async fn part_urls_that_expire_in_flight_are_signed_again() {
     ));
     let id = r.queue.add(&path, &r.target).expect("add");
     r.run(vec![id]).await;
-    let item = r.queue.get(id).expect("item");
-    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
-    assert_eq!(
-        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
-        sha
-    );
+    r.assert_streams_identical(id, &sha).await;
     let expired = r
         .part_puts()
         .into_iter()
@@ -217,12 +217,7 @@ async fn a_stalled_part_is_cut_and_sent_again() {
     let started = std::time::Instant::now();
     let id = r.queue.add(&path, &r.target).expect("add");
     r.run(vec![id]).await;
-    let item = r.queue.get(id).expect("item");
-    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
-    assert_eq!(
-        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
-        sha
-    );
+    r.assert_streams_identical(id, &sha).await;
     let part2: Vec<_> = r
         .part_puts()
         .into_iter()
@@ -254,12 +249,7 @@ async fn the_bandwidth_limit_paces_all_parts_together() {
     let id = r.queue.add(&path, &r.target).expect("add");
     r.run(vec![id]).await;
     let took = started.elapsed();
-    let item = r.queue.get(id).expect("item");
-    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
-    assert_eq!(
-        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
-        sha
-    );
+    r.assert_streams_identical(id, &sha).await;
     // 12 MiB at 8 MiB/s is 1.5 s however many parts are in flight; unlimited it is far less.
     assert!(took >= Duration::from_millis(1450), "took {took:?}");
 }
@@ -296,12 +286,7 @@ async fn a_lost_network_is_waited_out_not_failed() {
         .expect("finishes once the network is back")
         .expect("task")
         .expect("queue");
-    let item = r.queue.get(id).expect("item");
-    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
-    assert_eq!(
-        sha256_hex(&r.fetch(item.url.as_deref().expect("url")).await),
-        sha
-    );
+    r.assert_streams_identical(id, &sha).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,12 +353,7 @@ async fn pause_keeps_parts_resume_finishes_cancel_aborts() {
     assert!(r.queue.resume(id).expect("resume"));
     r.proxy.clear();
     r.run(vec![id]).await;
-    let done = r.queue.get(id).expect("item");
-    assert_eq!(done.state, ItemState::Done, "{:?}", done.error);
-    assert_eq!(
-        sha256_hex(&r.fetch(done.url.as_deref().expect("url")).await),
-        sha
-    );
+    r.assert_streams_identical(id, &sha).await;
     assert!(
         r.part_puts().len() - puts_before <= 7 - 2,
         "kept parts were not sent again"

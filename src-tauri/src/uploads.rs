@@ -126,13 +126,18 @@ impl Uploads {
         let forwarding_queue = queue.clone();
         tauri::async_runtime::spawn(async move {
             while let Ok(event) = events.recv().await {
-                let (id, sent) = match event {
-                    QueueEvent::Changed { item } => (item.id, None),
-                    QueueEvent::Progress { id, sent, .. } => (id, Some(sent)),
-                };
-                if let Ok(item) = forwarding_queue.get(id) {
-                    let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, sent));
-                    crate::tray::refresh(&forward, count_unfinished(&forwarding_queue));
+                match event {
+                    // A state change carries the item; the tray follows state, not bytes, so
+                    // it is refreshed here only and never on the progress path.
+                    QueueEvent::Changed { item } => {
+                        let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, None));
+                        crate::tray::refresh(&forward, count_unfinished(&forwarding_queue));
+                    }
+                    QueueEvent::Progress { id, sent, .. } => {
+                        if let Ok(item) = forwarding_queue.get(id) {
+                            let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, Some(sent)));
+                        }
+                    }
                 }
             }
         });
