@@ -198,7 +198,13 @@ pub struct Companion {
 impl Companion {
     /// Where start.mjs and its package.json live.
     pub fn dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("companion")
+        // Read at run time: with the build dir shared between clones (as ./dev and CI do),
+        // a test binary built in one clone may run from another, and a path baked in at
+        // compile time would point at the wrong, or a deleted, checkout.
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+            .join("companion")
     }
 
     pub fn start(store: &StoreKeys) -> Self {
