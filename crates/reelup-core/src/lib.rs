@@ -19,6 +19,7 @@ mod streaming;
 mod transfer;
 mod upload;
 mod upload_queue;
+pub mod watch;
 
 pub use bandwidth::BandwidthLimit;
 pub use error::UploadError;

@@ -1,0 +1,534 @@
+//! Watch folders against the real file system and the OS's own notifications (inotify here),
+//! with short stability windows. Each test says what would break if the watcher got it wrong:
+//! a half-written file queued, a file queued twice, junk queued, or a folder lost for good.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reelup_core::watch::{
+    FolderState, FolderWatcher, WatchEvent, WatchSpec, is_ignored, move_to_uploaded,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const WINDOW: Duration = Duration::from_millis(400);
+/// Longest any expected event may take, on a busy two-core machine.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn spec(folder: &Path, recursive: bool, stable_for: Duration) -> WatchSpec {
+    WatchSpec {
+        folder: folder.to_owned(),
+        recursive,
+        extensions: Vec::new(),
+        stable_for,
+    }
+}
+
+struct Watch {
+    watcher: Option<FolderWatcher>,
+    events: mpsc::Receiver<WatchEvent>,
+    stop: CancellationToken,
+    /// Everything received, for the failure message.
+    log: Vec<WatchEvent>,
+}
+
+impl Watch {
+    fn start(specs: Vec<WatchSpec>) -> Self {
+        let (tx, events) = mpsc::channel(4096);
+        let stop = CancellationToken::new();
+        let watcher = FolderWatcher::start(specs, tx, stop.clone()).expect("start watching");
+        Self {
+            watcher: Some(watcher),
+            events,
+            stop,
+            log: Vec::new(),
+        }
+    }
+
+    /// Starts watching one folder and waits until it is watched.
+    async fn watching(folder: &Path, recursive: bool, stable_for: Duration) -> Self {
+        let mut watch = Self::start(vec![spec(folder, recursive, stable_for)]);
+        watch.state(folder, |s| *s == FolderState::Watching).await;
+        watch
+    }
+
+    async fn next(&mut self, within: Duration) -> Option<WatchEvent> {
+        let event = tokio::time::timeout(within, self.events.recv())
+            .await
+            .ok()
+            .flatten()?;
+        self.log.push(event.clone());
+        Some(event)
+    }
+
+    /// Waits for an event `pick` accepts, passing over the others.
+    async fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&WatchEvent) -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(event) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                }
+                None => panic!("no {what} within {PATIENCE:?}; received {:#?}", self.log),
+            }
+        }
+    }
+
+    async fn state(&mut self, folder: &Path, want: impl Fn(&FolderState) -> bool) -> FolderState {
+        self.until(
+            &format!("wanted state of {}", folder.display()),
+            |e| match e {
+                WatchEvent::Folder { folder: f, state } if f == folder && want(state) => {
+                    Some(state.clone())
+                }
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn ready(&mut self) -> PathBuf {
+        self.until("Ready event", |e| match e {
+            WatchEvent::Ready { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Every Ready until nothing has happened for `quiet`.
+    async fn ready_until_quiet(&mut self, quiet: Duration) -> Vec<PathBuf> {
+        let mut ready = Vec::new();
+        let deadline = Instant::now() + PATIENCE * 2;
+        while Instant::now() < deadline {
+            match self.next(quiet).await {
+                Some(WatchEvent::Ready { path, .. }) => ready.push(path),
+                Some(WatchEvent::Folder { .. }) => {}
+                None => return ready,
+            }
+        }
+        panic!("events never stopped coming; received {:#?}", self.log)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        drop(self.watcher.take());
+    }
+}
+
+fn write(path: &Path, bytes: usize) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("mkdir");
+    }
+    fs::write(path, vec![7u8; bytes]).expect("write");
+}
+
+fn sorted(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut paths = paths;
+    paths.sort();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_slowly_is_reported_once_after_its_last_write_at_its_final_size() {
+    // Pauses between writes are under the window (a longer pause is indistinguishable from
+    // a finished file); the whole write lasts three windows.
+    let window = Duration::from_millis(600);
+    let (chunks, chunk, pause) = (8, 64 * 1024, Duration::from_millis(250));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut watch = Watch::watching(dir.path(), true, window).await;
+
+    let path = dir.path().join("recording.mov");
+    let last_write: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let writer = {
+        let (path, last_write) = (path.clone(), Arc::clone(&last_write));
+        std::thread::spawn(move || {
+            let mut file = fs::File::create(&path).expect("create");
+            for i in 0..chunks {
+                file.write_all(&vec![i as u8; chunk]).expect("write");
+                if i + 1 < chunks {
+                    std::thread::sleep(pause);
+                }
+            }
+            *last_write.lock().expect("lock") = Some(Instant::now());
+            // Still open, as a recorder that has not closed yet would be.
+            std::thread::sleep(window * 3);
+        })
+    };
+
+    let reported = watch.ready().await;
+    let at = Instant::now();
+    let last = last_write
+        .lock()
+        .expect("lock")
+        .expect("reported before the last write");
+    assert_eq!(reported, path);
+    assert!(
+        at.duration_since(last) >= window,
+        "reported {:?} after the last write, inside the window",
+        at.duration_since(last)
+    );
+    let size = fs::metadata(&path).expect("stat").len();
+    assert_eq!(size, (chunks * chunk) as u64, "reported at a partial size");
+
+    let again = watch.ready_until_quiet(window * 3).await;
+    assert!(again.is_empty(), "reported again: {again:?}");
+    writer.join().expect("writer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_files_created_at_once_are_each_reported_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut watch = Watch::watching(dir.path(), true, WINDOW).await;
+
+    let expected: Vec<PathBuf> = (0..50)
+        .map(|i| dir.path().join(format!("clip-{i:02}.mp4")))
+        .collect();
+    for path in &expected {
+        write(path, 10 * 1024);
+    }
+
+    let ready = watch.ready_until_quiet(WINDOW * 4).await;
+    assert_eq!(sorted(ready), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_present_before_start_are_found_in_subfolders_when_recursive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(&root.join("top.mov"), 100);
+    write(&root.join("day1/cam-a/deep.MKV"), 100);
+    write(&root.join("day1/notes.txt"), 100);
+
+    let mut watch = Watch::watching(root, true, WINDOW).await;
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert_eq!(
+        sorted(ready),
+        [root.join("day1/cam-a/deep.MKV"), root.join("top.mov")]
+    );
+
+    // Subfolders made after the start are watched too.
+    write(&root.join("day2/later.mp4"), 100);
+    assert_eq!(watch.ready().await, root.join("day2/later.mp4"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_watched_without_subfolders_ignores_them_before_and_after_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(&root.join("top.mp4"), 100);
+    write(&root.join("sub/inner.mp4"), 100);
+
+    let mut watch = Watch::watching(root, false, WINDOW).await;
+    assert_eq!(watch.ready().await, root.join("top.mp4"));
+
+    write(&root.join("sub/later.mp4"), 100);
+    write(&root.join("newsub/new.mp4"), 100);
+    write(&root.join("top2.mp4"), 100);
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert_eq!(ready, [root.join("top2.mp4")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_is_never_reported_and_a_finished_download_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // Junk already there at start, found by the scan...
+    for junk in ["old.mp4.part", ".hidden-old.mp4", "uploaded/old.mp4"] {
+        write(&root.join(junk), 100);
+    }
+    let mut watch = Watch::watching(root, true, WINDOW).await;
+
+    // ...and junk arriving while watched.
+    for junk in [
+        "movie.mp4.part",
+        "movie2.mp4.crdownload",
+        "edit.mov~",
+        "render.mp4.tmp",
+        "clip.mkv.download",
+        ".hidden.mp4",
+        ".cache/thumb.mp4",
+        "proj/.proxy/p.mov",
+        "notes.txt",
+        "still.jpg",
+        "uploaded/done.mp4",
+        "uploaded/day1/done.mov",
+    ] {
+        write(&root.join(junk), 100);
+    }
+    // A real video alongside, so the wait below is for something.
+    write(&root.join("real.mp4"), 100);
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert_eq!(ready, [root.join("real.mp4")]);
+
+    // Browsers and downloaders finish by renaming the partial file.
+    fs::rename(root.join("movie.mp4.part"), root.join("movie.mp4")).expect("rename");
+    assert_eq!(watch.ready().await, root.join("movie.mp4"));
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert!(ready.is_empty(), "reported: {ready:?}");
+}
+
+#[test]
+fn the_ignore_rules() {
+    let root = Path::new("/w");
+    let default: &[String] = &[];
+    let ignored = |p: &str| is_ignored(root, Path::new(p), default);
+    for junk in [
+        "/w/a.mp4.part",
+        "/w/a.MP4.PART",
+        "/w/a.mp4.crdownload",
+        "/w/a.mp4.tmp",
+        "/w/a.mp4.download",
+        "/w/a.mp4~",
+        "/w/.a.mp4",
+        "/w/._a.mp4",
+        "/w/.dir/a.mp4",
+        "/w/x/.dir/y/a.mp4",
+        "/w/uploaded/a.mp4",
+        "/w/Uploaded/x/a.mp4",
+        "/w/a.txt",
+        "/w/noext",
+        "/elsewhere/a.mp4",
+        "/w",
+    ] {
+        assert!(ignored(junk), "{junk} should be ignored");
+    }
+    for video in [
+        "/w/a.mp4",
+        "/w/A.MOV",
+        "/w/x/y/a.mkv",
+        "/w/x/uploaded/a.mp4",
+        "/w/a.webm",
+        "/w/a.mxf",
+    ] {
+        assert!(!ignored(video), "{video} should be reported");
+    }
+
+    let wav = ["wav".to_owned(), ".MXF".to_owned()];
+    assert!(!is_ignored(root, Path::new("/w/take.WAV"), &wav));
+    assert!(!is_ignored(root, Path::new("/w/take.mxf"), &wav));
+    assert!(is_ignored(root, Path::new("/w/take.mp4"), &wav));
+    assert!(is_ignored(root, Path::new("/w/take.wav.part"), &wav));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_folder_is_missing_until_it_comes_back_then_watched_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("card");
+    fs::create_dir(&folder).expect("mkdir");
+    let mut watch = Watch::watching(&folder, true, WINDOW).await;
+
+    fs::remove_dir_all(&folder).expect("rm");
+    let missing = watch
+        .state(&folder, |s| matches!(s, FolderState::Missing { .. }))
+        .await;
+    let FolderState::Missing { message } = missing else {
+        unreachable!()
+    };
+    assert!(
+        message.contains(&folder.display().to_string()) && message.contains("recreate"),
+        "{message}"
+    );
+
+    // Back, with a file copied in before the watcher noticed: the rescan finds it.
+    fs::create_dir(&folder).expect("mkdir");
+    write(&folder.join("before.mp4"), 100);
+    watch.state(&folder, |s| *s == FolderState::Watching).await;
+    assert_eq!(watch.ready().await, folder.join("before.mp4"));
+    // And the new watch sees what arrives now.
+    write(&folder.join("after.mp4"), 100);
+    assert_eq!(watch.ready().await, folder.join("after.mp4"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_missing_at_start_is_watched_once_it_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("not-yet");
+    let mut watch = Watch::start(vec![spec(&folder, true, WINDOW)]);
+    watch
+        .state(&folder, |s| matches!(s, FolderState::Missing { .. }))
+        .await;
+    write(&folder.join("a.mp4"), 100);
+    watch.state(&folder, |s| *s == FolderState::Watching).await;
+    assert_eq!(watch.ready().await, folder.join("a.mp4"));
+}
+
+/// Tests run as root, which reads any folder whatever its mode, so an unreadable folder is
+/// made here with a file where the folder should be. As another user, a folder with mode
+/// 000 is checked too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_folder_says_why_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("footage");
+    fs::write(&folder, b"not a folder").expect("write");
+    let mut watch = Watch::start(vec![spec(&folder, true, WINDOW)]);
+    let state = watch
+        .state(&folder, |s| matches!(s, FolderState::Unreadable { .. }))
+        .await;
+    let FolderState::Unreadable { message } = state else {
+        unreachable!()
+    };
+    assert!(
+        message.contains(&folder.display().to_string()) && message.contains("not a folder"),
+        "{message}"
+    );
+
+    fs::remove_file(&folder).expect("rm");
+    fs::create_dir(&folder).expect("mkdir");
+    watch.state(&folder, |s| *s == FolderState::Watching).await;
+    write(&folder.join("a.mp4"), 100);
+    assert_eq!(watch.ready().await, folder.join("a.mp4"));
+
+    #[cfg(unix)]
+    if !running_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let state = watch
+            .state(&folder, |s| matches!(s, FolderState::Unreadable { .. }))
+            .await;
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(format!("{state:?}").contains("read access"), "{state:?}");
+        watch.state(&folder, |s| *s == FolderState::Watching).await;
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_uploaded_keeps_the_relative_path_numbers_collisions_and_is_not_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let clip = root.join("day1/clip.mp4");
+    write(&clip, 10);
+    let mut watch = Watch::watching(root, true, WINDOW).await;
+    assert_eq!(watch.ready().await, clip);
+
+    let first = move_to_uploaded(root, &clip).expect("move");
+    assert_eq!(first, root.join("uploaded/day1/clip.mp4"));
+    assert!(!clip.exists());
+
+    // Two more files by the same name land beside it, numbered, and nothing is overwritten.
+    let mut moved = vec![first];
+    for n in [2u8, 3] {
+        fs::write(&clip, [n; 10]).expect("write");
+        moved.push(move_to_uploaded(root, &clip).expect("move"));
+    }
+    assert_eq!(
+        moved,
+        [
+            root.join("uploaded/day1/clip.mp4"),
+            root.join("uploaded/day1/clip (2).mp4"),
+            root.join("uploaded/day1/clip (3).mp4"),
+        ]
+    );
+    assert_eq!(fs::read(&moved[0]).expect("read"), [7u8; 10]);
+    assert_eq!(fs::read(&moved[1]).expect("read"), [2u8; 10]);
+    assert_eq!(fs::read(&moved[2]).expect("read"), [3u8; 10]);
+
+    // A file at the top level goes to the top of uploaded/.
+    write(&root.join("top.mp4"), 10);
+    assert_eq!(
+        move_to_uploaded(root, &root.join("top.mp4")).expect("move"),
+        root.join("uploaded/top.mp4")
+    );
+
+    let outside = tempfile::tempdir().expect("tempdir");
+    write(&outside.path().join("x.mp4"), 10);
+    let err = move_to_uploaded(root, &outside.path().join("x.mp4")).expect_err("outside");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert!(
+        ready.iter().all(|p| !p.starts_with(root.join("uploaded"))),
+        "reported a moved file: {ready:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_file_is_reported_once_and_a_changed_one_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a.mp4");
+    write(&path, 100);
+    let mut watch = Watch::watching(dir.path(), true, WINDOW).await;
+    assert_eq!(watch.ready().await, path);
+
+    // Attributes and reads are not changes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    fs::read(&path).expect("read");
+    let ready = watch.ready_until_quiet(WINDOW * 3).await;
+    assert!(ready.is_empty(), "reported unchanged: {ready:?}");
+
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(b"more"))
+        .expect("append");
+    assert_eq!(watch.ready().await, path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_the_watch_and_closes_the_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut watch = Watch::watching(dir.path(), true, WINDOW).await;
+    watch.stop.cancel();
+    let closed = tokio::time::timeout(PATIENCE, async {
+        while watch.events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "still running after stop");
+
+    // Dropping the watcher stops it as well.
+    let (tx, mut events) = mpsc::channel(16);
+    let watcher = FolderWatcher::start(
+        vec![spec(dir.path(), true, WINDOW)],
+        tx,
+        CancellationToken::new(),
+    )
+    .expect("start");
+    drop(watcher);
+    let closed =
+        tokio::time::timeout(PATIENCE, async { while events.recv().await.is_some() {} }).await;
+    assert!(closed.is_ok(), "still running after drop");
+
+    // Several folders in one watcher each get their state.
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut both = Watch::start(vec![
+        spec(dir.path(), true, WINDOW),
+        spec(other.path(), false, WINDOW),
+    ]);
+    let mut watching = BTreeSet::new();
+    while watching.len() < 2 {
+        let folder = both
+            .until("Watching", |e| match e {
+                WatchEvent::Folder {
+                    folder,
+                    state: FolderState::Watching,
+                } => Some(folder.clone()),
+                _ => None,
+            })
+            .await;
+        watching.insert(folder);
+    }
+    let expected: BTreeSet<PathBuf> = [dir.path().to_owned(), other.path().to_owned()].into();
+    assert_eq!(watching, expected);
+}
