@@ -140,10 +140,7 @@ async fn two_processes_never_upload_the_same_item() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stack, proxy) = stack_behind_proxy(dir.path()).await;
     let data = dir.path().join("data");
-    let target = Target {
-        endpoint: stack.endpoint.clone(),
-        cdn: stack.cdn.clone(),
-    };
+    let target = Target::new(&stack.endpoint, &stack.cdn);
     {
         let store = QueueStore::open(&data.join("queue.sqlite3")).expect("queue");
         for i in 0..6 {

@@ -76,10 +76,7 @@ async fn rig_with(url_lifetime: Duration, tweak: impl FnOnce(&mut QueueOptions))
         http,
         options,
     );
-    let target = Target {
-        endpoint: stack.endpoint.clone(),
-        cdn: stack.cdn.clone(),
-    };
+    let target = Target::new(&stack.endpoint, &stack.cdn);
     Rig {
         stack,
         proxy,

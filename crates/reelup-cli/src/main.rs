@@ -1,3 +1,6 @@
+mod profile_cmd;
+mod watch_cmd;
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,18 +10,26 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use reelup_core::credentials::{OsKeyring, TokenCache};
+use reelup_core::profiles::{Profile, ProfileConfig, default_config_path};
 use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
-use reelup_core::{CompanionClient, QueueEvent, QueueOptions, Secret, UploadOptions, UploadQueue};
+use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadOptions, UploadQueue};
 use tokio_util::sync::CancellationToken;
 
 /// Upload videos to S3 through a presign endpoint and print their streaming URLs.
 ///
-/// Uploads go through a queue kept in the data dir ($REELUP_DATA_DIR to move it): quit,
-/// crash or lose the network, and `reelup resume` carries on from the last finished part.
-/// The endpoint's token is read from REELUP_TOKEN, never from an argument.
+/// Where uploads go is a profile (`reelup profile add`), kept in the config dir
+/// ($REELUP_CONFIG_DIR to move it); its token is in the OS keyring (`reelup login`), or in
+/// REELUP_TOKEN on a machine without one, never in an argument or a file. Uploads go
+/// through a queue kept in the data dir ($REELUP_DATA_DIR to move it): quit, crash or lose
+/// the network, and `reelup resume` carries on from the last finished part.
 #[derive(Debug, Parser)]
 #[command(name = "reelup", version)]
 struct Cli {
+    /// The profile to use (default: the default profile, or the only one).
+    #[arg(long, global = true, env = "REELUP_PROFILE")]
+    profile: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +57,17 @@ enum Command {
     },
     /// Cancel an upload (or all) and abort it on S3.
     Cancel(Selection),
+    /// Add, list, show or remove profiles (where uploads go).
+    #[command(subcommand)]
+    Profile(profile_cmd::ProfileCommand),
+    /// Store the profile's token in the OS keyring, after checking it with the endpoint.
+    /// The token is read from stdin, or from a hidden prompt on a terminal.
+    Login,
+    /// Remove the profile's token from the OS keyring.
+    Logout,
+    /// Watch folders and upload new videos once they are completely written; runs until
+    /// Ctrl-C or SIGTERM, with the queue intact.
+    Watch(watch_cmd::WatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,13 +83,14 @@ struct UploadArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
 
-    /// Presign endpoint: reelup-server or a Uppy Companion (without the /s3 suffix).
-    #[arg(long, env = "REELUP_ENDPOINT")]
-    endpoint: String,
+    /// Presign endpoint, instead of a profile: reelup-server or a Uppy Companion (without
+    /// the /s3 suffix). Its token comes from REELUP_TOKEN.
+    #[arg(long, env = "REELUP_ENDPOINT", requires = "cdn")]
+    endpoint: Option<String>,
 
-    /// CDN base URL the streaming URLs start with (CloudFront, or the local stack's /cdn).
-    #[arg(long, env = "REELUP_CDN")]
-    cdn: String,
+    /// CDN base URL the streaming URLs start with, with --endpoint.
+    #[arg(long, env = "REELUP_CDN", requires = "endpoint")]
+    cdn: Option<String>,
 
     /// Print one JSON line per finished file instead of plain text.
     #[arg(long)]
@@ -77,19 +100,19 @@ struct UploadArgs {
     tuning: Tuning,
 }
 
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
 struct Tuning {
     /// Files of at least this many MiB go up as multipart uploads.
     #[arg(long, default_value_t = 16)]
     multipart_threshold_mib: u64,
 
-    /// Preferred multipart part size in MiB (at least 5).
-    #[arg(long, default_value_t = 16)]
-    part_size_mib: u64,
+    /// Preferred multipart part size in MiB (at least 5; default: the profile's, or 16).
+    #[arg(long)]
+    part_size_mib: Option<u64>,
 
-    /// Parts in flight across all files.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
-    parts_in_flight: u16,
+    /// Parts in flight across all files (default: the profile's, or 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
+    parts_in_flight: Option<u16>,
 
     /// Bandwidth limit for all uploads together, in bytes per second: 5000000, 5MB (10^6)
     /// or 4MiB (2^20); kB, GB, KiB and GiB work too.
@@ -99,7 +122,7 @@ struct Tuning {
 
 /// A rate such as `5000000`, `5MB`, `1.5MiB`: decimal (kB, MB, GB) and binary (KiB, MiB,
 /// GiB) units, any case, an optional `/s`.
-fn parse_rate(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
     let split = t
@@ -132,8 +155,6 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 
 const MIB: u64 = 1024 * 1024;
 
-type Queue = UploadQueue<CompanionClient>;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -144,25 +165,61 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let tuning = match &cli.command {
-        Command::Upload(a) => a.tuning,
-        Command::Resume { tuning, .. } => *tuning,
-        _ => Tuning {
-            multipart_threshold_mib: 16,
-            part_size_mib: 16,
-            parts_in_flight: 4,
-            limit_rate: None,
-        },
-    };
-    let queue = match open_queue(tuning) {
-        Ok(q) => q,
+    match run(cli).await {
+        Ok(code) => code,
         Err(message) => {
             eprintln!("reelup: {message}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// The profiles file; a mistake in it is an error here, with file, line and fix.
+pub(crate) fn load_config() -> Result<ProfileConfig, String> {
+    ProfileConfig::load(&default_config_path()).map_err(|e| e.to_string())
+}
+
+pub(crate) fn keyring() -> Arc<OsKeyring> {
+    Arc::new(OsKeyring::default())
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let profile_name = cli.profile.clone();
+    let command = match cli.command {
+        Command::Profile(cmd) => return profile_cmd::run(cmd, profile_name.as_deref()),
+        Command::Login => return profile_cmd::login(profile_name.as_deref()).await,
+        Command::Logout => return profile_cmd::logout(profile_name.as_deref()),
+        other => other,
     };
-    match cli.command {
-        Command::Upload(args) => upload(&queue, args).await,
+    // A profile is needed to upload; queue, pause and cancel work without one.
+    let needs_profile = match &command {
+        Command::Upload(a) => a.endpoint.is_none(),
+        Command::Resume { .. } | Command::Watch(_) => true,
+        _ => false,
+    };
+    let config = load_config()?;
+    let profile = if needs_profile {
+        match config.resolve(profile_name.as_deref()) {
+            Ok(p) => Some(p.clone()),
+            // `resume` also serves items queued with --endpoint.
+            Err(_) if matches!(command, Command::Resume { .. }) && profile_name.is_none() => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        config.resolve(profile_name.as_deref()).ok().cloned()
+    };
+    let tuning = match &command {
+        Command::Upload(a) => a.tuning,
+        Command::Resume { tuning, .. } => *tuning,
+        Command::Watch(a) => a.tuning,
+        _ => Tuning::default(),
+    };
+    let queue = open_queue(tuning, profile.as_ref())?;
+    Ok(match command {
+        Command::Upload(args) => upload(&queue, args, profile.as_ref()).await?,
+        Command::Watch(args) => {
+            watch_cmd::run(&queue, args, profile.as_ref().expect("resolved")).await?
+        }
         Command::Queue { json } => list(&queue, json),
         Command::Pause(sel) => each(&queue, sel, |q, id| q.pause(id).map_err(|e| e.to_string())),
         Command::Cancel(sel) => {
@@ -178,7 +235,7 @@ async fn main() -> ExitCode {
                 ],
             ) {
                 Ok(ids) => ids,
-                Err(code) => return code,
+                Err(code) => return Ok(code),
             };
             let mut failed = false;
             for id in ids {
@@ -202,10 +259,7 @@ async fn main() -> ExitCode {
                 (None, false) => Vec::new(),
             };
             for id in ids {
-                if let Err(e) = queue.resume(id) {
-                    eprintln!("reelup: {e}");
-                    return ExitCode::FAILURE;
-                }
+                queue.resume(id).map_err(|e| e.to_string())?;
             }
             let pending = queue
                 .ids_in(&[
@@ -216,14 +270,17 @@ async fn main() -> ExitCode {
                 .unwrap_or_default();
             if pending.is_empty() {
                 eprintln!("reelup: nothing to resume; `reelup queue` lists every upload");
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             drive(&queue, pending, false).await
         }
-    }
+        Command::Profile(_) | Command::Login | Command::Logout => unreachable!("handled above"),
+    })
 }
 
-fn open_queue(tuning: Tuning) -> Result<Arc<Queue>, String> {
+pub(crate) type Queue = UploadQueue<CompanionClient>;
+
+fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, String> {
     let path = default_queue_path();
     let store = QueueStore::open(&path).map_err(|e| e.to_string())?;
     if let Some(aside) = &store.moved_aside {
@@ -232,36 +289,54 @@ fn open_queue(tuning: Tuning) -> Result<Arc<Queue>, String> {
             aside.display()
         );
     }
-    let token = std::env::var("REELUP_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
+    let tokens = Arc::new(TokenCache::new(keyring()));
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| format!("cannot set up HTTP: {e}"))?;
     let connect_http = http.clone();
+    let part_size_mib = tuning
+        .part_size_mib
+        .or(profile.map(|p| p.part_size_mib))
+        .unwrap_or(reelup_core::profiles::DEFAULT_PART_SIZE_MIB);
+    let parts_in_flight = tuning
+        .parts_in_flight
+        .or(profile.map(|p| p.parts_in_flight))
+        .unwrap_or(reelup_core::profiles::DEFAULT_PARTS_IN_FLIGHT);
     let options = QueueOptions {
         upload: UploadOptions {
             multipart_threshold: tuning.multipart_threshold_mib * MIB,
-            part_size: tuning.part_size_mib * MIB,
+            part_size: part_size_mib * MIB,
         },
-        parts_in_flight: usize::from(tuning.parts_in_flight),
-        bandwidth_limit: tuning.limit_rate,
+        parts_in_flight: usize::from(parts_in_flight),
+        bandwidth_limit: tuning
+            .limit_rate
+            .or(profile.and_then(|p| p.bandwidth_limit)),
         ..QueueOptions::default()
     };
     Ok(UploadQueue::new(
         store,
-        move |t: &Target| CompanionClient::new(connect_http.clone(), &t.endpoint, token.clone()),
+        move |t: &Target| {
+            CompanionClient::new(
+                connect_http.clone(),
+                &t.endpoint,
+                tokens.token(t.profile.as_deref()),
+            )
+        },
         http,
         options,
     ))
 }
 
-async fn upload(queue: &Arc<Queue>, args: UploadArgs) -> ExitCode {
-    let target = Target {
-        endpoint: args.endpoint.trim_end_matches('/').to_owned(),
-        cdn: args.cdn.clone(),
+async fn upload(
+    queue: &Arc<Queue>,
+    args: UploadArgs,
+    profile: Option<&Profile>,
+) -> Result<ExitCode, String> {
+    let target = match (&args.endpoint, &args.cdn, profile) {
+        (Some(endpoint), Some(cdn), _) => Target::new(endpoint, cdn),
+        (_, _, Some(p)) => p.target()?,
+        _ => return Err("name a profile with --profile, or give --endpoint and --cdn".into()),
     };
     let mut ids = Vec::new();
     let mut failed = 0;
@@ -275,10 +350,10 @@ async fn upload(queue: &Arc<Queue>, args: UploadArgs) -> ExitCode {
         }
     }
     if ids.is_empty() {
-        return ExitCode::FAILURE;
+        return Ok(ExitCode::FAILURE);
     }
     let code = drive(queue, ids, args.json).await;
-    if failed > 0 { ExitCode::FAILURE } else { code }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { code })
 }
 
 fn report_error(json: bool, path: &std::path::Path, code: &str, message: &str) {
@@ -292,14 +367,31 @@ fn report_error(json: bool, path: &std::path::Path, code: &str, message: &str) {
 }
 
 /// Runs the queue for `ids` with progress on stderr, then reports each one's outcome.
-async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> ExitCode {
+/// Ctrl-C, or SIGTERM (a service manager or `docker stop`).
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> ExitCode {
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.cancel();
-            }
+            shutdown_signal().await;
+            stop.cancel();
         });
     }
     let interactive = std::io::stderr().is_terminal() && !json;

@@ -2,6 +2,7 @@
 //! (so tests run it on a paused clock, without real sleeps).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -9,7 +10,8 @@ use tokio::time::Instant;
 /// Bytes per second that all transfers together may send.
 #[derive(Debug)]
 pub struct BandwidthLimit {
-    bytes_per_sec: u64,
+    /// 0 means no limit (a limit can be lifted while transfers run).
+    bytes_per_sec: AtomicU64,
     /// When the bytes granted so far have been paid for at the limit. Each request books
     /// the next slot after it, so concurrent senders share the rate instead of each having it.
     paid_until: Mutex<Instant>,
@@ -19,19 +21,37 @@ impl BandwidthLimit {
     /// `bytes_per_sec` of 0 is taken as 1, not as "stop".
     pub fn new(bytes_per_sec: u64) -> Self {
         Self {
-            bytes_per_sec: bytes_per_sec.max(1),
+            bytes_per_sec: AtomicU64::new(bytes_per_sec.max(1)),
             paid_until: Mutex::new(Instant::now()),
         }
     }
 
-    pub fn bytes_per_sec(&self) -> u64 {
+    /// No limit until [`BandwidthLimit::set`] gives one.
+    pub fn unlimited() -> Self {
+        Self {
+            bytes_per_sec: AtomicU64::new(0),
+            paid_until: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// None when unlimited.
+    pub fn bytes_per_sec(&self) -> Option<u64> {
+        Some(self.bytes_per_sec.load(Ordering::Relaxed)).filter(|&b| b > 0)
+    }
+
+    /// Changes the limit for every transfer, the running ones included.
+    pub fn set(&self, bytes_per_sec: Option<u64>) {
         self.bytes_per_sec
+            .store(bytes_per_sec.map_or(0, |b| b.max(1)), Ordering::Relaxed);
     }
 
     /// Waits until `bytes` more may go out. An idle limit saves nothing up: time nobody
     /// used is not spent later as a burst.
     pub async fn take(&self, bytes: u64) {
-        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        let Some(rate) = self.bytes_per_sec() else {
+            return;
+        };
+        let cost = Duration::from_secs_f64(bytes as f64 / rate as f64);
         let ready_at = {
             let mut paid_until = self.paid_until.lock().unwrap_or_else(|e| e.into_inner());
             let start = (*paid_until).max(Instant::now());

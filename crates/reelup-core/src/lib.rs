@@ -6,11 +6,14 @@
 //! URLs (multipart), then sends the bytes straight to the object store.
 
 mod bandwidth;
+pub mod credentials;
 mod error;
 mod fingerprint;
+pub mod identity;
 mod media;
 mod plan;
 mod presign;
+pub mod profiles;
 pub mod queue_store;
 mod retry;
 pub mod s3_xml;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Fingerprint;
 
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,11 +55,25 @@ impl ItemState {
     }
 }
 
-/// Where an item uploads to. Until profiles arrive it is stored with each item.
+/// Where an item uploads to, stored with each item so that a profile edited later does
+/// not redirect an upload that is half done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     pub endpoint: String,
     pub cdn: String,
+    /// The profile whose token it uses; None for `--endpoint` uploads (token from
+    /// REELUP_TOKEN) and items queued before profiles existed.
+    pub profile: Option<String>,
+}
+
+impl Target {
+    pub fn new(endpoint: &str, cdn: &str) -> Self {
+        Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            cdn: cdn.to_owned(),
+            profile: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,6 +97,10 @@ pub struct QueueItem {
     pub error: Option<ItemError>,
     /// Bytes of parts the store has confirmed.
     pub confirmed: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; set when done.
+    pub finished_at: Option<i64>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
 }
@@ -176,13 +194,43 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 1;
              COMMIT;",
         )?;
-    } else if version > SCHEMA_VERSION {
+    }
+    if version > SCHEMA_VERSION {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
             Some(format!(
                 "the queue was written by a newer Reelup (schema {version}); update Reelup"
             )),
         ));
+    }
+    if version < 2 {
+        // v2: profiles, history dates, and the watched-file memory that keeps a watched
+        // file from going up twice (by content, so a rename does not fool it).
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS watched (
+               size INTEGER NOT NULL,
+               sample_sha256 TEXT NOT NULL,
+               path TEXT NOT NULL,
+               mtime_ns INTEGER NOT NULL,
+               item_id INTEGER,
+               seen_at INTEGER NOT NULL,
+               PRIMARY KEY (size, sample_sha256)
+             );
+             CREATE INDEX IF NOT EXISTS watched_path ON watched(path);
+             COMMIT;",
+        )?;
+        // ALTER TABLE has no IF NOT EXISTS: another process may have migrated meanwhile.
+        let tx = conn.unchecked_transaction()?;
+        let now: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now < 2 {
+            tx.execute_batch(
+                "ALTER TABLE items ADD COLUMN profile TEXT;
+                 ALTER TABLE items ADD COLUMN finished_at INTEGER;
+                 PRAGMA user_version = 2;",
+            )?;
+        }
+        tx.commit()?;
     }
     // Reading the schema proves the file is a database we understand.
     conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))?;
@@ -198,7 +246,8 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
-     (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id)";
+     (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
+     finished_at";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -214,6 +263,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         target: Target {
             endpoint: r.get(5)?,
             cdn: r.get(6)?,
+            profile: r.get(16)?,
         },
         state: ItemState::parse(&r.get::<_, String>(7)?),
         error: match code {
@@ -229,6 +279,8 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         part_size: r.get::<_, Option<i64>>(13)?.map(|n| n as u64),
         url: r.get(14)?,
         confirmed: r.get::<_, i64>(15)? as u64,
+        created_at: r.get(17)?,
+        finished_at: r.get(18)?,
     })
 }
 
@@ -325,9 +377,9 @@ impl QueueStore {
         }
         let now = now_secs();
         self.conn.execute(
-            "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, state, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-            params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256, target.endpoint, target.cdn, now],
+            "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, profile, state, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8)",
+            params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256, target.endpoint, target.cdn, target.profile, now],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -515,10 +567,95 @@ impl QueueStore {
         Ok(parts)
     }
 
+    /// Whether a watched file was already taken in at this path with this size and mtime:
+    /// the cheap check that spares hashing every file of a big folder at each start.
+    pub fn watched_unchanged(
+        &self,
+        path: &Path,
+        size: u64,
+        mtime_ns: i64,
+    ) -> Result<bool, QueueError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM watched WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
+                params![path.to_string_lossy(), size as i64, mtime_ns],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Queues a watched file unless the same content (size and sampled hash) was ever
+    /// taken in from a watched folder, under any name. Returns the new item, or None.
+    pub fn add_watched(
+        &mut self,
+        path: &Path,
+        fp: &Fingerprint,
+        target: &Target,
+    ) -> Result<Option<i64>, QueueError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let path_s = path.to_string_lossy();
+        let now = now_secs();
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO watched (size, sample_sha256, path, mtime_ns, seen_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![fp.size as i64, fp.sample_sha256, path_s, fp.mtime_ns, now],
+        )? == 1;
+        if !fresh {
+            // Known content under a new name or time: remember where it is now, so the
+            // next start finds it with the cheap check.
+            tx.execute(
+                "UPDATE watched SET path = ?3, mtime_ns = ?4 WHERE size = ?1 AND sample_sha256 = ?2",
+                params![fp.size as i64, fp.sample_sha256, path_s, fp.mtime_ns],
+            )?;
+            tx.commit()?;
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, profile, state, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8)",
+            params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256, target.endpoint, target.cdn, target.profile, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE watched SET item_id = ?1 WHERE size = ?2 AND sample_sha256 = ?3",
+            params![id, fp.size as i64, fp.sample_sha256],
+        )?;
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    /// Forgets a finished, failed or canceled item (its parts go with it). An active one
+    /// is never removed: pause or cancel it first.
+    pub fn remove(&self, id: i64) -> Result<bool, QueueError> {
+        let n = self.conn.execute(
+            "DELETE FROM items WHERE id = ?1 AND state IN ('done','failed','canceled')",
+            [id],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Points a moved file's item at its new place (the after-upload move).
+    pub fn set_path(&self, id: i64, path: &Path) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET path = ?1 WHERE id = ?2",
+            params![path.to_string_lossy(), id],
+        )?;
+        self.conn.execute(
+            "UPDATE watched SET path = ?1 WHERE item_id = ?2",
+            params![path.to_string_lossy(), id],
+        )?;
+        Ok(())
+    }
+
     pub fn finish(&self, id: i64, key: &str, url: &str) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET state = 'done', key = ?1, url = ?2, owner = NULL, lease_until = 0, \
-             error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ?3 WHERE id = ?4",
+             error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ?3, \
+             finished_at = ?3 WHERE id = ?4",
             params![key, url, now_secs(), id],
         )?;
         Ok(())
@@ -538,10 +675,7 @@ mod tests {
     }
 
     fn target() -> Target {
-        Target {
-            endpoint: "http://e".into(),
-            cdn: "http://c".into(),
-        }
+        Target::new("http://e", "http://c")
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct UploadQueue<E> {
     http: reqwest::Client,
     options: QueueOptions,
     parts: Arc<Semaphore>,
+    /// The parts-in-flight setting the semaphore is being brought to.
+    parts_target: std::sync::atomic::AtomicUsize,
+    /// Woken when there may be new work (an add or a resume), for [`UploadQueue::serve`].
+    work: Arc<tokio::sync::Notify>,
     /// One for the whole queue, so the bandwidth limit is shared by every transfer.
     pacing: Pacing,
     owner: String,
@@ -123,12 +127,16 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             connect: Box::new(connect),
             http,
             parts: Arc::new(Semaphore::new(options.parts_in_flight.clamp(1, 32))),
+            parts_target: std::sync::atomic::AtomicUsize::new(options.parts_in_flight.clamp(1, 32)),
             pacing: Pacing {
                 stall_timeout: options.stall_timeout,
-                limit: options
-                    .bandwidth_limit
-                    .map(|limit| Arc::new(BandwidthLimit::new(limit))),
+                limit: Some(Arc::new({
+                    let limit = BandwidthLimit::unlimited();
+                    limit.set(options.bandwidth_limit);
+                    limit
+                })),
             },
+            work: Arc::new(tokio::sync::Notify::new()),
             options,
             owner: crate::queue_store::this_owner(),
             events,
@@ -172,7 +180,128 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .add(&path, &fp, target)
             .map_err(queue_failure)?;
         self.changed(id);
+        self.work.notify_one();
         Ok(id)
+    }
+
+    /// Queues a file a watched folder reported, unless the same content was taken in from
+    /// a watched folder before (under any name, in any earlier run). None: already known.
+    pub fn add_watched(&self, path: &Path, target: &Target) -> Result<Option<i64>, UploadError> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let meta = std::fs::metadata(&path).map_err(|e| UploadError::FileUnreadable {
+            path: path.clone(),
+            source: e,
+        })?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        if self
+            .store()
+            .watched_unchanged(&path, meta.len(), mtime_ns)
+            .map_err(queue_failure)?
+        {
+            return Ok(None);
+        }
+        let fp = Fingerprint::of(&path).map_err(|e| UploadError::FileUnreadable {
+            path: path.clone(),
+            source: e,
+        })?;
+        let id = self
+            .store()
+            .add_watched(&path, &fp, target)
+            .map_err(queue_failure)?;
+        if let Some(id) = id {
+            self.changed(id);
+            self.work.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Forgets a finished, failed or canceled item. Returns false for an active one.
+    pub fn remove(&self, id: i64) -> Result<bool, QueueError> {
+        self.store().remove(id)
+    }
+
+    /// Records where a finished item's file went (the after-upload move).
+    pub fn set_path(&self, id: i64, path: &Path) -> Result<(), QueueError> {
+        self.store().set_path(id, path)?;
+        self.changed(id);
+        Ok(())
+    }
+
+    /// Changes the bandwidth limit of every transfer, running ones included.
+    pub fn set_bandwidth_limit(&self, bytes_per_sec: Option<u64>) {
+        if let Some(limit) = &self.pacing.limit {
+            limit.set(bytes_per_sec);
+        }
+    }
+
+    /// Changes how many parts may be in flight. Lowering it takes effect as parts finish.
+    pub fn set_parts_in_flight(&self, n: usize) {
+        let n = n.clamp(1, 32);
+        let old = self
+            .parts_target
+            .swap(n, std::sync::atomic::Ordering::SeqCst);
+        if n > old {
+            self.parts.add_permits(n - old);
+        } else if n < old {
+            let parts = self.parts.clone();
+            let mut owed = old - n;
+            // Permits held by running parts are taken back as they come home.
+            tokio::spawn(async move {
+                while owed > 0 {
+                    match parts.acquire().await {
+                        Ok(p) => {
+                            p.forget();
+                            owed -= 1;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Pauses everything not yet finished; returns how many items it paused.
+    pub fn pause_all(&self) -> Result<usize, QueueError> {
+        let ids = self.ids_in(&[
+            ItemState::Queued,
+            ItemState::Uploading,
+            ItemState::Completing,
+        ])?;
+        let mut n = 0;
+        for id in ids {
+            n += usize::from(self.pause(id)?);
+        }
+        Ok(n)
+    }
+
+    /// Puts every paused and failed item back in line.
+    pub fn resume_all(&self) -> Result<usize, QueueError> {
+        let ids = self.ids_in(&[ItemState::Paused, ItemState::Failed])?;
+        let mut n = 0;
+        for id in ids {
+            n += usize::from(self.resume(id)?);
+        }
+        Ok(n)
+    }
+
+    /// Runs the queue until `stop`: uploads what is there, then waits for more (an add,
+    /// a resume, or every few seconds for work another process released).
+    pub async fn serve(self: &Arc<Self>, stop: CancellationToken) {
+        const IDLE_POLL: Duration = Duration::from_secs(5);
+        while !stop.is_cancelled() {
+            if let Err(e) = self.run(None, stop.child_token()).await {
+                tracing::error!(error = %e, "the upload queue failed");
+            }
+            tokio::select! {
+                () = self.work.notified() => {},
+                () = tokio::time::sleep(IDLE_POLL) => {},
+                () = stop.cancelled() => {},
+            }
+        }
     }
 
     pub fn list(&self) -> Result<Vec<QueueItem>, QueueError> {
@@ -217,6 +346,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             ItemState::Queued,
         )?;
         self.changed(id);
+        self.work.notify_one();
         Ok(moved)
     }
 

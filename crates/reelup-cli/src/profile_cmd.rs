@@ -1,0 +1,204 @@
+//! `reelup profile ...`, `reelup login` and `reelup logout`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use reelup_core::Secret;
+use reelup_core::credentials::CredentialStore;
+use reelup_core::profiles::{AfterUpload, Flavour, Profile, WatchFolder};
+
+use crate::{keyring, load_config, parse_rate};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProfileCommand {
+    /// Add a profile (or replace one with --force).
+    Add(AddArgs),
+    /// List profiles; the default one is marked with `*`.
+    List,
+    /// Show a profile's settings (default: the default profile).
+    Show { name: Option<String> },
+    /// Remove a profile and its token.
+    Remove { name: String },
+    /// Make a profile the default.
+    Default { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    name: String,
+    /// Presign endpoint URL (https, or http on this machine), without /s3.
+    #[arg(long)]
+    endpoint: String,
+    /// CDN base URL for streaming URLs (default: a reelup-server's own /cdn).
+    #[arg(long)]
+    cdn: Option<String>,
+    /// reelup-server or companion (a plain Uppy Companion).
+    #[arg(long, default_value = "reelup-server")]
+    flavour: Flavour,
+    #[arg(long, default_value_t = reelup_core::profiles::DEFAULT_PARTS_IN_FLIGHT)]
+    parts_in_flight: u16,
+    #[arg(long, default_value_t = reelup_core::profiles::DEFAULT_PART_SIZE_MIB)]
+    part_size_mib: u64,
+    /// Bandwidth limit in bytes per second: 5000000, 5MB or 4MiB.
+    #[arg(long, value_parser = parse_rate)]
+    limit_rate: Option<u64>,
+    /// A folder to watch (repeat for more); `reelup watch` uploads new videos from it.
+    #[arg(long = "watch", value_name = "DIR")]
+    watch: Vec<PathBuf>,
+    /// Watch the folders' subfolders too.
+    #[arg(long)]
+    recursive: bool,
+    /// After a watched file is uploaded: leave it, or move it into uploaded/.
+    #[arg(long, default_value = "leave", value_parser = ["leave", "move"])]
+    after_upload: String,
+    /// Make it the default profile.
+    #[arg(long)]
+    default: bool,
+    /// Replace a profile of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, String> {
+    let mut config = load_config()?;
+    match cmd {
+        ProfileCommand::Add(a) => {
+            if config.get(&a.name).is_some() && !a.force {
+                return Err(format!(
+                    "profile {:?} already exists; pass --force to replace it",
+                    a.name
+                ));
+            }
+            let mut p = Profile::new(&a.name, &a.endpoint);
+            p.cdn = a.cdn;
+            p.flavour = a.flavour;
+            p.parts_in_flight = a.parts_in_flight;
+            p.part_size_mib = a.part_size_mib;
+            p.bandwidth_limit = a.limit_rate;
+            for dir in a.watch {
+                let path = std::path::absolute(&dir).unwrap_or(dir);
+                let mut w = WatchFolder::new(path);
+                w.recursive = a.recursive;
+                if a.after_upload == "move" {
+                    w.after_upload = AfterUpload::Move;
+                }
+                p.watch.push(w);
+            }
+            let previous = config.get(&a.name).map(|_| a.name.clone());
+            config
+                .save_profile(previous.as_deref(), p)
+                .map_err(|e| e.to_string())?;
+            if a.default || config.profiles.len() == 1 {
+                config.set_default(&a.name).map_err(|e| e.to_string())?;
+            }
+            eprintln!(
+                "added profile {:?} to {}; store its token with `reelup login --profile {}`",
+                a.name,
+                config.path.display(),
+                a.name
+            );
+        }
+        ProfileCommand::List => {
+            if config.profiles.is_empty() {
+                eprintln!("no profiles yet; add one with `reelup profile add NAME --endpoint URL`");
+            }
+            for p in &config.profiles {
+                let mark = if config.default.as_deref() == Some(&p.name) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!("{mark} {}\t{}\t{}", p.name, p.endpoint, p.flavour.as_str());
+            }
+        }
+        ProfileCommand::Show { name } => {
+            let p = config.resolve(name.as_deref().or(selected))?;
+            print!("{p}");
+            let token = match keyring().get(&p.name) {
+                Ok(Some(_)) => "in the OS keyring".to_owned(),
+                Ok(None) => "none (run `reelup login`)".to_owned(),
+                Err(e) => format!("unknown: {e}"),
+            };
+            println!("token:           {token}");
+        }
+        ProfileCommand::Remove { name } => {
+            if !config.remove_profile(&name).map_err(|e| e.to_string())? {
+                return Err(format!("there is no profile {name:?}"));
+            }
+            if let Err(e) = keyring().delete(&name) {
+                eprintln!("reelup: the profile is removed, but its token could not be: {e}");
+            }
+            eprintln!("removed profile {name:?}");
+        }
+        ProfileCommand::Default { name } => {
+            config.set_default(&name).map_err(|e| e.to_string())?;
+            eprintln!("{name:?} is now the default profile");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a token: a hidden prompt on a terminal, else the first line of stdin. Never an
+/// argument, which any user of the machine could read from the process list.
+fn read_token(profile: &str) -> Result<Secret, String> {
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Token for profile {profile:?}: "))
+            .map_err(|e| format!("cannot read the token: {e}"))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+        line
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("no token given; type it at the prompt or pipe it to stdin".into());
+    }
+    Ok(Secret::new(token))
+}
+
+pub async fn login(selected: Option<&str>) -> Result<ExitCode, String> {
+    let config = load_config()?;
+    let profile = config.resolve(selected)?.clone();
+    let token = read_token(&profile.name)?;
+    let http = reqwest::Client::new();
+    let who = reelup_core::identity::check_endpoint(
+        &http,
+        &profile.endpoint,
+        profile.flavour,
+        Some(&token),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    keyring()
+        .set(&profile.name, &token)
+        .map_err(|e| e.to_string())?;
+    match (who.user, who.prefix) {
+        (Some(user), Some(prefix)) => eprintln!(
+            "logged in to {} as {user}; uploads go under {prefix}. The token is in the OS keyring.",
+            profile.endpoint
+        ),
+        _ => eprintln!(
+            "the token works with {}; it is in the OS keyring.",
+            profile.endpoint
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(selected: Option<&str>) -> Result<ExitCode, String> {
+    let config = load_config()?;
+    let profile = config.resolve(selected)?;
+    if keyring().delete(&profile.name).map_err(|e| e.to_string())? {
+        eprintln!(
+            "removed the token of profile {:?} from the OS keyring",
+            profile.name
+        );
+    } else {
+        eprintln!("profile {:?} had no token in the OS keyring", profile.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,799 @@
+//! Profiles: where uploads go and how, kept in one TOML file in the config dir that the app
+//! and the CLI share. Tokens are never in this file; they live in the OS keyring
+//! ([`crate::credentials`]).
+//!
+//! ```toml
+//! default = "local"
+//!
+//! [profiles.local]
+//! endpoint = "http://127.0.0.1:8765"
+//! cdn = "http://127.0.0.1:8765/cdn"
+//!
+//! [[profiles.local.watch]]
+//! path = "/home/me/Videos/Recordings"
+//! recursive = true
+//! after-upload = "move"
+//! ```
+//!
+//! What must stay true: a mistake in the file never stops the app; [`ProfileConfig::load`]
+//! names the file, the line and the fix, and writing keeps the user's comments elsewhere
+//! in the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The config file: `$REELUP_CONFIG_DIR/config.toml`, or `config.toml` in the OS config
+/// dir (`~/.config/reelup` on Linux).
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os("REELUP_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            directories::ProjectDirs::from("dev", "reelup", "reelup")
+                .map(|d| d.config_dir().to_owned())
+        })
+        .unwrap_or_else(|| PathBuf::from(".reelup"))
+        .join("config.toml")
+}
+
+/// Which routes the endpoint speaks. Both speak Uppy Companion's S3 routes; a
+/// reelup-server also has `/whoami`, so a token can be checked before it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flavour {
+    #[default]
+    ReelupServer,
+    Companion,
+}
+
+impl Flavour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReelupServer => "reelup-server",
+            Self::Companion => "companion",
+        }
+    }
+}
+
+impl std::str::FromStr for Flavour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reelup-server" => Ok(Self::ReelupServer),
+            "companion" => Ok(Self::Companion),
+            other => Err(format!(
+                "unknown flavour {other:?}; use \"reelup-server\" or \"companion\""
+            )),
+        }
+    }
+}
+
+/// What happens to a watched file once its upload is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterUpload {
+    #[default]
+    Leave,
+    /// Into an `uploaded/` subfolder of the watched folder.
+    Move,
+}
+
+pub const DEFAULT_PARTS_IN_FLIGHT: u16 = 4;
+pub const DEFAULT_PART_SIZE_MIB: u64 = 16;
+pub const DEFAULT_STABLE_SECS: u64 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WatchFolder {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub recursive: bool,
+    #[serde(default)]
+    pub after_upload: AfterUpload,
+    /// Extensions (no dot) to pick up; empty means every video type Reelup knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    /// How long size and mtime must stay the same before a file counts as finished.
+    #[serde(default = "default_stable_secs")]
+    pub stable_secs: u64,
+}
+
+impl WatchFolder {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            recursive: false,
+            after_upload: AfterUpload::Leave,
+            extensions: Vec::new(),
+            stable_secs: DEFAULT_STABLE_SECS,
+        }
+    }
+}
+
+fn default_stable_secs() -> u64 {
+    DEFAULT_STABLE_SECS
+}
+fn default_parts() -> u16 {
+    DEFAULT_PARTS_IN_FLIGHT
+}
+fn default_part_size() -> u64 {
+    DEFAULT_PART_SIZE_MIB
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    /// The presign endpoint's base URL (without `/s3`).
+    pub endpoint: String,
+    pub flavour: Flavour,
+    /// The CDN base URL streaming URLs start with. None: the endpoint names each URL
+    /// (reelup-server does), or the object URL is used.
+    pub cdn: Option<String>,
+    pub parts_in_flight: u16,
+    /// Bytes per second for all of this profile's uploads together; None is unlimited.
+    pub bandwidth_limit: Option<u64>,
+    pub part_size_mib: u64,
+    pub watch: Vec<WatchFolder>,
+}
+
+impl Profile {
+    pub fn new(name: &str, endpoint: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            flavour: Flavour::default(),
+            cdn: None,
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            bandwidth_limit: None,
+            part_size_mib: DEFAULT_PART_SIZE_MIB,
+            watch: Vec::new(),
+        }
+    }
+
+    /// The CDN base streaming URLs start with: the profile's `cdn`, else a reelup-server's
+    /// own `/cdn` route.
+    pub fn cdn_base(&self) -> Result<String, String> {
+        match (&self.cdn, self.flavour) {
+            (Some(cdn), _) => Ok(cdn.trim_end_matches('/').to_owned()),
+            (None, Flavour::ReelupServer) => Ok(format!("{}/cdn", self.endpoint)),
+            (None, Flavour::Companion) => Err(format!(
+                "profile {:?} has no CDN URL; a Companion does not serve one. Add it with `reelup profile add {} --endpoint {} --cdn https://<id>.cloudfront.net --force`",
+                self.name, self.name, self.endpoint
+            )),
+        }
+    }
+
+    /// Where this profile's uploads go, as the queue stores it with each item.
+    pub fn target(&self) -> Result<crate::queue_store::Target, String> {
+        let mut t = crate::queue_store::Target::new(&self.endpoint, &self.cdn_base()?);
+        t.profile = Some(self.name.clone());
+        Ok(t)
+    }
+
+    /// Checks the values a person types; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        check_name(&self.name)?;
+        check_url(&self.endpoint, "endpoint")?;
+        if let Some(cdn) = &self.cdn {
+            check_url(cdn, "cdn")?;
+        }
+        if !(1..=32).contains(&self.parts_in_flight) {
+            return Err(format!(
+                "parts-in-flight is {}; use a number from 1 to 32",
+                self.parts_in_flight
+            ));
+        }
+        if !(5..=5120).contains(&self.part_size_mib) {
+            return Err(format!(
+                "part-size-mib is {}; S3 takes parts from 5 to 5120 MiB",
+                self.part_size_mib
+            ));
+        }
+        if self.bandwidth_limit == Some(0) {
+            return Err(
+                "bandwidth-limit is 0; remove it for no limit, or give bytes per second".into(),
+            );
+        }
+        for w in &self.watch {
+            if !w.path.is_absolute() {
+                return Err(format!(
+                    "watch folder {:?} is not an absolute path; give the full path",
+                    w.path
+                ));
+            }
+            if w.stable_secs == 0 || w.stable_secs > 600 {
+                return Err(format!(
+                    "stable-secs is {} for {}; use 1 to 600 seconds",
+                    w.stable_secs,
+                    w.path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Profile names become keyring entries and command-line arguments: keep them plain.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "profile name {name:?} is not allowed; use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Endpoints and CDNs carry tokens and streaming URLs: https, except on this machine.
+pub fn check_url(text: &str, what: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{what} {text:?} is not a URL ({e}); write e.g. https://uploads.example.com")
+    })?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{what} {text:?} is plain http; use https:// (http is only allowed for this machine: localhost, 127.0.0.1, ::1)"
+        )),
+        other => Err(format!(
+            "{what} {text:?} has scheme {other:?}; use an https:// URL"
+        )),
+    }
+}
+
+/// App-only settings that live beside the profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AppSettings {
+    #[serde(default = "yes")]
+    pub close_to_tray: bool,
+    #[serde(default)]
+    pub start_at_login: bool,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            close_to_tray: true,
+            start_at_login: false,
+        }
+    }
+}
+
+/// A mistake in the config file: where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    #[error("cannot write {path}: {message}")]
+    Unwritable { path: PathBuf, message: String },
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl ConfigError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "config_invalid",
+            Self::Unreadable { .. } => "config_unreadable",
+            Self::Unwritable { .. } => "config_unwritable",
+            Self::Rejected(_) => "invalid_input",
+        }
+    }
+}
+
+/// The whole file as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileConfig {
+    pub path: PathBuf,
+    pub default: Option<String>,
+    /// In the order of the file.
+    pub profiles: Vec<Profile>,
+    pub app: AppSettings,
+}
+
+// What the file holds, with spans so that a value that parses but is wrong (an http URL,
+// a default naming no profile) is reported at its line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default: Option<Spanned<String>>,
+    #[serde(default)]
+    app: AppSettings,
+    #[serde(default)]
+    profiles: std::collections::BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawProfile {
+    endpoint: Spanned<String>,
+    #[serde(default)]
+    flavour: Flavour,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cdn: Option<Spanned<String>>,
+    #[serde(default = "default_parts")]
+    parts_in_flight: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bandwidth_limit: Option<u64>,
+    #[serde(default = "default_part_size")]
+    part_size_mib: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    watch: Vec<WatchFolder>,
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `[profiles.NAME]`, for problems found after parsing (a table's own span
+/// covers only its keys).
+fn line_of_profile(text: &str, name: &str) -> usize {
+    let header = format!("[profiles.{name}]");
+    let quoted = format!("[profiles.\"{name}\"]");
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            l == header || l == quoted
+        })
+        .map_or(1, |i| i + 1)
+}
+
+impl ProfileConfig {
+    pub fn empty(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            default: None,
+            profiles: Vec::new(),
+            app: AppSettings::default(),
+        }
+    }
+
+    /// Reads the file; a missing file is an empty config (a fresh install).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::empty(path)),
+            Err(e) => {
+                return Err(ConfigError::Unreadable {
+                    path: path.to_owned(),
+                    message: format!("{e}; check the file's permissions"),
+                });
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let invalid = |line: usize, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_at(text, s.start));
+            invalid(line, format!("{}; fix the TOML there", e.message().trim()))
+        })?;
+        let mut profiles = Vec::new();
+        for (name, spanned) in raw.profiles {
+            let line = line_of_profile(text, &name).max(line_at(text, spanned.span().start));
+            check_name(&name).map_err(|m| invalid(line, m))?;
+            let p = spanned.into_inner();
+            let at = |s: &Spanned<String>| line_at(text, s.span().start);
+            check_url(p.endpoint.get_ref(), "endpoint").map_err(|m| invalid(at(&p.endpoint), m))?;
+            if let Some(cdn) = &p.cdn {
+                check_url(cdn.get_ref(), "cdn").map_err(|m| invalid(at(cdn), m))?;
+            }
+            let profile = Profile {
+                name: name.clone(),
+                endpoint: p.endpoint.into_inner().trim_end_matches('/').to_owned(),
+                flavour: p.flavour,
+                cdn: p.cdn.map(Spanned::into_inner),
+                parts_in_flight: p.parts_in_flight,
+                bandwidth_limit: p.bandwidth_limit,
+                part_size_mib: p.part_size_mib,
+                watch: p.watch,
+            };
+            profile
+                .validate()
+                .map_err(|m| invalid(line, format!("profile {name:?}: {m}")))?;
+            profiles.push(profile);
+        }
+        let default = match raw.default {
+            Some(d) if !profiles.iter().any(|p| &p.name == d.get_ref()) => {
+                let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+                return Err(invalid(
+                    line_at(text, d.span().start),
+                    format!(
+                        "default = {:?} names no profile; use one of [{}] or add [profiles.{}]",
+                        d.get_ref(),
+                        names.join(", "),
+                        d.get_ref()
+                    ),
+                ));
+            }
+            d => d.map(Spanned::into_inner),
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            default,
+            profiles,
+            app: raw.app,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    /// The profile to use: the one named, else the default, else the only one.
+    pub fn resolve(&self, name: Option<&str>) -> Result<&Profile, String> {
+        let names = || {
+            self.profiles
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self.get(n).ok_or_else(|| {
+                if self.profiles.is_empty() {
+                    format!(
+                        "there is no profile {n:?}; add it with `reelup profile add {n} --endpoint URL`"
+                    )
+                } else {
+                    format!("there is no profile {n:?}; the profiles are: {}", names())
+                }
+            }),
+            None => match (&self.default, self.profiles.as_slice()) {
+                (Some(d), _) => self
+                    .get(d)
+                    .ok_or_else(|| format!("the default profile {d:?} is gone")),
+                (None, [only]) => Ok(only),
+                (None, []) => Err(format!(
+                    "no profile yet; add one with `reelup profile add NAME --endpoint URL` (it goes in {})",
+                    self.path.display()
+                )),
+                (None, _) => Err(format!(
+                    "several profiles and no default; pass --profile ({}) or set one with `reelup profile default NAME`",
+                    names()
+                )),
+            },
+        }
+    }
+
+    /// Adds or replaces a profile (renaming `previous` when given), keeping comments.
+    pub fn save_profile(
+        &mut self,
+        previous: Option<&str>,
+        profile: Profile,
+    ) -> Result<(), ConfigError> {
+        profile.validate().map_err(ConfigError::Rejected)?;
+        let old = previous.unwrap_or(&profile.name).to_owned();
+        if old != profile.name && self.get(&profile.name).is_some() {
+            return Err(ConfigError::Rejected(format!(
+                "a profile named {:?} already exists; pick another name",
+                profile.name
+            )));
+        }
+        let mut doc = self.document()?;
+        let raw = RawProfile {
+            endpoint: Spanned::new(0..0, profile.endpoint.clone()),
+            flavour: profile.flavour,
+            cdn: profile.cdn.clone().map(|c| Spanned::new(0..0, c)),
+            parts_in_flight: profile.parts_in_flight,
+            bandwidth_limit: profile.bandwidth_limit,
+            part_size_mib: profile.part_size_mib,
+            watch: profile.watch.clone(),
+        };
+        let table_text = toml::to_string(&raw).map_err(|e| ConfigError::Rejected(e.to_string()))?;
+        let table: toml_edit::DocumentMut = table_text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Rejected(e.to_string()))?;
+        let profiles = doc
+            .entry("profiles")
+            .or_insert_with(|| {
+                let mut t = toml_edit::Table::new();
+                t.set_implicit(true);
+                toml_edit::Item::Table(t)
+            })
+            .as_table_mut()
+            .ok_or_else(|| {
+                ConfigError::Rejected("`profiles` in the config is not a table".into())
+            })?;
+        let mut new_table = table.as_table().clone();
+        new_table.set_implicit(false);
+        if old != profile.name {
+            profiles.remove(&old);
+            if self.default.as_deref() == Some(old.as_str()) {
+                doc["default"] = toml_edit::value(profile.name.clone());
+            }
+        }
+        let profiles = doc["profiles"].as_table_mut().expect("just made");
+        match profiles
+            .get_mut(&profile.name)
+            .and_then(|i| i.as_table_mut())
+        {
+            // Keep the table's place and leading comment in the file.
+            Some(existing) => {
+                let decor = existing.decor().clone();
+                *existing = new_table;
+                *existing.decor_mut() = decor;
+            }
+            None => {
+                profiles.insert(&profile.name, toml_edit::Item::Table(new_table));
+            }
+        }
+        self.write(doc)
+    }
+
+    pub fn remove_profile(&mut self, name: &str) -> Result<bool, ConfigError> {
+        if self.get(name).is_none() {
+            return Ok(false);
+        }
+        let mut doc = self.document()?;
+        if let Some(profiles) = doc.get_mut("profiles").and_then(|p| p.as_table_mut()) {
+            profiles.remove(name);
+        }
+        if self.default.as_deref() == Some(name) {
+            doc.remove("default");
+        }
+        self.write(doc)?;
+        Ok(true)
+    }
+
+    pub fn set_default(&mut self, name: &str) -> Result<(), ConfigError> {
+        if self.get(name).is_none() {
+            return Err(ConfigError::Rejected(format!(
+                "there is no profile {name:?} to make the default"
+            )));
+        }
+        let mut doc = self.document()?;
+        doc["default"] = toml_edit::value(name);
+        // `default` must come before any table to be a top-level key; toml_edit keeps
+        // top-level values ahead of tables when it writes.
+        self.write(doc)
+    }
+
+    pub fn set_app(&mut self, app: AppSettings) -> Result<(), ConfigError> {
+        let mut doc = self.document()?;
+        let table = doc
+            .entry("app")
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+        table["close-to-tray"] = toml_edit::value(app.close_to_tray);
+        table["start-at-login"] = toml_edit::value(app.start_at_login);
+        self.write(doc)
+    }
+
+    /// The file as it is on disk now (another process may have changed it since load).
+    fn document(&self) -> Result<toml_edit::DocumentMut, ConfigError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(ConfigError::Unreadable {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        // Refuse to rewrite a file we cannot read properly: that would lose the user's text.
+        Self::parse(&self.path, &text)?;
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
+                path: self.path.clone(),
+                line: 1,
+                message: e.to_string(),
+            })
+    }
+
+    /// Writes atomically (temp file, then rename), then reloads what was written.
+    fn write(&mut self, doc: toml_edit::DocumentMut) -> Result<(), ConfigError> {
+        let unwritable = |e: std::io::Error| ConfigError::Unwritable {
+            path: self.path.clone(),
+            message: format!("{e}; check that the folder exists and is writable"),
+        };
+        let text = doc.to_string();
+        let reread = Self::parse(&self.path, &text)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(unwritable)?;
+        }
+        let tmp = self.path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text.as_bytes()).map_err(unwritable)?;
+        std::fs::rename(&tmp, &self.path).map_err(unwritable)?;
+        *self = reread;
+        Ok(())
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "name:            {}", self.name)?;
+        writeln!(f, "endpoint:        {}", self.endpoint)?;
+        writeln!(f, "flavour:         {}", self.flavour.as_str())?;
+        writeln!(
+            f,
+            "cdn:             {}",
+            self.cdn.as_deref().unwrap_or("(from the endpoint)")
+        )?;
+        writeln!(f, "parts in flight: {}", self.parts_in_flight)?;
+        writeln!(f, "part size:       {} MiB", self.part_size_mib)?;
+        match self.bandwidth_limit {
+            Some(b) => writeln!(f, "bandwidth limit: {b} bytes/s")?,
+            None => writeln!(f, "bandwidth limit: none")?,
+        }
+        if self.watch.is_empty() {
+            writeln!(f, "watch folders:   none")?;
+        }
+        for w in &self.watch {
+            writeln!(
+                f,
+                "watch folder:    {}{} (after upload: {})",
+                w.path.display(),
+                if w.recursive { " (and subfolders)" } else { "" },
+                match w.after_upload {
+                    AfterUpload::Leave => "leave",
+                    AfterUpload::Move => "move to uploaded/",
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProfileConfig, ConfigError> {
+        ProfileConfig::parse(Path::new("/cfg/config.toml"), text)
+    }
+
+    #[test]
+    fn reads_profiles_with_defaults() {
+        let c = parse(
+            "default = \"b\"\n[profiles.a]\nendpoint = \"https://a.example.com/\"\n\
+             [profiles.b]\nendpoint = \"http://127.0.0.1:9\"\nflavour = \"companion\"\n\
+             cdn = \"https://d1.cloudfront.net\"\nparts-in-flight = 8\n\
+             [[profiles.b.watch]]\npath = \"/rec\"\nafter-upload = \"move\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.profiles.len(), 2);
+        let a = c.get("a").unwrap();
+        assert_eq!(a.endpoint, "https://a.example.com");
+        assert_eq!(a.parts_in_flight, 4);
+        assert_eq!(a.flavour, Flavour::ReelupServer);
+        let b = c.resolve(None).unwrap();
+        assert_eq!(b.name, "b");
+        assert_eq!(b.flavour, Flavour::Companion);
+        assert_eq!(b.watch[0].after_upload, AfterUpload::Move);
+        assert_eq!(b.watch[0].stable_secs, 3);
+        assert!(c.app.close_to_tray);
+    }
+
+    #[test]
+    fn mistakes_name_the_line_and_the_fix() {
+        let e = parse("[profiles.a]\nendpoint = \"https://a\"\n\n[profiles.b]\nendpoint = \"http://uploads.example.com\"\n")
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("/cfg/config.toml:5:"), "{text}");
+        assert!(text.contains("use https://"), "{text}");
+
+        let e = parse("default = \"nope\"\n[profiles.a]\nendpoint = \"https://a\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("/cfg/config.toml:1:"), "{e}");
+        assert!(e.to_string().contains("[a]"), "{e}");
+
+        let e =
+            parse("[profiles.a]\nendpoint = \"https://a\"\nparts-in-flight = 99\n").unwrap_err();
+        assert!(e.to_string().contains("1 to 32"), "{e}");
+
+        let e = parse("[profiles.a]\nendpoint = https://a\n").unwrap_err();
+        assert!(e.to_string().starts_with("/cfg/config.toml:2:"), "{e}");
+
+        let e = parse("[profiles.a]\nendpont = \"https://a\"\n").unwrap_err();
+        assert!(e.to_string().contains("endpont"), "{e}");
+    }
+
+    #[test]
+    fn only_loopback_may_use_http() {
+        for ok in [
+            "https://x.example.com",
+            "http://localhost:8765",
+            "http://127.0.0.1",
+            "http://[::1]:80",
+        ] {
+            check_url(ok, "endpoint").unwrap();
+        }
+        for bad in [
+            "http://192.168.1.2",
+            "ftp://x",
+            "nonsense",
+            "http://localhost.evil.com",
+        ] {
+            assert!(check_url(bad, "endpoint").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn saving_keeps_comments_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "# my notes\n[profiles.a] # first\nendpoint = \"https://a\"\n",
+        )
+        .unwrap();
+        let mut c = ProfileConfig::load(&path).unwrap();
+        let mut b = Profile::new("b", "https://b.example.com");
+        b.watch.push(WatchFolder::new("/rec"));
+        b.bandwidth_limit = Some(5_000_000);
+        c.save_profile(None, b.clone()).unwrap();
+        c.set_default("b").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("# my notes") && text.contains("# first"),
+            "{text}"
+        );
+        let again = ProfileConfig::load(&path).unwrap();
+        assert_eq!(again.get("b"), Some(&b));
+        assert_eq!(again.default.as_deref(), Some("b"));
+
+        // Rename keeps the default pointing at it; removing clears it.
+        let mut renamed = b.clone();
+        renamed.name = "client".into();
+        let mut c = again;
+        c.save_profile(Some("b"), renamed).unwrap();
+        assert_eq!(c.default.as_deref(), Some("client"));
+        assert!(c.get("b").is_none());
+        assert!(c.remove_profile("client").unwrap());
+        assert_eq!(c.default, None);
+        assert_eq!(ProfileConfig::load(&path).unwrap().profiles.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_file_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[profiles.a\n").unwrap();
+        let mut c = ProfileConfig::empty(&path);
+        assert!(
+            c.save_profile(None, Profile::new("b", "https://b"))
+                .is_err()
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[profiles.a\n");
+    }
+
+    #[test]
+    fn resolve_explains_what_to_do() {
+        let c = parse("").unwrap();
+        assert!(c.resolve(None).unwrap_err().contains("reelup profile add"));
+        let c = parse(
+            "[profiles.a]\nendpoint = \"https://a\"\n[profiles.b]\nendpoint = \"https://b\"\n",
+        )
+        .unwrap();
+        assert!(c.resolve(None).unwrap_err().contains("--profile"));
+        assert!(c.resolve(Some("zz")).unwrap_err().contains("a, b"));
+    }
+}
