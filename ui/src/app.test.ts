@@ -1,25 +1,50 @@
-import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { EVENT_NOTICE, EVENT_UPLOAD, type Connection, type UploadItem } from "./ipc";
-import { start } from "./app";
+import {
+  allByTestId,
+  byTestId,
+  commandCalls,
+  doneItem,
+  item,
+  loadPage,
+  mockBackend,
+  nextFrame,
+  settings,
+  settle,
+  type Call,
+  type Handler,
+} from "../test/support";
+import {
+  EVENT_NOTICE,
+  EVENT_PROGRESS,
+  EVENT_REMOVED,
+  EVENT_SETTINGS,
+  EVENT_UPLOAD,
+  EVENT_WATCH,
+  type Connection,
+  type UploadItem,
+} from "./ipc";
+import { start, type App } from "./app";
 
-const html = readFileSync(resolve(process.cwd(), "index.html"), "utf8");
+const OK: Connection = { profile: "local", endpoint: "http://127.0.0.1:7300", cdn: "http://127.0.0.1:7300/cdn", problem: null };
 
-function boot(connection: Connection, uploads: UploadItem[] = []) {
-  document.documentElement.innerHTML = html;
-  mockWindows("main");
-  mockIPC(
-    (cmd) => {
-      if (cmd === "connection") return connection;
-      if (cmd === "list_uploads") return uploads;
-      return undefined;
-    },
-    { shouldMockEvents: true },
-  );
+let calls: Call[];
+
+async function boot(connection: Connection = OK, uploads: UploadItem[] = [], extra: Record<string, Handler | unknown> = {}): Promise<App> {
+  loadPage();
+  calls = mockBackend({
+    connection: () => connection,
+    list_uploads: () => uploads,
+    get_settings: () => settings(),
+    watch_status: () => [],
+    ...extra,
+  });
   return start();
+}
+
+function visibleView(): string[] {
+  return ["queue", "history", "settings"].filter((v) => !byTestId(`view-${v}`).hidden);
 }
 
 describe("app", () => {
@@ -28,36 +53,157 @@ describe("app", () => {
   });
   afterEach(() => clearMocks());
 
-  it("shows where uploads go and renders upload events as they arrive", async () => {
-    await boot({ endpoint: "http://127.0.0.1:7300", cdn: "http://127.0.0.1:7300/cdn", problem: null });
-    expect(document.querySelector("[data-testid=connection]")!.textContent).toBe(
-      "Uploading to http://127.0.0.1:7300",
-    );
-    await emit(EVENT_UPLOAD, {
-      id: 7, name: "a.mp4", path: "/a.mp4", size: 10, sent: 10, state: "done",
-      url: "http://127.0.0.1:7300/cdn/k.mp4", error: null,
-    } satisfies UploadItem);
-    expect(document.querySelector<HTMLInputElement>("[data-testid=url]")!.value).toBe(
-      "http://127.0.0.1:7300/cdn/k.mp4",
-    );
-    expect(document.getElementById("empty")!.hidden).toBe(true);
-    expect(document.querySelector("[data-testid=totals]")!.textContent).toBe("1 done");
+  it("says where uploads go", async () => {
+    await boot();
+    const connection = byTestId("connection");
+    expect(connection.textContent).toBe("Uploading to local (http://127.0.0.1:7300)");
+    expect(connection.dataset.state).toBe("ok");
+    expect(document.querySelector("[data-testid=connection-problem]")).toBeNull();
+    expect(commandCalls(calls, "get_settings")).toHaveLength(1);
+    expect(commandCalls(calls, "watch_status")).toHaveLength(1);
   });
 
-  it("explains a missing connection instead of offering a dead drop zone", async () => {
-    await boot({ endpoint: null, cdn: null, problem: "No upload endpoint is set." });
-    expect(document.querySelector("[data-testid=connection-problem]")!.textContent).toBe(
-      "No upload endpoint is set.",
-    );
-    expect(document.getElementById("drop-zone")!.dataset.state).toBe("disabled");
+  it("explains a missing connection in the drop zone, with a way to Settings", async () => {
+    await boot({ profile: null, endpoint: null, cdn: null, problem: "No profile yet: add one in Settings." });
+    expect(byTestId("connection").textContent).toBe("Not connected");
+    expect(byTestId("connection-problem").textContent).toBe("No profile yet: add one in Settings.");
+    expect(byTestId("drop-zone").dataset.state).toBe("disabled");
+    byTestId("open-settings").click();
+    expect(visibleView()).toEqual(["settings"]);
+    expect(byTestId("tab-settings").getAttribute("aria-selected")).toBe("true");
   });
 
-  it("lists uploads that already exist and shows notices without blocking", async () => {
-    await boot({ endpoint: "e", cdn: "c", problem: null }, [
-      { id: 1, name: "old.mp4", path: "/old.mp4", size: 5, sent: 2, state: "uploading", url: null, error: null },
+  it("asks again for the connection when settings change, and drops the problem once fixed", async () => {
+    let conn: Connection = { profile: null, endpoint: null, cdn: null, problem: "No profile yet." };
+    await boot(conn, [], { connection: () => conn });
+    expect(byTestId("connection-problem").textContent).toBe("No profile yet.");
+    conn = OK;
+    await emit(EVENT_SETTINGS, settings());
+    await settle();
+    expect(byTestId("connection").textContent).toBe("Uploading to local (http://127.0.0.1:7300)");
+    expect(document.querySelector("[data-testid=connection-problem]")).toBeNull();
+  });
+
+  it("switches views with tabs, arrow keys and shortcuts", async () => {
+    await boot();
+    expect(visibleView()).toEqual(["queue"]);
+    byTestId("tab-history").click();
+    expect(visibleView()).toEqual(["history"]);
+    expect(byTestId("tab-history").getAttribute("aria-selected")).toBe("true");
+    expect(byTestId("tab-queue").getAttribute("aria-selected")).toBe("false");
+    byTestId("tab-history").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    expect(visibleView()).toEqual(["settings"]);
+    expect(document.activeElement).toBe(byTestId("tab-settings"));
+    byTestId("tab-settings").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    expect(visibleView()).toEqual(["queue"]);
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "2", ctrlKey: true, bubbles: true }));
+    expect(visibleView()).toEqual(["history"]);
+  });
+
+  it("puts unfinished uploads in the queue and finished ones in history", async () => {
+    await boot(OK, [
+      item({ id: 1, state: "uploading", sent: 10 }),
+      doneItem({ id: 2, name: "done.mp4" }),
+      item({ id: 3, state: "failed", error: { code: "network", message: "Connection reset." } }),
+      item({ id: 4, state: "canceled" }),
     ]);
-    expect(document.querySelectorAll("[data-testid=upload-row]")).toHaveLength(1);
+    await nextFrame();
+    expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["1", "3", "4"]);
+    expect(allByTestId("history-row").map((r) => r.dataset.id)).toEqual(["2"]);
+    expect(byTestId("queue-count").textContent).toBe("2");
+  });
+
+  it("moves an upload from the queue to history when it is done, keeping the queue's other rows", async () => {
+    await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "queued" })]);
+    const second = document.querySelector('[data-testid=upload-row][data-id="2"]');
+    await emit(EVENT_UPLOAD, doneItem({ id: 1, name: "first.mp4", url: "http://127.0.0.1:7300/cdn/k.mp4" }));
+    expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["2"]);
+    expect(document.querySelector('[data-testid=upload-row][data-id="2"]')).toBe(second);
+    const row = byTestId("history-row");
+    expect(row.dataset.id).toBe("1");
+    expect(byTestId<HTMLInputElement>("url", row).value).toBe("http://127.0.0.1:7300/cdn/k.mp4");
+    await emit(EVENT_REMOVED, { id: 1 });
+    expect(allByTestId("history-row")).toHaveLength(0);
+    await emit(EVENT_REMOVED, { id: 2 });
+    await nextFrame();
+    expect(allByTestId("upload-row")).toHaveLength(0);
+    expect(byTestId("queue-empty").hidden).toBe(false);
+  });
+
+  it("applies progress events on the next animation frame", async () => {
+    await boot(OK, [item({ id: 1, state: "uploading", size: 1_000_000 })]);
+    await emit(EVENT_PROGRESS, { items: [{ id: 1, sent: 100_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
+    await emit(EVENT_PROGRESS, { items: [{ id: 1, sent: 500_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
+    await nextFrame();
+    const row = byTestId("upload-row");
+    expect(byTestId("progress", row).getAttribute("aria-valuenow")).toBe("50");
+    expect(byTestId("speed", row).textContent).toBe("1.0 MB/s");
+    expect(byTestId("totals").textContent).toBe("1 uploading · 500 KB of 1.0 MB · 1.0 MB/s");
+  });
+
+  it("trusts events over a list that answered late", async () => {
+    let answer: (items: UploadItem[]) => void = () => {};
+    loadPage();
+    calls = mockBackend({
+      connection: () => OK,
+      list_uploads: () => new Promise((r) => (answer = r)),
+      get_settings: () => settings(),
+      watch_status: () => [],
+    });
+    const started = start();
+    await settle();
+    await emit(EVENT_UPLOAD, doneItem({ id: 5 }));
+    await emit(EVENT_REMOVED, { id: 6 });
+    answer([item({ id: 5, state: "uploading" }), item({ id: 6, state: "failed" }), item({ id: 7 })]);
+    await started;
+    expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["7"]);
+    expect(allByTestId("history-row").map((r) => r.dataset.id)).toEqual(["5"]);
+  });
+
+  it("shows notices from the app without blocking, one toast per message", async () => {
+    await boot();
     await emit(EVENT_NOTICE, { message: "notes.txt: not a video" });
-    expect(document.querySelector("[data-testid=notice]")!.textContent).toBe("notes.txt: not a video");
+    await emit(EVENT_NOTICE, { message: "notes.txt: not a video" });
+    const notices = allByTestId("notice");
+    expect(notices).toHaveLength(1);
+    expect(notices[0].textContent).toContain("notes.txt: not a video");
+    expect(notices[0].textContent).toContain("×2");
+    byTestId("notice-close").click();
+    expect(allByTestId("notice")).toHaveLength(0);
+  });
+
+  it("shows a command's error as a notice", async () => {
+    await boot(OK, [item({ id: 1, state: "uploading" })], {
+      pause_upload: () => Promise.reject({ code: "not_found", message: "That upload is gone." }),
+    });
+    byTestId("action-pause").click();
+    await settle();
+    expect(commandCalls(calls, "pause_upload")).toEqual([{ id: 1 }]);
+    expect(byTestId("notice").textContent).toContain("That upload is gone.");
+  });
+
+  it("renders settings and watch events in the Settings view", async () => {
+    await boot();
+    await emit(EVENT_SETTINGS, settings({ problem: "config.toml:7: unknown key" }));
+    expect(byTestId("config-problem").hidden).toBe(false);
+    expect(byTestId("config-problem").textContent).toContain("config.toml:7: unknown key");
+    await emit(
+      EVENT_SETTINGS,
+      settings({ profiles: [{ ...settings().profiles[0], watch: [{ path: "/v", recursive: false, afterUpload: "leave" }] }] }),
+    );
+    await emit(EVENT_WATCH, [{ profile: "studio", path: "/v", state: "unreadable", message: "Permission denied" }]);
+    const state = byTestId("watch-state", byTestId("profile-row"));
+    expect(state.dataset.state).toBe("unreadable");
+    expect(state.textContent).toContain("Permission denied");
+  });
+
+  it("lights up the drop zone while files are dragged over, from any view", async () => {
+    await boot();
+    byTestId("tab-settings").click();
+    await emit("tauri://drag-enter", { paths: ["/a.mp4"], position: { x: 1, y: 1 } });
+    expect(byTestId("drop-zone").classList.contains("dragging")).toBe(true);
+    expect(visibleView()).toEqual(["queue"]);
+    await emit("tauri://drag-leave", null);
+    expect(byTestId("drop-zone").classList.contains("dragging")).toBe(false);
   });
 });

@@ -1,60 +1,176 @@
 import { getCurrentWebview } from "@tauri-apps/api/webview";
-import { asIpcError, commands, events } from "./ipc";
-import { UploadList, summarize } from "./upload-list";
+import { button, byId, byTestId, h } from "./dom";
+import type { Schedule } from "./frame";
+import { HistoryView } from "./history";
+import { asIpcError, commands, events, type Connection, type UploadItem } from "./ipc";
+import { notify } from "./notices";
+import { Preview } from "./preview";
+import { QueueView, inQueue } from "./queue";
+import { SettingsView } from "./settings";
+import { Tabs } from "./tabs";
 
-function byId<T extends HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
+export { notify };
+
+export interface StartOptions {
+  /** How progress passes are scheduled; requestAnimationFrame by default. */
+  schedule?: Schedule;
 }
 
-/** Shows a message for a while without blocking anything. */
-export function notify(message: string, container = byId("notices")): void {
-  const note = document.createElement("div");
-  note.className = "notice";
-  note.dataset.testid = "notice";
-  note.textContent = message;
-  container.append(note);
-  setTimeout(() => note.remove(), 6000);
+export interface App {
+  tabs: Tabs;
+  queue: QueueView;
+  history: HistoryView;
+  settings: SettingsView;
+  preview: Preview;
+  refreshConnection(): Promise<void>;
 }
 
-export async function start(): Promise<void> {
-  const empty = byId("empty");
-  const totals = byId("totals");
-  const list = new UploadList(byId("upload-list"), commands.copyText, (items) => {
-    empty.hidden = items.size > 0;
-    totals.textContent = summarize(items);
+/** The header line for a working connection: "Uploading to local (http://127.0.0.1:7300)". */
+export function connectionText(conn: Connection): string {
+  if (conn.profile && conn.endpoint) return `Uploading to ${conn.profile} (${conn.endpoint})`;
+  return `Uploading to ${conn.endpoint ?? conn.profile ?? "?"}`;
+}
+
+const NO_ENDPOINT = "No upload endpoint is set up yet. Add a profile with its endpoint and token in Settings.";
+
+function errorNotice(e: unknown): void {
+  notify(asIpcError(e).message, { kind: "error" });
+}
+
+export async function start(opts: StartOptions = {}): Promise<App> {
+  const tabs = new Tabs();
+  const preview = new Preview(byId("preview"), (url) => void commands.openUrl(url).catch(errorNotice));
+
+  const queueBadge = byId("queue-count");
+  const queue = new QueueView(byId("view-queue"), {
+    commands,
+    notify,
+    schedule: opts.schedule,
+    onCount: (n) => {
+      const value = n > 0 ? String(n) : "";
+      if (queueBadge.textContent !== value) queueBadge.textContent = value;
+      queueBadge.hidden = n === 0;
+    },
   });
+  const history = new HistoryView(byId("view-history"), { commands, notify, preview });
 
-  // Subscribe before listing so no update falls between the two.
-  await events.onUpload((item) => list.upsert(item));
-  await events.onNotice((n) => notify(n.message));
-
+  // --- connection (header + drop zone) ---
   const connection = byId("connection");
   const dropZone = byId("drop-zone");
-  try {
-    const conn = await commands.connection();
-    if (conn.problem) {
+  let connectionSeq = 0;
+  const showConnection = (conn: Connection) => {
+    const problem = conn.problem ?? (conn.endpoint ? null : NO_ENDPOINT);
+    let box = dropZone.querySelector<HTMLElement>(".drop-problem");
+    if (problem) {
       connection.textContent = "Not connected";
+      connection.title = problem;
       connection.dataset.state = "problem";
       dropZone.dataset.state = "disabled";
-      const problem = document.createElement("div");
-      problem.className = "drop-problem";
-      problem.dataset.testid = "connection-problem";
-      problem.textContent = conn.problem;
-      dropZone.append(problem);
+      if (!box) {
+        const fix = button({ label: "Open Settings", testid: "open-settings", icon: "settings", className: "primary" });
+        fix.addEventListener("click", () => tabs.show("settings", true));
+        box = h("div", { class: "drop-problem", role: "alert" }, h("p", { testid: "connection-problem" }), fix);
+        dropZone.append(box);
+      }
+      byTestId(box, "connection-problem").textContent = problem;
     } else {
-      connection.textContent = `Uploading to ${conn.endpoint}`;
-      connection.title = `Streaming from ${conn.cdn}`;
+      connection.textContent = connectionText(conn);
+      connection.title = conn.cdn ? `Streaming links start with ${conn.cdn}` : "";
       connection.dataset.state = "ok";
+      dropZone.dataset.state = "ready";
+      box?.remove();
     }
-    for (const item of await commands.listUploads()) list.upsert(item);
+  };
+  const refreshConnection = async () => {
+    const seq = ++connectionSeq;
+    try {
+      const conn = await commands.connection();
+      if (seq === connectionSeq) showConnection(conn);
+    } catch (e) {
+      errorNotice(e);
+    }
+  };
+
+  const settings = new SettingsView(byId("view-settings"), {
+    commands,
+    notify,
+    onChange: () => void refreshConnection(),
+  });
+
+  // --- uploads: one item lives in the queue or in history, never both ---
+  /** Ids an event has spoken for: newer than anything the initial list may say about them. */
+  const seen = new Set<number>();
+  const route = (item: UploadItem) => {
+    if (inQueue(item.state)) {
+      history.remove(item.id);
+      queue.upsert(item);
+    } else {
+      queue.remove(item.id);
+      history.upsert(item);
+    }
+  };
+
+  // Subscribe before listing so no update falls between the two.
+  await Promise.all([
+    events.onUpload((item) => {
+      seen.add(item.id);
+      route(item);
+    }),
+    events.onProgress((batch) => queue.progress(batch)),
+    events.onRemoved(({ id }) => {
+      seen.add(id);
+      queue.remove(id);
+      history.remove(id);
+    }),
+    events.onNotice((n) => notify(n.message)),
+    events.onSettings((s) => settings.apply(s)),
+    events.onWatch((statuses) => settings.setWatch(statuses)),
+  ]);
+
+  const loadUploads = async () => {
+    try {
+      const items = (await commands.listUploads()).filter((i) => !seen.has(i.id));
+      queue.upsertMany(items.filter((i) => inQueue(i.state)));
+      history.upsertMany(items.filter((i) => !inQueue(i.state)));
+    } catch (e) {
+      errorNotice(e);
+    }
+  };
+  const loadSettings = async () => {
+    try {
+      settings.render(await commands.getSettings());
+    } catch (e) {
+      errorNotice(e);
+    }
+  };
+  const loadWatch = async () => {
+    try {
+      settings.setWatch(await commands.watchStatus());
+    } catch (e) {
+      errorNotice(e);
+    }
+  };
+  await Promise.all([refreshConnection(), loadUploads(), loadSettings(), loadWatch()]);
+
+  // Drops are handled by the app; here they only light up the drop zone.
+  try {
+    await getCurrentWebview().onDragDropEvent((event) => {
+      const over = event.payload.type === "enter" || event.payload.type === "over";
+      if (over && tabs.active !== "queue") tabs.show("queue");
+      dropZone.classList.toggle("dragging", over);
+    });
   } catch (e) {
-    notify(asIpcError(e).message);
+    errorNotice(e);
   }
 
-  await getCurrentWebview().onDragDropEvent((event) => {
-    const over = event.payload.type === "enter" || event.payload.type === "over";
-    dropZone.classList.toggle("dragging", over);
+  // Ctrl+F (Cmd+F): search history.
+  document.body.addEventListener("keydown", (e) => {
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "f") {
+      e.preventDefault();
+      tabs.show("history");
+      byTestId<HTMLInputElement>(document, "history-search").focus();
+    }
   });
+
+  return { tabs, queue, history, settings, preview, refreshConnection };
 }

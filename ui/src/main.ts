@@ -1,4 +1,5 @@
-import { start, notify } from "./app";
+import { start } from "./app";
 import { asIpcError } from "./ipc";
+import { notify } from "./notices";
 
-start().catch((e) => notify(asIpcError(e).message));
+start().catch((e) => notify(asIpcError(e).message, { kind: "error" }));

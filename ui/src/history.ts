@@ -1,0 +1,371 @@
+import { button, byTestId, h, setText, text } from "./dom";
+import { formatBytes, formatDate } from "./format";
+import { asIpcError, type UploadItem } from "./ipc";
+import type { Notify } from "./notices";
+
+export interface HistoryCommands {
+  copyText(text: string): Promise<void>;
+  openUrl(url: string): Promise<void>;
+  removeUpload(id: number): Promise<void>;
+}
+
+export interface HistoryOptions {
+  commands: HistoryCommands;
+  notify: Notify;
+  preview: { open(url: string, name: string): void };
+}
+
+/** Newest first: by finishedAt, then id (for items finished in the same second). */
+export function compareHistory(a: UploadItem, b: UploadItem): number {
+  const fa = a.finishedAt ?? a.createdAt;
+  const fb = b.finishedAt ?? b.createdAt;
+  if (fa !== fb) return fb - fa;
+  return b.id - a.id;
+}
+
+/** What the search box looks in: name, key and URL. */
+export function searchText(item: UploadItem): string {
+  return [item.name, item.key ?? "", item.url ?? ""].join("\n").toLowerCase();
+}
+
+export interface HistoryFilter {
+  query: string;
+  /** "" for every profile. */
+  profile: string;
+}
+
+export function matches(item: UploadItem, haystack: string, filter: HistoryFilter): boolean {
+  if (filter.profile !== "" && item.profile !== filter.profile) return false;
+  const q = filter.query.trim().toLowerCase();
+  return q === "" || haystack.includes(q);
+}
+
+interface Row {
+  root: HTMLLIElement;
+  name: Text;
+  size: Text;
+  date: HTMLTimeElement;
+  dateText: Text;
+  profile: Text;
+  profileEl: HTMLElement;
+  key: Text;
+  keyEl: HTMLElement;
+  url: HTMLInputElement;
+  buttons: HTMLButtonElement[];
+}
+
+interface Entry {
+  item: UploadItem;
+  row: Row;
+  haystack: string;
+  visible: boolean;
+}
+
+/**
+ * Finished uploads, newest first, with their streaming links. Like the queue, rows are
+ * keyed by id and built once; search and the profile filter only toggle `hidden`.
+ */
+export class HistoryView {
+  private entries = new Map<number, Entry>();
+  /** Entries in display order (compareHistory). */
+  private order: Entry[] = [];
+  private filter: HistoryFilter = { query: "", profile: "" };
+  private profileCounts = new Map<string, number>();
+  private shownProfiles = "";
+  private visibleCount = 0;
+  private list: HTMLElement;
+  private search: HTMLInputElement;
+  private profileSelect: HTMLSelectElement;
+  private empty: HTMLElement;
+  private count: HTMLElement;
+
+  readonly stats = { rowsCreated: 0 };
+
+  constructor(
+    root: HTMLElement,
+    private opts: HistoryOptions,
+  ) {
+    this.list = byTestId(root, "history-list");
+    this.search = byTestId<HTMLInputElement>(root, "history-search");
+    this.profileSelect = byTestId<HTMLSelectElement>(root, "history-profile-filter");
+    this.empty = byTestId(root, "history-empty");
+    this.count = byTestId(root, "history-count");
+
+    this.search.addEventListener("input", () => this.setFilter({ query: this.search.value }));
+    this.search.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.search.value !== "") {
+        e.preventDefault();
+        this.search.value = "";
+        this.setFilter({ query: "" });
+      }
+    });
+    this.profileSelect.addEventListener("change", () => this.setFilter({ profile: this.profileSelect.value }));
+    this.list.addEventListener("click", (e) => {
+      const btn = (e.target as Element | null)?.closest<HTMLButtonElement>("button[data-action]");
+      if (!btn || !this.list.contains(btn)) return;
+      const id = Number(btn.closest<HTMLElement>("[data-id]")?.dataset.id);
+      const entry = this.entries.get(id);
+      if (entry) void this.act(btn, entry);
+    });
+    this.list.addEventListener("focusin", (e) => {
+      if (e.target instanceof HTMLInputElement && e.target.dataset.testid === "url") e.target.select();
+    });
+    this.update();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(id: number): boolean {
+    return this.entries.has(id);
+  }
+
+  /** Ids in display order, visible or not (for tests and keyboard navigation). */
+  ids(): number[] {
+    return this.order.map((e) => e.item.id);
+  }
+
+  upsert(item: UploadItem): void {
+    this.put(item);
+    this.update();
+  }
+
+  upsertMany(items: UploadItem[]): void {
+    const fresh = items.filter((i) => !this.entries.has(i.id)).sort(compareHistory);
+    const isFresh = new Set(fresh);
+    if (fresh.length > 0 && (this.order.length === 0 || compareHistory(fresh[fresh.length - 1], this.order[0].item) < 0)) {
+      // All newer than what is shown: one insertion at the top.
+      const fragment = document.createDocumentFragment();
+      const added = fresh.map((item) => this.createEntry(item));
+      for (const entry of added) fragment.append(entry.row.root);
+      this.order.unshift(...added);
+      this.list.prepend(fragment);
+    } else {
+      for (const item of fresh) this.put(item);
+    }
+    for (const item of items) if (!isFresh.has(item)) this.put(item);
+    this.update();
+  }
+
+  remove(id: number): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    entry.row.root.remove();
+    this.entries.delete(id);
+    this.order.splice(this.order.indexOf(entry), 1);
+    this.countProfile(entry.item.profile, -1);
+    if (entry.visible) this.visibleCount -= 1;
+    this.update();
+  }
+
+  setFilter(change: Partial<HistoryFilter>): void {
+    this.filter = { ...this.filter, ...change };
+    if (change.query !== undefined && this.search.value !== change.query) this.search.value = change.query;
+    if (change.profile !== undefined && this.profileSelect.value !== change.profile) this.profileSelect.value = change.profile;
+    this.visibleCount = 0;
+    for (const entry of this.order) this.applyFilter(entry);
+    this.update();
+  }
+
+  private put(item: UploadItem): void {
+    const entry = this.entries.get(item.id);
+    if (!entry) {
+      const created = this.createEntry(item);
+      const at = this.positionOf(item);
+      const before = this.order[at]?.row.root ?? null;
+      this.order.splice(at, 0, created);
+      this.list.insertBefore(created.row.root, before);
+      return;
+    }
+    const moved = compareHistory(entry.item, item) !== 0;
+    this.countProfile(entry.item.profile, -1);
+    this.countProfile(item.profile, 1);
+    entry.item = item;
+    entry.haystack = searchText(item);
+    this.render(entry);
+    if (moved) {
+      this.order.splice(this.order.indexOf(entry), 1);
+      const at = this.positionOf(item);
+      this.list.insertBefore(entry.row.root, this.order[at]?.row.root ?? null);
+      this.order.splice(at, 0, entry);
+    }
+    if (entry.visible) this.visibleCount -= 1;
+    this.applyFilter(entry);
+  }
+
+  private createEntry(item: UploadItem): Entry {
+    const entry: Entry = { item, row: this.createRow(item), haystack: searchText(item), visible: true };
+    this.entries.set(item.id, entry);
+    this.countProfile(item.profile, 1);
+    this.render(entry);
+    this.applyFilter(entry);
+    return entry;
+  }
+
+  /** Where an item goes in `order` (binary search on compareHistory). */
+  private positionOf(item: UploadItem): number {
+    let lo = 0;
+    let hi = this.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareHistory(this.order[mid].item, item) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private applyFilter(entry: Entry): void {
+    const visible = matches(entry.item, entry.haystack, this.filter);
+    if (visible) this.visibleCount += 1;
+    entry.visible = visible;
+    if (entry.row.root.hidden === visible) entry.row.root.hidden = !visible;
+  }
+
+  private countProfile(profile: string | null, delta: number): void {
+    if (profile === null) return;
+    const n = (this.profileCounts.get(profile) ?? 0) + delta;
+    if (n > 0) this.profileCounts.set(profile, n);
+    else this.profileCounts.delete(profile);
+  }
+
+  /** Empty state, count and the profile filter's options. */
+  private update(): void {
+    const total = this.entries.size;
+    this.empty.hidden = this.visibleCount > 0;
+    this.empty.textContent =
+      total === 0
+        ? "Finished uploads appear here, with their streaming links."
+        : "No finished uploads match this search.";
+    const filtering = this.filter.query.trim() !== "" || this.filter.profile !== "";
+    this.count.textContent =
+      total === 0 ? "" : filtering ? `${this.visibleCount} of ${total}` : `${total} ${total === 1 ? "upload" : "uploads"}`;
+
+    const profiles = [...this.profileCounts.keys()].sort((a, b) => a.localeCompare(b));
+    if (this.filter.profile !== "" && !this.profileCounts.has(this.filter.profile)) profiles.push(this.filter.profile);
+    const key = profiles.join("\n");
+    if (key !== this.shownProfiles) {
+      this.shownProfiles = key;
+      this.profileSelect.replaceChildren(
+        h("option", { value: "" }, "All profiles"),
+        ...profiles.map((p) => h("option", { value: p }, p)),
+      );
+      this.profileSelect.value = this.filter.profile;
+    }
+  }
+
+  private createRow(item: UploadItem): Row {
+    this.stats.rowsCreated += 1;
+    const dateText = text();
+    const row: Row = {
+      root: h("li", { class: "history-row", testid: "history-row", "data-id": item.id, "data-state": "done" }),
+      name: text(),
+      size: text(),
+      date: h("time", { class: "date", testid: "date" }, dateText),
+      dateText,
+      profile: text(),
+      profileEl: h("span", { class: "profile", testid: "profile" }),
+      key: text(),
+      keyEl: h("span", { class: "key", testid: "key" }),
+      url: h("input", {
+        class: "url",
+        testid: "url",
+        type: "text",
+        readonly: true,
+        spellcheck: "false",
+        "aria-label": `Streaming link of ${item.name}`,
+      }),
+      buttons: [
+        button({ label: "Play", testid: "history-play", icon: "preview", title: "Play here" }, { "data-action": "play" }),
+        button({ label: "Copy link", testid: "history-copy", icon: "copy", className: "primary" }, { "data-action": "copy" }),
+        button(
+          { label: `Open ${item.name} in the browser`, title: "Open in the browser", testid: "history-open", icon: "open", iconOnly: true },
+          { "data-action": "open" },
+        ),
+        button(
+          { label: `Remove ${item.name} from history`, title: "Remove from history", testid: "action-remove", icon: "remove", iconOnly: true },
+          { "data-action": "remove" },
+        ),
+      ],
+    };
+    row.profileEl.append(row.profile);
+    row.keyEl.append(row.key);
+    row.root.append(
+      h(
+        "div",
+        { class: "row-body" },
+        h(
+          "div",
+          { class: "row-top" },
+          h("span", { class: "name", testid: "name", title: item.path }, row.name),
+          h("span", { class: "size", testid: "size" }, row.size),
+        ),
+        h("div", { class: "row-meta" }, row.date, row.profileEl, row.keyEl),
+        h("div", { class: "url-line" }, row.url),
+      ),
+      h("div", { class: "row-actions" }, ...row.buttons),
+    );
+    return row;
+  }
+
+  private render(entry: Entry): void {
+    const { row, item } = entry;
+    setText(row.name, item.name);
+    setText(row.size, formatBytes(item.size));
+    const when = item.finishedAt ?? item.createdAt;
+    setText(row.dateText, formatDate(when));
+    row.date.dateTime = new Date(when * 1000).toISOString();
+    setText(row.profile, item.profile ?? "");
+    row.profileEl.hidden = item.profile === null;
+    setText(row.key, item.key ?? "");
+    row.keyEl.title = item.key ?? "";
+    row.keyEl.hidden = item.key === null;
+    const url = item.url ?? "";
+    // The attribute too, so the link is readable without the live property.
+    row.url.setAttribute("value", url);
+    row.url.value = url;
+    row.url.title = url;
+    for (const btn of row.buttons) {
+      if (btn.dataset.action !== "remove") btn.disabled = url === "";
+    }
+  }
+
+  private async act(btn: HTMLButtonElement, entry: Entry): Promise<void> {
+    const { item } = entry;
+    const url = item.url;
+    const action = btn.dataset.action;
+    if (action === "play") {
+      if (url) this.opts.preview.open(url, item.name);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      if (action === "copy" && url) {
+        await this.opts.commands.copyText(url);
+        flash(btn, "Copied");
+      } else if (action === "open" && url) {
+        await this.opts.commands.openUrl(url);
+      } else if (action === "remove") {
+        await this.opts.commands.removeUpload(item.id);
+      }
+    } catch (e) {
+      this.opts.notify(asIpcError(e).message, { kind: "error" });
+    } finally {
+      btn.disabled = false;
+    }
+  }
+}
+
+/** Shows a short confirmation in a button's label ("Copied"), then restores it. */
+function flash(btn: HTMLButtonElement, message: string): void {
+  const label = btn.querySelector(".btn-label");
+  if (!label) return;
+  const original = btn.dataset.label ?? label.textContent ?? "";
+  btn.dataset.label = original;
+  label.textContent = message;
+  btn.classList.add("flashed");
+  setTimeout(() => {
+    label.textContent = original;
+    btn.classList.remove("flashed");
+  }, 1500);
+}

@@ -1,0 +1,98 @@
+import { describe, expect, it } from "vitest";
+import { profile } from "../test/support";
+import { checkUrl, emptyFormValues, fieldOfMessage, toFormValues, toProfileInput, type ProfileFormValues } from "./profile-form";
+
+function values(over: Partial<ProfileFormValues> = {}): ProfileFormValues {
+  return { ...emptyFormValues(), name: "studio", endpoint: "https://uploads.example.com", ...over };
+}
+
+function fields(v: ProfileFormValues, taken: string[] = []): string[] {
+  const r = toProfileInput(v, taken);
+  return r.ok ? [] : r.errors.map((e) => e.field);
+}
+
+describe("toProfileInput", () => {
+  it("builds the contract's ProfileInput: MB/s become bytes/s, empty means null", () => {
+    const r = toProfileInput(
+      values({
+        name: "  studio ",
+        endpoint: "https://uploads.example.com/",
+        flavour: "companion",
+        cdn: " https://d1.cloudfront.net ",
+        parts: "8",
+        bandwidth: "12.5",
+        partSize: "64",
+        watch: [{ path: "/home/me/Videos", recursive: true, afterUpload: "move" }],
+      }),
+    );
+    expect(r).toEqual({
+      ok: true,
+      input: {
+        name: "studio",
+        endpoint: "https://uploads.example.com",
+        flavour: "companion",
+        cdn: "https://d1.cloudfront.net",
+        partsInFlight: 8,
+        bandwidthLimit: 12_500_000,
+        partSizeMib: 64,
+        watch: [{ path: "/home/me/Videos", recursive: true, afterUpload: "move" }],
+      },
+    });
+    const unlimited = toProfileInput(values({ bandwidth: "  ", cdn: "" }));
+    expect(unlimited.ok && unlimited.input.bandwidthLimit).toBeNull();
+    expect(unlimited.ok && unlimited.input.cdn).toBeNull();
+    const comma = toProfileInput(values({ bandwidth: "0,5" }));
+    expect(comma.ok && comma.input.bandwidthLimit).toBe(500_000);
+  });
+
+  it("checks every field as the app does", () => {
+    expect(fields(values({ name: "" }))).toEqual(["name"]);
+    expect(fields(values({ name: "my profile" }))).toEqual(["name"]);
+    expect(fields(values({ name: "studio" }), ["studio"])).toEqual(["name"]);
+    expect(fields(values({ endpoint: "" }))).toEqual(["endpoint"]);
+    expect(fields(values({ endpoint: "uploads.example.com" }))).toEqual(["endpoint"]);
+    expect(fields(values({ endpoint: "http://uploads.example.com" }))).toEqual(["endpoint"]);
+    expect(fields(values({ endpoint: "http://127.0.0.1:7300" }))).toEqual([]);
+    expect(fields(values({ endpoint: "http://localhost:7300" }))).toEqual([]);
+    expect(fields(values({ endpoint: "http://[::1]:7300" }))).toEqual([]);
+    expect(fields(values({ cdn: "ftp://cdn" }))).toEqual(["cdn"]);
+    expect(fields(values({ flavour: "s3" }))).toEqual(["flavour"]);
+    for (const parts of ["0", "33", "2.5", "", "four"]) expect(fields(values({ parts })), parts).toEqual(["parts"]);
+    for (const parts of ["1", "32"]) expect(fields(values({ parts })), parts).toEqual([]);
+    for (const bandwidth of ["0", "-1", "abc", "0.0000001"]) expect(fields(values({ bandwidth })), bandwidth).toEqual(["bandwidth"]);
+    for (const partSize of ["4", "5121", "", "8.5"]) expect(fields(values({ partSize })), partSize).toEqual(["partSize"]);
+    for (const partSize of ["5", "5120"]) expect(fields(values({ partSize })), partSize).toEqual([]);
+    expect(fields(values({ watch: [{ path: "Videos", recursive: false, afterUpload: "leave" }] }))).toEqual(["watch"]);
+    expect(
+      fields(values({ watch: [{ path: "/v", recursive: false, afterUpload: "leave" }, { path: "/v", recursive: true, afterUpload: "move" }] })),
+    ).toEqual(["watch"]);
+    expect(fields(values({ name: "", endpoint: "", parts: "0" }))).toEqual(["name", "endpoint", "parts"]);
+  });
+
+  it("fills the form from a stored profile and round-trips", () => {
+    const p = profile({ bandwidthLimit: 12_500_000, cdn: null, partsInFlight: 6, partSizeMib: 32 });
+    const v = toFormValues(p);
+    expect(v).toMatchObject({ name: "studio", bandwidth: "12.5", cdn: "", parts: "6", partSize: "32" });
+    const r = toProfileInput(v);
+    expect(r.ok && r.input).toEqual({
+      name: p.name,
+      endpoint: p.endpoint,
+      flavour: p.flavour,
+      cdn: null,
+      partsInFlight: 6,
+      bandwidthLimit: 12_500_000,
+      partSizeMib: 32,
+      watch: [],
+    });
+    expect(toFormValues(null)).toEqual(emptyFormValues());
+  });
+
+  it("tells which field an app message is about", () => {
+    expect(fieldOfMessage('endpoint "http://x" is plain http; use https://')).toBe("endpoint");
+    expect(fieldOfMessage("part-size-mib is 3; S3 takes parts from 5 to 5120 MiB")).toBe("partSize");
+    expect(fieldOfMessage("parts-in-flight is 0; use a number from 1 to 32")).toBe("parts");
+    expect(fieldOfMessage('profile name "a b" is not allowed')).toBe("name");
+    expect(fieldOfMessage("cannot write /x: denied")).toBeNull();
+    expect(checkUrl("https://a.example", "CDN")).toBeNull();
+  });
+});

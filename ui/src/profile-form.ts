@@ -1,0 +1,190 @@
+// The profile form's values and their conversion to the contract's ProfileInput. The
+// checks mirror reelup-core's Profile::validate, so most mistakes are caught while typing;
+// the app checks again on save and its message is shown the same way.
+import { toMegabytesText } from "./format";
+import type { Flavour, ProfileInput, ProfileView, WatchFolder } from "./ipc";
+
+export interface ProfileFormValues {
+  name: string;
+  endpoint: string;
+  flavour: string;
+  cdn: string;
+  /** Parts in flight, 1 to 32. */
+  parts: string;
+  /** MB/s (decimal megabytes); empty is unlimited. */
+  bandwidth: string;
+  /** MiB, 5 to 5120. */
+  partSize: string;
+  watch: WatchFolder[];
+}
+
+export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "parts" | "bandwidth" | "partSize" | "watch";
+
+export interface FieldError {
+  field: ProfileField;
+  message: string;
+}
+
+export type Conversion = { ok: true; input: ProfileInput } | { ok: false; errors: FieldError[] };
+
+export const DEFAULT_PARTS_IN_FLIGHT = 4;
+export const DEFAULT_PART_SIZE_MIB = 16;
+const FLAVOURS: readonly Flavour[] = ["reelup-server", "companion"];
+
+export function emptyFormValues(): ProfileFormValues {
+  return {
+    name: "",
+    endpoint: "",
+    flavour: "reelup-server",
+    cdn: "",
+    parts: String(DEFAULT_PARTS_IN_FLIGHT),
+    bandwidth: "",
+    partSize: String(DEFAULT_PART_SIZE_MIB),
+    watch: [],
+  };
+}
+
+export function toFormValues(profile: ProfileView | null): ProfileFormValues {
+  if (!profile) return emptyFormValues();
+  return {
+    name: profile.name,
+    endpoint: profile.endpoint,
+    flavour: profile.flavour,
+    cdn: profile.cdn ?? "",
+    parts: String(profile.partsInFlight),
+    bandwidth: toMegabytesText(profile.bandwidthLimit),
+    partSize: String(profile.partSizeMib),
+    watch: profile.watch.map((w) => ({ ...w })),
+  };
+}
+
+export function checkName(name: string): string | null {
+  if (/^[A-Za-z0-9._-]{1,64}$/.test(name)) return null;
+  if (name === "") return "Give the profile a name.";
+  return "Use 1 to 64 letters, digits, '-', '_' or '.' for the name.";
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** https anywhere, http only on this machine (tokens and links travel over it). */
+export function checkUrl(value: string, what: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${what} is not a URL; write e.g. https://uploads.example.com`;
+  }
+  if (url.protocol === "https:") return null;
+  if (url.protocol === "http:") {
+    return isLoopback(url.hostname)
+      ? null
+      : `${what} uses plain http; use https:// (http is only allowed for localhost, 127.0.0.1, ::1)`;
+  }
+  return `${what} must be an https:// URL`;
+}
+
+export function isAbsolutePath(path: string): boolean {
+  return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\");
+}
+
+function wholeNumber(text: string): number | null {
+  const t = text.trim();
+  return /^\d+$/.test(t) ? Number(t) : null;
+}
+
+/**
+ * Checks the form and builds the ProfileInput: trims text, turns an empty CDN into null,
+ * MB/s into bytes per second (value × 1,000,000; empty is unlimited, null).
+ * `takenNames` are the other profiles' names (not the one being edited).
+ */
+export function toProfileInput(values: ProfileFormValues, takenNames: readonly string[] = []): Conversion {
+  const errors: FieldError[] = [];
+  const name = values.name.trim();
+  const nameProblem = checkName(name);
+  if (nameProblem) errors.push({ field: "name", message: nameProblem });
+  else if (takenNames.includes(name)) errors.push({ field: "name", message: `There is already a profile named “${name}”.` });
+
+  const endpoint = values.endpoint.trim().replace(/\/+$/, "");
+  if (endpoint === "") errors.push({ field: "endpoint", message: "Give the upload endpoint's URL." });
+  else {
+    const problem = checkUrl(endpoint, "The endpoint");
+    if (problem) errors.push({ field: "endpoint", message: problem });
+  }
+
+  const flavour = values.flavour as Flavour;
+  if (!FLAVOURS.includes(flavour)) errors.push({ field: "flavour", message: "Choose what the endpoint runs." });
+
+  const cdnText = values.cdn.trim();
+  const cdn = cdnText === "" ? null : cdnText;
+  if (cdn !== null) {
+    const problem = checkUrl(cdn, "The CDN");
+    if (problem) errors.push({ field: "cdn", message: problem });
+  }
+
+  const parts = wholeNumber(values.parts);
+  if (parts === null || parts < 1 || parts > 32) {
+    errors.push({ field: "parts", message: "Parts in flight: use a whole number from 1 to 32." });
+  }
+
+  let bandwidthLimit: number | null = null;
+  const bw = values.bandwidth.trim().replace(",", ".");
+  if (bw !== "") {
+    const mbps = /^\d*\.?\d+$|^\d+\.$/.test(bw) ? Number(bw) : NaN;
+    const bytes = Math.round(mbps * 1e6);
+    if (!Number.isFinite(mbps) || bytes <= 0) {
+      errors.push({ field: "bandwidth", message: "Bandwidth limit: give MB/s above 0, or leave it empty for no limit." });
+    } else {
+      bandwidthLimit = bytes;
+    }
+  }
+
+  const partSize = wholeNumber(values.partSize);
+  if (partSize === null || partSize < 5 || partSize > 5120) {
+    errors.push({ field: "partSize", message: "Part size: S3 takes parts from 5 to 5120 MiB." });
+  }
+
+  const seen = new Set<string>();
+  for (const w of values.watch) {
+    if (!isAbsolutePath(w.path)) {
+      errors.push({ field: "watch", message: `Watch folder “${w.path}” is not a full path.` });
+    } else if (seen.has(w.path)) {
+      errors.push({ field: "watch", message: `Watch folder “${w.path}” is listed twice.` });
+    }
+    seen.add(w.path);
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    input: {
+      name,
+      endpoint,
+      flavour,
+      cdn,
+      partsInFlight: parts!,
+      bandwidthLimit,
+      partSizeMib: partSize!,
+      watch: values.watch.map((w) => ({ path: w.path, recursive: w.recursive, afterUpload: w.afterUpload })),
+    },
+  };
+}
+
+/**
+ * Which field an error message from the app is about, by the names its messages start with
+ * ("endpoint \"…\" is plain http…", "part-size-mib is 3…"). Null: about the whole form.
+ */
+export function fieldOfMessage(message: string): ProfileField | null {
+  const m = message.trim().toLowerCase();
+  if (m.startsWith("profile name") || m.includes("already a profile")) return "name";
+  if (m.startsWith("endpoint")) return "endpoint";
+  if (m.startsWith("cdn")) return "cdn";
+  if (m.startsWith("parts-in-flight")) return "parts";
+  if (m.startsWith("part-size")) return "partSize";
+  if (m.startsWith("bandwidth")) return "bandwidth";
+  if (m.startsWith("watch") || m.startsWith("stable-secs")) return "watch";
+  if (m.includes("flavour")) return "flavour";
+  return null;
+}
