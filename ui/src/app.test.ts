@@ -40,7 +40,7 @@ async function boot(connection: Connection = OK, uploads: UploadItem[] = [], ext
     watch_status: () => [],
     ...extra,
   });
-  return start();
+  return start({ readyDelayMs: 0 });
 }
 
 function visibleView(): string[] {
@@ -128,6 +128,23 @@ describe("app", () => {
     await nextFrame();
     expect(allByTestId("upload-row")).toHaveLength(0);
     expect(byTestId("queue-empty").hidden).toBe(false);
+  });
+
+  it("says once where finished uploads went, with a way there", async () => {
+    await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "uploading" }), item({ id: 3 })]);
+    await emit(EVENT_UPLOAD, doneItem({ id: 1, name: "a.mp4" }));
+    await settle();
+    expect(byTestId("notice-ready").textContent).toContain("“a.mp4” is ready to stream.");
+    byTestId("notice-action").click();
+    expect(visibleView()).toEqual(["history"]);
+    expect(document.querySelector("[data-testid=notice-ready]")).toBeNull();
+    // Already looking at history: no toast. Items never in the queue: no toast either.
+    await emit(EVENT_UPLOAD, doneItem({ id: 2, name: "b.mp4" }));
+    await emit(EVENT_UPLOAD, doneItem({ id: 9, name: "c.mp4" }));
+    await settle();
+    expect(document.querySelector("[data-testid=notice-ready]")).toBeNull();
+    // App notices keep their own testid.
+    expect(document.querySelector("[data-testid=notice]")).toBeNull();
   });
 
   it("applies progress events on the next animation frame", async () => {

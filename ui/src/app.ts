@@ -3,7 +3,7 @@ import { button, byId, byTestId, h } from "./dom";
 import type { Schedule } from "./frame";
 import { HistoryView } from "./history";
 import { asIpcError, commands, events, type Connection, type UploadItem } from "./ipc";
-import { notify } from "./notices";
+import { notify, type Notify } from "./notices";
 import { Preview } from "./preview";
 import { QueueView, inQueue } from "./queue";
 import { SettingsView } from "./settings";
@@ -14,6 +14,8 @@ export { notify };
 export interface StartOptions {
   /** How progress passes are scheduled; requestAnimationFrame by default. */
   schedule?: Schedule;
+  /** How long finished uploads are gathered into one "ready" toast (ms). */
+  readyDelayMs?: number;
 }
 
 export interface App {
@@ -33,18 +35,18 @@ export function connectionText(conn: Connection): string {
 
 const NO_ENDPOINT = "No upload endpoint is set up yet. Add a profile with its endpoint and token in Settings.";
 
-function errorNotice(e: unknown): void {
-  notify(asIpcError(e).message, { kind: "error" });
-}
-
 export async function start(opts: StartOptions = {}): Promise<App> {
+  // Toasts go to this page's container, even from a timer that fires late.
+  const noticeBox = byId("notices");
+  const toast: Notify = (message, o) => notify(message, { container: noticeBox, ...o });
+  const errorNotice = (e: unknown) => void toast(asIpcError(e).message, { kind: "error" });
   const tabs = new Tabs();
   const preview = new Preview(byId("preview"), (url) => void commands.openUrl(url).catch(errorNotice));
 
   const queueBadge = byId("queue-count");
   const queue = new QueueView(byId("view-queue"), {
     commands,
-    notify,
+    notify: toast,
     schedule: opts.schedule,
     onCount: (n) => {
       const value = n > 0 ? String(n) : "";
@@ -52,7 +54,7 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       queueBadge.hidden = n === 0;
     },
   });
-  const history = new HistoryView(byId("view-history"), { commands, notify, preview });
+  const history = new HistoryView(byId("view-history"), { commands, notify: toast, preview });
 
   // --- connection (header + drop zone) ---
   const connection = byId("connection");
@@ -93,18 +95,33 @@ export async function start(opts: StartOptions = {}): Promise<App> {
 
   const settings = new SettingsView(byId("view-settings"), {
     commands,
-    notify,
+    notify: toast,
     onChange: () => void refreshConnection(),
   });
 
   // --- uploads: one item lives in the queue or in history, never both ---
   /** Ids an event has spoken for: newer than anything the initial list may say about them. */
   const seen = new Set<number>();
+  // Finished rows leave the queue; one toast (per burst) says where they went.
+  let ready: string[] = [];
+  let readyTimer: ReturnType<typeof setTimeout> | null = null;
+  const announceReady = () => {
+    readyTimer = null;
+    const names = ready;
+    ready = [];
+    if (names.length === 0 || tabs.active === "history") return;
+    const message = names.length === 1 ? `“${names[0]}” is ready to stream.` : `${names.length} uploads are ready to stream.`;
+    toast(message, { testid: "notice-ready", action: { label: "Show", run: () => tabs.show("history", true) } });
+  };
   const route = (item: UploadItem) => {
     if (inQueue(item.state)) {
       history.remove(item.id);
       queue.upsert(item);
     } else {
+      if (queue.has(item.id)) {
+        ready.push(item.name);
+        readyTimer ??= setTimeout(announceReady, opts.readyDelayMs ?? 1200);
+      }
       queue.remove(item.id);
       history.upsert(item);
     }
@@ -122,7 +139,7 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       queue.remove(id);
       history.remove(id);
     }),
-    events.onNotice((n) => notify(n.message)),
+    events.onNotice((n) => void toast(n.message)),
     events.onSettings((s) => settings.apply(s)),
     events.onWatch((statuses) => settings.setWatch(statuses)),
   ]);

@@ -121,11 +121,6 @@ export class HistoryView {
     return this.entries.has(id);
   }
 
-  /** Ids in display order, visible or not (for tests and keyboard navigation). */
-  ids(): number[] {
-    return this.order.map((e) => e.item.id);
-  }
-
   upsert(item: UploadItem): void {
     this.put(item);
     this.update();
@@ -254,58 +249,86 @@ export class HistoryView {
     }
   }
 
-  private createRow(item: UploadItem): Row {
-    this.stats.rowsCreated += 1;
-    const dateText = text();
-    const row: Row = {
-      root: h("li", { class: "history-row", testid: "history-row", "data-id": item.id, "data-state": "done" }),
-      name: text(),
-      size: text(),
-      date: h("time", { class: "date", testid: "date" }, dateText),
-      dateText,
-      profile: text(),
-      profileEl: h("span", { class: "profile", testid: "profile" }),
-      key: text(),
-      keyEl: h("span", { class: "key", testid: "key" }),
-      url: h("input", {
-        class: "url",
-        testid: "url",
-        type: "text",
-        readonly: true,
-        spellcheck: "false",
-        "aria-label": `Streaming link of ${item.name}`,
-      }),
-      buttons: [
-        button({ label: "Play", testid: "history-play", icon: "preview", title: "Play here" }, { "data-action": "play" }),
-        button({ label: "Copy link", testid: "history-copy", icon: "copy", className: "primary" }, { "data-action": "copy" }),
-        button(
-          { label: `Open ${item.name} in the browser`, title: "Open in the browser", testid: "history-open", icon: "open", iconOnly: true },
-          { "data-action": "open" },
-        ),
-        button(
-          { label: `Remove ${item.name} from history`, title: "Remove from history", testid: "action-remove", icon: "remove", iconOnly: true },
-          { "data-action": "remove" },
-        ),
-      ],
-    };
-    row.profileEl.append(row.profile);
-    row.keyEl.append(row.key);
-    row.root.append(
+  /** The row's markup, built once and cloned for every item. */
+  private static template: HTMLLIElement | null = null;
+
+  private static rowTemplate(): HTMLLIElement {
+    if (HistoryView.template?.ownerDocument === document) return HistoryView.template;
+    HistoryView.template = h(
+      "li",
+      { class: "history-row", testid: "history-row", "data-state": "done" },
       h(
         "div",
         { class: "row-body" },
         h(
           "div",
           { class: "row-top" },
-          h("span", { class: "name", testid: "name", title: item.path }, row.name),
-          h("span", { class: "size", testid: "size" }, row.size),
+          h("span", { class: "name", testid: "name" }, text()),
+          h("span", { class: "size", testid: "size" }, text()),
         ),
-        h("div", { class: "row-meta" }, row.date, row.profileEl, row.keyEl),
-        h("div", { class: "url-line" }, row.url),
+        h(
+          "div",
+          { class: "row-meta" },
+          h("time", { class: "date", testid: "date" }, text()),
+          h("span", { class: "profile", testid: "profile" }, text()),
+          h("span", { class: "key", testid: "key" }, text()),
+        ),
+        h(
+          "div",
+          { class: "url-line" },
+          h("input", { class: "url", testid: "url", type: "text", readonly: true, spellcheck: "false" }),
+        ),
       ),
-      h("div", { class: "row-actions" }, ...row.buttons),
+      h(
+        "div",
+        { class: "row-actions" },
+        button({ label: "Play", testid: "history-play", icon: "preview", title: "Play here" }, { "data-action": "play" }),
+        button({ label: "Copy link", testid: "history-copy", icon: "copy", className: "primary" }, { "data-action": "copy" }),
+        button(
+          { label: "Open in the browser", testid: "history-open", icon: "open", iconOnly: true },
+          { "data-action": "open" },
+        ),
+        button(
+          { label: "Remove from history", testid: "action-remove", icon: "remove", iconOnly: true },
+          { "data-action": "remove" },
+        ),
+      ),
     );
-    return row;
+    return HistoryView.template;
+  }
+
+  private createRow(item: UploadItem): Row {
+    this.stats.rowsCreated += 1;
+    const root = HistoryView.rowTemplate().cloneNode(true) as HTMLLIElement;
+    const [body, actions] = root.children as unknown as [HTMLElement, HTMLElement];
+    const [top, meta, urlLine] = body.children as unknown as [HTMLElement, HTMLElement, HTMLElement];
+    const [date, profileEl, keyEl] = meta.children as unknown as [HTMLTimeElement, HTMLElement, HTMLElement];
+    const nameEl = top.firstElementChild as HTMLElement;
+    root.dataset.id = String(item.id);
+    nameEl.title = item.path;
+    const url = urlLine.firstElementChild as HTMLInputElement;
+    url.setAttribute("aria-label", `Streaming link of ${item.name}`);
+    const buttons = [...actions.children] as HTMLButtonElement[];
+    const labels: Record<string, string> = {
+      play: `Play ${item.name}`,
+      copy: `Copy link of ${item.name}`,
+      open: `Open ${item.name} in the browser`,
+      remove: `Remove ${item.name} from history`,
+    };
+    for (const btn of buttons) btn.setAttribute("aria-label", labels[btn.dataset.action!]);
+    return {
+      root,
+      name: nameEl.firstChild as Text,
+      size: top.lastElementChild!.firstChild as Text,
+      date,
+      dateText: date.firstChild as Text,
+      profile: profileEl.firstChild as Text,
+      profileEl,
+      key: keyEl.firstChild as Text,
+      keyEl,
+      url,
+      buttons,
+    };
   }
 
   private render(entry: Entry): void {

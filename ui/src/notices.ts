@@ -8,6 +8,10 @@ export interface NotifyOptions {
   container?: HTMLElement;
   /** Milliseconds on screen (paused while the pointer or focus is on it). */
   timeout?: number;
+  /** A button on the toast (e.g. "Show"); clicking it runs `run` and dismisses the toast. */
+  action?: { label: string; run: () => void };
+  /** data-testid of the toast; "notice" by default. */
+  testid?: string;
 }
 
 export type Notify = (message: string, opts?: NotifyOptions) => HTMLElement | null;
@@ -34,8 +38,9 @@ export const notify: Notify = (message, opts = {}) => {
   if (!container) return null;
   const kind = opts.kind ?? "info";
   const timeout = opts.timeout ?? (kind === "error" ? 10_000 : 6_000);
+  const testid = opts.testid ?? "notice";
 
-  for (const el of container.querySelectorAll<HTMLElement>("[data-testid=notice]")) {
+  for (const el of container.querySelectorAll<HTMLElement>(`[data-testid="${testid}"]`)) {
     const toast = toasts.get(el);
     if (toast && el.dataset.message === message && el.dataset.kind === kind) {
       toast.count += 1;
@@ -55,11 +60,21 @@ export const notify: Notify = (message, opts = {}) => {
     title: "Dismiss",
   });
   close.append(icon("close"));
+  let actionBtn: HTMLButtonElement | null = null;
+  if (opts.action) {
+    const { label, run } = opts.action;
+    actionBtn = h("button", { type: "button", class: "notice-action", testid: "notice-action" }, label);
+    actionBtn.addEventListener("click", () => {
+      run();
+      dismiss(el);
+    });
+  }
   const el = h(
     "div",
-    { class: `notice notice-${kind}`, testid: "notice", role: kind === "error" ? "alert" : undefined },
+    { class: `notice notice-${kind}`, testid, role: kind === "error" ? "alert" : undefined },
     h("span", { class: "notice-text" }, message),
     countEl,
+    actionBtn,
     close,
   );
   el.dataset.message = message;
@@ -74,7 +89,7 @@ export const notify: Notify = (message, opts = {}) => {
   el.addEventListener("focusout", () => arm(toast));
 
   container.append(el);
-  const all = container.querySelectorAll<HTMLElement>("[data-testid=notice]");
+  const all = container.querySelectorAll<HTMLElement>(".notice");
   for (let i = 0; i < all.length - MAX_VISIBLE; i++) dismiss(all[i]);
   arm(toast);
   return el;

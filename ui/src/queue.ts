@@ -208,10 +208,6 @@ export class QueueView {
     return this.entries.has(id);
   }
 
-  item(id: number): UploadItem | undefined {
-    return this.entries.get(id)?.item;
-  }
-
   /** A whole item (a state change): add it or update its row in place. */
   upsert(item: UploadItem): void {
     this.put(item);
