@@ -138,7 +138,9 @@ pub fn reelup(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("REELUP_TOKEN")
         .env_remove("REELUP_ENDPOINT")
         .env_remove("REELUP_CDN")
-        .env("REELUP_DATA_DIR", own_queue.path());
+        .env_remove("REELUP_PROFILE")
+        .env("REELUP_DATA_DIR", own_queue.path())
+        .env("REELUP_CONFIG_DIR", own_queue.path().join("config"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -300,4 +302,138 @@ impl Drop for Companion {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A private D-Bus session with a real Secret Service (gnome-keyring-daemon, unlocked) and
+/// a HOME of its own: tests store tokens in a real keyring, never in the user's. Both
+/// daemons are ended by PID on drop.
+pub struct KeyringSession {
+    dbus: Child,
+    keyring: Child,
+    pub bus_address: String,
+    pub home: tempfile::TempDir,
+}
+
+impl KeyringSession {
+    pub fn start() -> Self {
+        let home = tempfile::tempdir().expect("keyring home");
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt: dbus) must be installed; `./dev test` installs it");
+        let mut address = String::new();
+        BufReader::new(dbus.stdout.take().expect("stdout"))
+            .read_line(&mut address)
+            .expect("bus address");
+        let bus_address = address.trim().to_owned();
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_RUNTIME_DIR", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon (apt: gnome-keyring) must be installed");
+        {
+            use std::io::Write;
+            let mut stdin = keyring.stdin.take().expect("stdin");
+            stdin
+                .write_all(b"test-keyring-password")
+                .expect("unlock password");
+        }
+        let session = Self {
+            dbus,
+            keyring,
+            bus_address,
+            home,
+        };
+        // Ready once the Secret Service answers on the bus.
+        for _ in 0..100 {
+            let out = Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.secrets",
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", &session.bus_address)
+                .output()
+                .expect("dbus-send");
+            if String::from_utf8_lossy(&out.stdout).contains("boolean true") {
+                return session;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the Secret Service did not come up on the private bus");
+    }
+
+    /// Environment for a child that should use this keyring.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DBUS_SESSION_BUS_ADDRESS", self.bus_address.clone()),
+            ("HOME", self.home.path().display().to_string()),
+        ]
+    }
+
+    /// Runs `secret-tool` (apt: libsecret-tools) against this keyring.
+    pub fn secret_tool(&self, args: &[&str]) -> Output {
+        Command::new("secret-tool")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .output()
+            .expect("secret-tool (apt: libsecret-tools) must be installed")
+    }
+
+    /// The token stored for a Reelup profile, read straight from the Secret Service.
+    pub fn stored_token(&self, profile: &str) -> Option<String> {
+        let out = self.secret_tool(&[
+            "lookup",
+            "service",
+            "dev.reelup.Reelup",
+            "username",
+            profile,
+        ]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+impl Drop for KeyringSession {
+    fn drop(&mut self) {
+        let _ = self.keyring.kill();
+        let _ = self.keyring.wait();
+        let _ = self.dbus.kill();
+        let _ = self.dbus.wait();
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
 }
