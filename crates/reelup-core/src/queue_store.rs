@@ -819,4 +819,80 @@ mod tests {
             Err(QueueError::NoSuchItem(999))
         ));
     }
+
+    #[test]
+    fn a_watched_file_is_taken_in_once_under_any_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let mut store = QueueStore::open(&path).expect("open");
+        let first = store
+            .add_watched(Path::new("/w/a.mp4"), &fp(7), &target())
+            .expect("add");
+        assert!(first.is_some());
+        // Renamed (same content, same mtime): known.
+        assert_eq!(
+            store
+                .add_watched(Path::new("/w/b.mp4"), &fp(7), &target())
+                .expect("again"),
+            None
+        );
+        assert!(
+            store
+                .watched_unchanged(Path::new("/w/b.mp4"), 7, 1)
+                .expect("cheap check")
+        );
+        drop(store);
+        // Across a restart too.
+        let mut store = QueueStore::open(&path).expect("reopen");
+        assert_eq!(
+            store
+                .add_watched(Path::new("/w/c.mp4"), &fp(7), &target())
+                .expect("again"),
+            None
+        );
+        assert!(
+            store
+                .add_watched(Path::new("/w/c.mp4"), &fp(8), &target())
+                .expect("new")
+                .is_some()
+        );
+        // Only finished items can be removed.
+        let id = first.expect("id");
+        assert!(!store.remove(id).expect("remove queued"));
+        store.finish(id, "k", "http://c/k").expect("finish");
+        assert!(store.get(id).expect("get").finished_at.is_some());
+        assert!(store.remove(id).expect("remove done"));
+        assert!(store.get(id).is_err());
+    }
+
+    #[test]
+    fn a_version_one_queue_is_migrated_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL,
+                   mtime_ns INTEGER NOT NULL, sample_sha256 TEXT NOT NULL, endpoint TEXT NOT NULL,
+                   cdn TEXT NOT NULL, state TEXT NOT NULL, error_code TEXT, error_message TEXT,
+                   error_retryable INTEGER, key TEXT, upload_id TEXT, part_size INTEGER, url TEXT,
+                   owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+                   updated_at INTEGER NOT NULL);
+                 CREATE TABLE parts (item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+                   number INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL,
+                   PRIMARY KEY (item_id, number));
+                 INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, state, url, created_at, updated_at)
+                   VALUES ('/v/old.mp4', 5, 1, 'x', 'http://e', 'http://c', 'done', 'http://c/old.mp4', 10, 10);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("v1 schema");
+        }
+        let store = QueueStore::open(&path).expect("migrate");
+        assert!(store.moved_aside.is_none(), "migrated, not moved aside");
+        let items = store.list().expect("list");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].url.as_deref(), Some("http://c/old.mp4"));
+        assert_eq!(items[0].target.profile, None);
+        assert_eq!(items[0].created_at, 10);
+    }
 }
