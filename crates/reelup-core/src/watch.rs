@@ -440,9 +440,24 @@ struct Candidate {
     folder: usize,
     /// Size and mtime at the last look; `None` until looked at.
     stamp: Option<Stamp>,
-    /// Since when the file has been seen unchanged.
+    /// When `stamp` was taken.
+    looked: Instant,
+    /// Since when the file has been seen unchanged: its last write event, or the look that
+    /// found a change no event told of.
     since: Instant,
     warned_unopenable: bool,
+}
+
+impl Candidate {
+    fn new(folder: usize, stamp: Option<Stamp>, at: Instant) -> Self {
+        Self {
+            folder,
+            stamp,
+            looked: at,
+            since: at,
+            warned_unopenable: false,
+        }
+    }
 }
 
 /// Where the watch task was told the events receiver is gone: nothing more to do.
@@ -634,12 +649,7 @@ impl Engine {
             self.candidates
                 .entry(path)
                 .and_modify(|c| c.since = now)
-                .or_insert(Candidate {
-                    folder: i,
-                    stamp: None,
-                    since: now,
-                    warned_unopenable: false,
-                });
+                .or_insert(Candidate::new(i, None, now));
         }
     }
 
@@ -708,12 +718,9 @@ impl Engine {
             if !self.folders[i].watching() || self.reported.get(&path) == Some(&stamp) {
                 continue;
             }
-            self.candidates.entry(path).or_insert(Candidate {
-                folder: i,
-                stamp: Some(stamp),
-                since: now,
-                warned_unopenable: false,
-            });
+            self.candidates
+                .entry(path)
+                .or_insert(Candidate::new(i, Some(stamp), now));
         }
     }
 
@@ -769,12 +776,18 @@ impl Engine {
                 continue;
             }
             if candidate.stamp != Some(now) {
-                if candidate.stamp.is_some() {
+                // A change that a write event since the last look accounts for leaves the
+                // window where that event put it; one that no event told of (a file system
+                // without notifications) starts the window at this look.
+                let told = candidate.since > candidate.looked;
+                if candidate.stamp.is_some() && !told {
                     candidate.since = candidate.since.max(started);
                 }
                 candidate.stamp = Some(now);
+                candidate.looked = started;
                 continue;
             }
+            candidate.looked = started;
             if candidate.since > started {
                 continue;
             }
