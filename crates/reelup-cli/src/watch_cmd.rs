@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reelup_core::QueueEvent;
 use reelup_core::profiles::{AfterUpload, Profile, WatchFolder};
 use reelup_core::queue_store::ItemState;
-use reelup_core::watch::{FolderState, FolderWatcher, WatchEvent, WatchSpec, move_to_uploaded};
+use reelup_core::watch::{FolderState, UPLOADED_DIR};
+use reelup_core::watch_uploads::{FolderTarget, WatchReport, watch_into_queue};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Queue, Tuning, shutdown_signal};
@@ -58,16 +58,6 @@ pub async fn run(
             profile.name, profile.name, profile.endpoint
         ));
     }
-    let specs = folders
-        .iter()
-        .map(|w| WatchSpec {
-            folder: w.path.clone(),
-            recursive: w.recursive,
-            extensions: w.extensions.clone(),
-            stable_for: Duration::from_secs(w.stable_secs),
-        })
-        .collect();
-
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -76,13 +66,22 @@ pub async fn run(
             stop.cancel();
         });
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-    let watcher = FolderWatcher::start(specs, tx, stop.clone()).map_err(|e| e.to_string())?;
-    let mut queue_events = queue.subscribe();
+    let (tx, mut reports) = tokio::sync::mpsc::channel(256);
+    let watching = {
+        let folders = folders
+            .iter()
+            .map(|folder| FolderTarget {
+                folder: folder.clone(),
+                target: target.clone(),
+            })
+            .collect();
+        tokio::spawn(watch_into_queue(queue.clone(), folders, tx, stop.clone()))
+    };
     let serving = {
         let (queue, stop) = (queue.clone(), stop.clone());
         tokio::spawn(async move { queue.serve(stop).await })
     };
+    let mut queue_events = queue.subscribe();
     eprintln!(
         "reelup: watching {} folder(s) for profile {:?}; Ctrl-C stops (the queue is kept)",
         folders.len(),
@@ -91,29 +90,33 @@ pub async fn run(
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            event = rx.recv() => match event {
-                Some(WatchEvent::Ready { path, .. }) => match queue.add_watched(&path, &target) {
-                    Ok(Some(id)) => eprintln!("queued {} (#{id})", path.display()),
-                    Ok(None) => tracing::debug!(path = %path.display(), "already uploaded"),
-                    Err(e) => eprintln!("reelup: {e}"),
-                },
-                Some(WatchEvent::Folder { folder, state }) => match state {
+            report = reports.recv() => match report {
+                Some(WatchReport::Queued { id, path }) => eprintln!("queued {} (#{id})", path.display()),
+                Some(WatchReport::Folder { folder, state }) => match state {
                     FolderState::Watching => eprintln!("watching {}", folder.display()),
                     FolderState::Missing { message } | FolderState::Unreadable { message } => {
                         eprintln!("reelup: {message}");
                     }
                 },
+                Some(WatchReport::Moved { to, .. }) => eprintln!("moved to {}", to.display()),
+                Some(WatchReport::NotQueued { path, message } | WatchReport::MoveFailed { path, message }) => {
+                    eprintln!("reelup: {}: {message}", path.display());
+                }
                 None => break,
             },
             event = queue_events.recv() => {
                 if let Ok(QueueEvent::Changed { item }) = event {
-                    report(&item, &folders, queue);
+                    report(&item, &folders);
                 }
             }
         }
     }
     stop.cancel();
-    watcher.shutdown().await;
+    match watching.await {
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(format!("the watcher failed: {e}")),
+        Ok(Ok(())) => {}
+    }
     let _ = serving.await;
     eprintln!(
         "reelup: stopped; unfinished uploads carry on with the next `reelup watch` or `reelup resume`"
@@ -121,40 +124,19 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints an outcome, and does the folder's after-upload move for a finished file.
-fn report(item: &reelup_core::queue_store::QueueItem, folders: &[WatchFolder], queue: &Queue) {
+/// Prints a finished upload's URL (once: a moved file is announced again from uploaded/).
+fn report(item: &reelup_core::queue_store::QueueItem, folders: &[WatchFolder]) {
     match item.state {
         ItemState::Done
             if !folders
                 .iter()
-                .any(|w| item.path.starts_with(w.path.join("uploaded"))) =>
+                .any(|w| item.path.starts_with(w.path.join(UPLOADED_DIR))) =>
         {
             println!(
                 "{}\t{}",
                 item.path.display(),
                 item.url.as_deref().unwrap_or("")
             );
-            let home = folders
-                .iter()
-                .filter(|w| w.after_upload == AfterUpload::Move)
-                // Recording the move announces the item again, from inside uploaded/.
-                .find(|w| {
-                    item.path.starts_with(&w.path)
-                        && !item.path.starts_with(w.path.join("uploaded"))
-                });
-            if let Some(w) = home {
-                match move_to_uploaded(&w.path, &item.path) {
-                    Ok(to) => {
-                        if let Err(e) = queue.set_path(item.id, &to) {
-                            tracing::warn!(error = %e, "could not record the moved file");
-                        }
-                    }
-                    Err(e) => eprintln!(
-                        "reelup: uploaded {}, but could not move it into uploaded/: {e}",
-                        item.path.display()
-                    ),
-                }
-            }
         }
         ItemState::Failed => {
             let message = item.error.as_ref().map_or("failed", |e| e.message.as_str());

@@ -23,6 +23,7 @@ mod transfer;
 mod upload;
 mod upload_queue;
 pub mod watch;
+pub mod watch_uploads;
 
 pub use bandwidth::BandwidthLimit;
 pub use error::UploadError;

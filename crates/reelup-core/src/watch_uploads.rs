@@ -1,0 +1,108 @@
+//! Watch folders feeding the upload queue: what `reelup watch` and the app both run.
+//!
+//! What must stay true: a reported file is queued through [`UploadQueue::add_watched`], so
+//! the same content never goes up twice; a finished file is moved into `uploaded/` only when
+//! its folder asks for it, and only once (the move itself announces the item again, from
+//! inside `uploaded/`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::profiles::{AfterUpload, WatchFolder};
+use crate::queue_store::{ItemState, Target};
+use crate::watch::{FolderState, FolderWatcher, UPLOADED_DIR, WatchError, WatchEvent, WatchSpec};
+use crate::{PresignEndpoint, QueueEvent, UploadQueue};
+
+/// A folder and where its files go.
+#[derive(Debug, Clone)]
+pub struct FolderTarget {
+    pub folder: WatchFolder,
+    pub target: Target,
+}
+
+/// What happened, for the CLI to print and the app to show.
+#[derive(Debug, Clone)]
+pub enum WatchReport {
+    Folder { folder: PathBuf, state: FolderState },
+    Queued { id: i64, path: PathBuf },
+    NotQueued { path: PathBuf, message: String },
+    Moved { id: i64, to: PathBuf },
+    MoveFailed { path: PathBuf, message: String },
+}
+
+fn spec(w: &WatchFolder) -> WatchSpec {
+    WatchSpec {
+        folder: w.path.clone(),
+        recursive: w.recursive,
+        extensions: w.extensions.clone(),
+        stable_for: Duration::from_secs(w.stable_secs.max(1)),
+    }
+}
+
+/// Watches `folders` until `stop`, queueing what they report; the queue itself is run
+/// elsewhere (`UploadQueue::serve`).
+pub async fn watch_into_queue<E: PresignEndpoint + 'static>(
+    queue: Arc<UploadQueue<E>>,
+    folders: Vec<FolderTarget>,
+    reports: mpsc::Sender<WatchReport>,
+    stop: CancellationToken,
+) -> Result<(), WatchError> {
+    let (tx, mut rx) = mpsc::channel(256);
+    let watcher = FolderWatcher::start(
+        folders.iter().map(|f| spec(&f.folder)).collect(),
+        tx,
+        stop.clone(),
+    )?;
+    let mut queue_events = queue.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            event = rx.recv() => match event {
+                Some(WatchEvent::Ready { folder, path }) => {
+                    let Some(home) = folders.iter().find(|f| f.folder.path == folder) else { continue };
+                    let report = match queue.add_watched(&path, &home.target) {
+                        Ok(Some(id)) => WatchReport::Queued { id, path },
+                        Ok(None) => continue,
+                        Err(e) => WatchReport::NotQueued { path, message: e.to_string() },
+                    };
+                    let _ = reports.send(report).await;
+                }
+                Some(WatchEvent::Folder { folder, state }) => {
+                    let _ = reports.send(WatchReport::Folder { folder, state }).await;
+                }
+                None => break,
+            },
+            event = queue_events.recv() => match event {
+                Ok(QueueEvent::Changed { item }) if item.state == ItemState::Done => {
+                    let home = folders.iter().find(|f| {
+                        f.folder.after_upload == AfterUpload::Move
+                            && item.path.starts_with(&f.folder.path)
+                            && !item.path.starts_with(f.folder.path.join(UPLOADED_DIR))
+                    });
+                    let Some(home) = home else { continue };
+                    let report = match crate::watch::move_to_uploaded(&home.folder.path, &item.path) {
+                        Ok(to) => {
+                            if let Err(e) = queue.set_path(item.id, &to) {
+                                tracing::warn!(error = %e, "could not record where the file moved");
+                            }
+                            WatchReport::Moved { id: item.id, to }
+                        }
+                        Err(e) => WatchReport::MoveFailed {
+                            path: item.path.clone(),
+                            message: format!("uploaded, but could not move it into {UPLOADED_DIR}/: {e}"),
+                        },
+                    };
+                    let _ = reports.send(report).await;
+                }
+                // Lagging behind a burst of progress events loses nothing that matters here.
+                _ => {}
+            }
+        }
+    }
+    watcher.shutdown().await;
+    Ok(())
+}
