@@ -235,12 +235,14 @@ describe("QueueView with 1,000 items", () => {
 
     // A batch where nothing visible changed costs nothing.
     mutations = 0;
+    const writesBefore = queue.stats.writes;
     queue.progress({
       items: Array.from({ length: N }, (_, i) => ({ id: i + 1, sent: 50_000_100, total: SIZE, bytesPerSec: 5_000_000, etaSecs: 50 })),
     });
     frames.frame();
     await Promise.resolve();
     expect(mutations).toBe(0);
+    expect(queue.stats.writes).toBe(writesBefore);
 
     // A batch moving only 10 items touches only those rows.
     mutations = 0;
@@ -276,6 +278,57 @@ describe("QueueView with 1,000 items", () => {
     }
     const perFrame = (performance.now() - t1) / rounds;
     console.log(`queue: 50 batches x ${N} ticks coalesced into 1 frame in ${batchMs.toFixed(1)} ms; ${perFrame.toFixed(2)} ms per frame of ${N} ticks (jsdom)`);
+  });
+});
+
+describe("QueueView off screen", () => {
+  afterEach(() => {
+    clearMocks();
+    vi.unstubAllGlobals();
+  });
+
+  it("draws progress only on rows in view; the others catch up when scrolled to", () => {
+    let report: (changes: { target: Element; isIntersecting: boolean }[]) => void = () => {};
+    const observed = new Set<Element>();
+    vi.stubGlobal(
+      "IntersectionObserver",
+      class {
+        constructor(cb: typeof report) {
+          report = cb;
+        }
+        observe(el: Element) {
+          observed.add(el);
+        }
+        unobserve(el: Element) {
+          observed.delete(el);
+        }
+        disconnect() {}
+      },
+    );
+    loadPage();
+    mockBackend();
+    const frames = manualFrames();
+    const queue = new QueueView(byTestId("view-queue"), { commands, notify: () => null, schedule: frames.schedule });
+    queue.upsertMany([1, 2, 3].map((id) => item({ id, state: "uploading", size: 1000 })));
+    expect(observed.size).toBe(3);
+    report([row(1), row(2)].map((target) => ({ target, isIntersecting: true })));
+    report([{ target: row(3), isIntersecting: false }]);
+    queue.progress({ items: [1, 2, 3].map((id) => ({ id, sent: 500, total: 1000, bytesPerSec: 10, etaSecs: 50 })) });
+    frames.frame();
+    expect(byTestId("amount", row(1)).textContent).toBe("50% · 500 B");
+    expect(byTestId("amount", row(3)).textContent).toBe("");
+    // Totals count every row, seen or not.
+    expect(byTestId("totals").textContent).toBe("3 uploading · 1.5 KB of 3.0 KB · 30 B/s");
+    report([{ target: row(3), isIntersecting: true }]);
+    expect(byTestId("amount", row(3)).textContent).toBe("50% · 500 B");
+    expect(byTestId("progress", row(3)).getAttribute("aria-valuenow")).toBe("50");
+    // State changes are drawn at once, on screen or not.
+    report([{ target: row(2), isIntersecting: false }]);
+    queue.upsert(item({ id: 2, state: "paused", size: 1000, sent: 700 }));
+    expect(row(2).dataset.state).toBe("paused");
+    expect(byTestId("amount", row(2)).textContent).toBe("70% · 700 B");
+    queue.remove(2);
+    expect(observed.size).toBe(2);
   });
 });
 

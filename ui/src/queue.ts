@@ -98,6 +98,8 @@ interface Entry {
   speed: number;
   eta: number | null;
   row: Row;
+  /** Progress moved while the row was off screen; drawn when it scrolls into view. */
+  stale: boolean;
 }
 
 export interface QueueCounts {
@@ -154,6 +156,11 @@ export interface QueueOptions {
   schedule?: Schedule;
   /** Called after each pass with the number of items still to upload (for the tab badge). */
   onCount?: (active: number) => void;
+  /**
+   * Draw progress only on rows on (or near) the screen, via IntersectionObserver; rows off
+   * screen catch up when they scroll in. On by default where IntersectionObserver exists.
+   */
+  onlyVisible?: boolean;
 }
 
 /**
@@ -173,6 +180,9 @@ export class QueueView {
   private empty: HTMLElement;
   private pauseAll: HTMLButtonElement;
   private resumeAll: HTMLButtonElement;
+  /** Ids of rows on or near the screen; null when every row counts as visible. */
+  private visible: Set<number> | null = null;
+  private observer: IntersectionObserver | null = null;
 
   /** For tests and the benchmark: rows built and DOM values written so far. */
   readonly stats = { rowsCreated: 0, writes: 0 };
@@ -187,6 +197,15 @@ export class QueueView {
     this.pauseAll = byTestId<HTMLButtonElement>(root, "pause-all");
     this.resumeAll = byTestId<HTMLButtonElement>(root, "resume-all");
     this.pass = new FramePass(() => this.frame(), opts.schedule);
+    if ((opts.onlyVisible ?? true) && typeof IntersectionObserver === "function") {
+      // Text changes on a thousand rows cost the engine style and layout work even off
+      // screen; rows outside the scroll area (or in a hidden tab) wait until they are seen.
+      this.visible = new Set();
+      this.observer = new IntersectionObserver((changes) => this.onIntersect(changes), {
+        root: this.list.closest("main"),
+        rootMargin: "400px 0px",
+      });
+    }
 
     this.list.addEventListener("click", (e) => {
       const btn = (e.target as Element | null)?.closest<HTMLButtonElement>("button[data-action]");
@@ -239,6 +258,8 @@ export class QueueView {
     const entry = this.entries.get(id);
     if (!entry) return;
     entry.row.root.remove();
+    this.observer?.unobserve(entry.row.root);
+    this.visible?.delete(id);
     this.entries.delete(id);
     this.pendingTicks.delete(id);
     const at = this.indexOf(id);
@@ -279,12 +300,27 @@ export class QueueView {
       if (tick.total > 0) entry.item.size = tick.total;
       entry.speed = tick.bytesPerSec;
       entry.eta = tick.etaSecs;
-      this.renderProgress(entry);
+      if (this.visible === null || this.visible.has(tick.id)) this.renderProgress(entry);
+      else entry.stale = true;
     }
     this.pendingTicks.clear();
     if (this.summaryDirty) {
       this.summaryDirty = false;
       this.renderSummary();
+    }
+  }
+
+  private onIntersect(changes: IntersectionObserverEntry[]): void {
+    if (!this.visible) return;
+    for (const change of changes) {
+      const id = Number((change.target as HTMLElement).dataset.id);
+      if (!change.isIntersecting) {
+        this.visible.delete(id);
+        continue;
+      }
+      this.visible.add(id);
+      const entry = this.entries.get(id);
+      if (entry?.stale) this.renderProgress(entry);
     }
   }
 
@@ -337,8 +373,9 @@ export class QueueView {
   }
 
   private createEntry(item: UploadItem): Entry {
-    const entry: Entry = { item: { ...item }, speed: 0, eta: null, row: this.createRow(item) };
+    const entry: Entry = { item: { ...item }, speed: 0, eta: null, row: this.createRow(item), stale: false };
     this.entries.set(item.id, entry);
+    this.observer?.observe(entry.row.root);
     return entry;
   }
 
@@ -494,6 +531,7 @@ export class QueueView {
 
   /** The values a progress tick moves: bar, amount, speed, ETA (and size, rarely). */
   private renderProgress(entry: Entry): void {
+    entry.stale = false;
     const { row, item } = entry;
     const uploading = item.state === "uploading";
     const pct = percent(item.sent, item.size);

@@ -190,6 +190,11 @@ describe("SettingsView", () => {
     expect(token.value).toBe("");
     byTestId("profile-edit", profileRow("studio")).click();
     expect(token.value).toBe("");
+    // Switching straight to another profile's form does not carry a typed token over.
+    type(token, "meant for studio");
+    byTestId("profile-edit", profileRow("archive")).click();
+    expect(token.value).toBe("");
+    byTestId("profile-edit", profileRow("studio")).click();
     // No command could have read one back.
     expect(calls.map((c) => c.cmd).filter((c) => /token/.test(c))).toEqual([]);
 
