@@ -121,7 +121,8 @@ describe("app", () => {
     expect(document.querySelector('[data-testid=upload-row][data-id="2"]')).toBe(second);
     const row = byTestId("history-row");
     expect(row.dataset.id).toBe("1");
-    expect(byTestId<HTMLInputElement>("url", row).value).toBe("http://127.0.0.1:7300/cdn/k.mp4");
+    expect(byTestId<HTMLOutputElement>("url", row).value).toBe("http://127.0.0.1:7300/cdn/k.mp4");
+    expect(byTestId("url", row).textContent).toBe("http://127.0.0.1:7300/cdn/k.mp4");
     await emit(EVENT_REMOVED, { id: 1 });
     expect(allByTestId("history-row")).toHaveLength(0);
     await emit(EVENT_REMOVED, { id: 2 });

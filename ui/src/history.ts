@@ -50,7 +50,8 @@ interface Row {
   profileEl: HTMLElement;
   key: Text;
   keyEl: HTMLElement;
-  url: HTMLInputElement;
+  url: HTMLOutputElement;
+  urlText: Text;
   buttons: HTMLButtonElement[];
 }
 
@@ -106,9 +107,6 @@ export class HistoryView {
       const id = Number(btn.closest<HTMLElement>("[data-id]")?.dataset.id);
       const entry = this.entries.get(id);
       if (entry) void this.act(btn, entry);
-    });
-    this.list.addEventListener("focusin", (e) => {
-      if (e.target instanceof HTMLInputElement && e.target.dataset.testid === "url") e.target.select();
     });
     this.update();
   }
@@ -276,7 +274,9 @@ export class HistoryView {
         h(
           "div",
           { class: "url-line" },
-          h("input", { class: "url", testid: "url", type: "text", readonly: true, spellcheck: "false" }),
+          // <output>: the link as text (textContent) that also reads as a field (.value);
+          // one click selects all of it (user-select: all).
+          h("output", { class: "url", testid: "url", "aria-live": "off" }, text()),
         ),
       ),
       h(
@@ -306,7 +306,7 @@ export class HistoryView {
     const nameEl = top.firstElementChild as HTMLElement;
     root.dataset.id = String(item.id);
     nameEl.title = item.path;
-    const url = urlLine.firstElementChild as HTMLInputElement;
+    const url = urlLine.firstElementChild as HTMLOutputElement;
     url.setAttribute("aria-label", `Streaming link of ${item.name}`);
     const buttons = [...actions.children] as HTMLButtonElement[];
     const labels: Record<string, string> = {
@@ -327,6 +327,7 @@ export class HistoryView {
       key: keyEl.firstChild as Text,
       keyEl,
       url,
+      urlText: url.firstChild as Text,
       buttons,
     };
   }
@@ -344,9 +345,7 @@ export class HistoryView {
     row.keyEl.title = item.key ?? "";
     row.keyEl.hidden = item.key === null;
     const url = item.url ?? "";
-    // The attribute too, so the link is readable without the live property.
-    row.url.setAttribute("value", url);
-    row.url.value = url;
+    setText(row.urlText, url);
     row.url.title = url;
     for (const btn of row.buttons) {
       if (btn.dataset.action !== "remove") btn.disabled = url === "";
