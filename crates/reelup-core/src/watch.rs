@@ -528,6 +528,7 @@ impl Engine {
             let wake = tokio::select! {
                 biased;
                 _ = stop.cancelled() => Wake::Stop,
+                _ = self.events.closed() => Wake::Stop,
                 raw = self.raw.recv() => Wake::Raw(raw),
                 _ = root_checks.tick() => Wake::CheckRoots,
                 _ = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now).into()),

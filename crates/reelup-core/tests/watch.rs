@@ -139,10 +139,10 @@ fn sorted(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_written_slowly_is_reported_once_after_its_last_write_at_its_final_size() {
-    // Pauses between writes are under the window (a longer pause is indistinguishable from
-    // a finished file); the whole write lasts three windows.
-    let window = Duration::from_millis(600);
-    let (chunks, chunk, pause) = (8, 64 * 1024, Duration::from_millis(250));
+    // Pauses between writes are a quarter of the window (a pause longer than the window is
+    // indistinguishable from a finished file); the whole write lasts almost two windows.
+    let window = Duration::from_millis(800);
+    let (chunks, chunk, pause) = (8, 64 * 1024, Duration::from_millis(200));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut watch = Watch::watching(dir.path(), true, window).await;
 
@@ -338,9 +338,11 @@ async fn a_deleted_folder_is_missing_until_it_comes_back_then_watched_again() {
         "{message}"
     );
 
-    // Back, with a file copied in before the watcher noticed: the rescan finds it.
-    fs::create_dir(&folder).expect("mkdir");
-    write(&folder.join("before.mp4"), 100);
+    // Back, with a file in it already (moved into place whole, as a remounted card would
+    // be): only the rescan after the watch is re-established can find it.
+    let staging = dir.path().join("staging");
+    write(&staging.join("before.mp4"), 100);
+    fs::rename(&staging, &folder).expect("rename");
     watch.state(&folder, |s| *s == FolderState::Watching).await;
     assert_eq!(watch.ready().await, folder.join("before.mp4"));
     // And the new watch sees what arrives now.
