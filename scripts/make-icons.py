@@ -57,6 +57,34 @@ def body(accent):
 
 
 BRAND = ((255, 94, 98), (124, 58, 237))
+GREEN = ((52, 211, 153), (5, 150, 105))
+
+
+def with_progress(base, fraction):
+    """The uploading icon with a bar along the bottom edge filled to `fraction`."""
+    def pixel(u, v):
+        if 0.80 <= v <= 0.92 and 0.14 <= u <= 0.86 and inside_rounded(u, v):
+            filled = u <= 0.14 + 0.72 * fraction
+            return (255, 255, 255, 255) if filled else (0, 70, 50, 255)
+        return base(u, v)
+
+    return pixel
+
+
+def paused(u, v):
+    if not inside_rounded(u, v):
+        return (0, 0, 0, 0)
+    if 0.30 <= v <= 0.70 and (0.34 <= u <= 0.45 or 0.55 <= u <= 0.66):
+        return (255, 255, 255, 255)
+    return (107, 114, 128, 255)
+
+
+def error(u, v):
+    if not inside_rounded(u, v):
+        return (0, 0, 0, 0)
+    if 0.45 <= u <= 0.55 and (0.22 <= v <= 0.60 or 0.68 <= v <= 0.78):
+        return (255, 255, 255, 255)
+    return (220, 38, 38, 255)
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
@@ -64,4 +92,9 @@ if __name__ == "__main__":
         png(os.path.join(OUT, name), size, body(BRAND))
     # The tray icon while uploads are running: same shape, green.
     png(os.path.join(OUT, "tray-idle.png"), 64, body(BRAND))
-    png(os.path.join(OUT, "tray-uploading.png"), 64, body(((52, 211, 153), (5, 150, 105))))
+    png(os.path.join(OUT, "tray-uploading.png"), 64, body(GREEN))
+    # Progress stages for the tray: a quarter, half, three quarters, nearly done.
+    for stage in range(4):
+        png(os.path.join(OUT, f"tray-uploading-{stage}.png"), 64, with_progress(body(GREEN), (stage + 1) / 4))
+    png(os.path.join(OUT, "tray-paused.png"), 64, paused)
+    png(os.path.join(OUT, "tray-error.png"), 64, error)

@@ -1,27 +1,186 @@
-//! The commands the UI may invoke. Each is a one-line mapping onto `Uploads`.
+//! The commands the UI may invoke (named in `ipc.rs`). Each maps onto `Uploads`,
+//! `ProfileSettings` or a plugin; none holds upload logic.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Runtime, State};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 
-use crate::ipc::{Connection, IpcError, UploadItem};
-use crate::uploads::Uploads;
+use crate::Shell;
+use crate::ipc::{
+    AddedFiles, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, Settings,
+    UploadItem, WatchStatus,
+};
+
+type Shared<'a> = State<'a, Arc<Shell>>;
 
 #[tauri::command]
-pub fn connection(uploads: State<'_, Arc<Uploads>>) -> Connection {
-    uploads.connection()
+pub fn connection(shell: Shared<'_>) -> Connection {
+    shell.profiles.connection()
 }
 
 #[tauri::command]
-pub fn list_uploads(uploads: State<'_, Arc<Uploads>>) -> Vec<UploadItem> {
-    uploads.list()
+pub fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
+    shell.uploads.list()
 }
 
 #[tauri::command]
-pub fn copy_text(app: AppHandle, text: String) -> Result<(), IpcError> {
-    app.clipboard().write_text(text).map_err(|e| IpcError {
-        code: "clipboard".into(),
-        message: format!("could not copy to the clipboard: {e}"),
-    })
+pub fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
+    shell.add(paths)
+}
+
+#[tauri::command]
+pub fn pause_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
+    shell.uploads.pause(id)
+}
+
+#[tauri::command]
+pub fn resume_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
+    shell.uploads.resume(id)
+}
+
+#[tauri::command]
+pub async fn cancel_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
+    shell.uploads.cancel(id).await
+}
+
+#[tauri::command]
+pub fn remove_upload<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    id: i64,
+) -> Result<(), IpcError> {
+    shell.uploads.remove(&app, id)
+}
+
+#[tauri::command]
+pub fn pause_all(shell: Shared<'_>) -> Result<(), IpcError> {
+    shell.uploads.pause_all()
+}
+
+#[tauri::command]
+pub fn resume_all(shell: Shared<'_>) -> Result<(), IpcError> {
+    shell.uploads.resume_all()
+}
+
+#[tauri::command]
+pub fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Result<(), IpcError> {
+    app.clipboard()
+        .write_text(text)
+        .map_err(|e| IpcError::new("clipboard", format!("could not copy to the clipboard: {e}")))
+}
+
+/// Only web links: the UI must not be able to open files or run programs through this.
+#[tauri::command]
+pub fn open_url<R: Runtime>(app: AppHandle<R>, url: String) -> Result<(), IpcError> {
+    use tauri_plugin_opener::OpenerExt;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(IpcError::new(
+            "invalid_input",
+            "only http(s) links can be opened",
+        ));
+    }
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| IpcError::new("opener", format!("could not open the browser: {e}")))
+}
+
+#[tauri::command]
+pub fn get_settings(shell: Shared<'_>) -> Settings {
+    shell.profiles.settings()
+}
+
+#[tauri::command]
+pub fn save_profile<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    previous_name: Option<String>,
+    profile: ProfileInput,
+) -> Result<Settings, IpcError> {
+    shell.profiles.save_profile(previous_name, profile)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub fn remove_profile<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    name: String,
+) -> Result<Settings, IpcError> {
+    shell.profiles.remove_profile(&name)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub fn set_default_profile<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    name: String,
+) -> Result<Settings, IpcError> {
+    shell.profiles.set_default(&name)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub fn set_token<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    profile: String,
+    token: String,
+) -> Result<Settings, IpcError> {
+    shell.profiles.set_token(&profile, &token)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub fn clear_token<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    profile: String,
+) -> Result<Settings, IpcError> {
+    shell.profiles.clear_token(&profile)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub async fn test_connection(
+    shell: Shared<'_>,
+    profile: String,
+) -> Result<ConnectionCheck, IpcError> {
+    shell.profiles.test_connection(&profile).await
+}
+
+#[tauri::command]
+pub async fn pick_folder<R: Runtime>(app: AppHandle<R>) -> Option<String> {
+    use tauri_plugin_dialog::DialogExt;
+    app.dialog()
+        .file()
+        .set_title("Choose a folder to watch")
+        .blocking_pick_folder()
+        .and_then(|p| p.into_path().ok())
+        .map(|p| p.display().to_string())
+}
+
+#[tauri::command]
+pub fn set_app_options<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    options: AppOptions,
+) -> Result<Settings, IpcError> {
+    crate::set_start_at_login(&app, options.start_at_login)?;
+    shell.profiles.set_app(options)?;
+    Ok(shell.settings_changed(&app))
+}
+
+#[tauri::command]
+pub fn watch_status(shell: Shared<'_>) -> Vec<WatchStatus> {
+    shell.watching.statuses()
+}
+
+/// The tray menu's texts as they are now (the appindicator cannot be read from outside on
+/// every desktop; the end-to-end test reads the menu through this).
+#[tauri::command]
+pub fn tray_menu<R: Runtime>(app: AppHandle<R>) -> Vec<String> {
+    crate::tray::menu_texts(&app)
 }

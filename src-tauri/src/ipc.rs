@@ -21,6 +21,9 @@ pub const EVENT_NOTICE: &str = "reelup://notice";
 /// config problem found), with the whole `Settings`.
 pub const EVENT_SETTINGS: &str = "reelup://settings";
 
+/// Emitted when where new uploads go changes (the default profile), with the `Connection`.
+pub const EVENT_CONNECTION: &str = "reelup://connection";
+
 /// Emitted when a watched folder's state changes, with every folder's `WatchStatus`.
 pub const EVENT_WATCH: &str = "reelup://watch";
 

@@ -1,24 +1,173 @@
 //! Reelup's desktop shell: state, commands, events, tray and window. Upload logic lives in
-//! `reelup-core`; this crate only wires it to the webview.
+//! `reelup-core`; this crate only wires it to the webview, the tray and the OS.
 
 mod commands;
-mod config;
 pub mod ipc;
+mod settings;
+pub mod summary;
 mod tray;
 mod uploads;
+mod watching;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use tauri::{DragDropEvent, Emitter, Manager, WindowEvent};
+use reelup_core::QueueOptions;
+use reelup_core::credentials::{CredentialStore, OsKeyring, TokenCache};
+use reelup_core::profiles::default_config_path;
+use tauri::{DragDropEvent, Emitter, Manager, Runtime, WindowEvent};
 
+use ipc::{AddedFiles, EVENT_NOTICE, EVENT_SETTINGS, IpcError, Notice, Settings};
+use settings::ProfileSettings;
 use uploads::Uploads;
+use watching::Watching;
 
-pub(crate) fn show_main_window(app: &tauri::AppHandle) {
+/// Everything the commands reach: the queue, the profiles and the watch folders.
+pub struct Shell {
+    pub uploads: Arc<Uploads>,
+    pub profiles: ProfileSettings,
+    pub watching: Watching,
+}
+
+impl Shell {
+    /// Opens the profiles file and the queue where the CLI finds them too (the config and
+    /// data dirs, or `REELUP_CONFIG_DIR` / `REELUP_DATA_DIR`).
+    pub fn open(keyring: Arc<dyn CredentialStore>, queue_path: Option<PathBuf>) -> Self {
+        let tokens = Arc::new(TokenCache::new(keyring.clone()));
+        let profiles = ProfileSettings::load(&default_config_path(), keyring, tokens.clone());
+        let mut options = QueueOptions::default();
+        if let Ok(p) = profiles.default_profile() {
+            options.parts_in_flight = usize::from(p.parts_in_flight);
+            options.bandwidth_limit = p.bandwidth_limit;
+            options.upload.part_size = p.part_size_mib * 1024 * 1024;
+        }
+        Self {
+            uploads: Arc::new(Uploads::open(queue_path, tokens, options)),
+            profiles,
+            watching: Watching::default(),
+        }
+    }
+
+    /// Files and folders from a drop, a second launch or the command line, for the default
+    /// profile.
+    pub fn add(&self, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
+        self.uploads.add(paths, self.profiles.default_target())
+    }
+
+    /// After any settings change: the watch folders and the queue's tuning follow, and
+    /// every window hears the new settings.
+    pub fn settings_changed<R: Runtime>(&self, app: &tauri::AppHandle<R>) -> Settings {
+        if let Ok(queue) = self.uploads.queue() {
+            if let Ok(p) = self.profiles.default_profile() {
+                queue.set_parts_in_flight(usize::from(p.parts_in_flight));
+                queue.set_bandwidth_limit(p.bandwidth_limit);
+            }
+            self.watching
+                .restart(app, queue.clone(), self.profiles.watch_folders());
+        }
+        let settings = self.profiles.settings();
+        let _ = app.emit(EVENT_SETTINGS, settings.clone());
+        let _ = app.emit(ipc::EVENT_CONNECTION, self.profiles.connection());
+        settings
+    }
+
+    /// Starts the queue and the watch folders.
+    pub fn start<R: Runtime>(&self, app: &tauri::AppHandle<R>) {
+        self.uploads.start(app);
+        if let Ok(queue) = self.uploads.queue() {
+            self.watching
+                .restart(app, queue.clone(), self.profiles.watch_folders());
+        }
+    }
+}
+
+pub(crate) fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
     }
+}
+
+/// A desktop notification; where there is no notification service (a bare X server in
+/// tests) it is logged instead.
+pub(crate) fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
+    use tauri_plugin_notification::NotificationExt;
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::info!(title, body, error = %e, "could not show a notification");
+    }
+}
+
+pub(crate) fn set_start_at_login<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    on: bool,
+) -> Result<(), IpcError> {
+    // Absent under `tauri::test`, which runs without the plugin.
+    let Some(launcher) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
+        return Ok(());
+    };
+    let result = if on {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    result.map_err(|e| IpcError::new("autostart", format!("could not change start at login: {e}")))
+}
+
+/// Paths given on a command line (a file manager's "Open with Reelup", or a second launch).
+fn path_args(args: impl IntoIterator<Item = String>) -> Vec<PathBuf> {
+    args.into_iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn add_and_report<R: Runtime>(app: &tauri::AppHandle<R>, paths: Vec<PathBuf>) {
+    if paths.is_empty() {
+        return;
+    }
+    let shell = app.state::<Arc<Shell>>();
+    let notices: Vec<String> = match shell.add(paths) {
+        Ok(added) => added
+            .rejected
+            .into_iter()
+            .map(|r| format!("{}: {}", r.path, r.reason))
+            .collect(),
+        Err(e) => vec![e.message],
+    };
+    for message in notices {
+        let _ = app.emit(EVENT_NOTICE, Notice { message });
+    }
+}
+
+/// The command handler, generic so `tauri::test` drives the same commands on its mock
+/// runtime.
+pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::connection,
+        commands::list_uploads,
+        commands::add_paths,
+        commands::pause_upload,
+        commands::resume_upload,
+        commands::cancel_upload,
+        commands::remove_upload,
+        commands::pause_all,
+        commands::resume_all,
+        commands::copy_text,
+        commands::open_url,
+        commands::get_settings,
+        commands::save_profile,
+        commands::remove_profile,
+        commands::set_default_profile,
+        commands::set_token,
+        commands::clear_token,
+        commands::test_connection,
+        commands::pick_folder,
+        commands::set_app_options,
+        commands::watch_status,
+        commands::tray_menu,
+    ]
 }
 
 pub fn run() {
@@ -29,39 +178,43 @@ pub fn run() {
         )
         .init();
 
-    let uploads = Arc::new(Uploads::new());
+    let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default()), None));
     let result = tauri::Builder::default()
+        // First: a second launch hands over its files and focuses this one, then exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            show_main_window(app);
+            add_and_report(app, path_args(argv));
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
         .plugin(tauri_plugin_clipboard_manager::init())
-        .manage(uploads)
-        .invoke_handler(tauri::generate_handler![
-            commands::connection,
-            commands::list_uploads,
-            commands::copy_text,
-        ])
-        .setup(|app| {
-            tray::build(app.handle())?;
-            app.state::<Arc<Uploads>>().start(app.handle());
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .manage(shell.clone())
+        .invoke_handler(handler())
+        .setup(move |app| {
+            tray::build(app.handle(), &shell.uploads)?;
+            shell.start(app.handle());
+            add_and_report(app.handle(), path_args(std::env::args()));
             Ok(())
         })
         .on_window_event(|window, event| match event {
             // Drops are taken here, not in the webview: the paths never pass through JS.
             WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) => {
-                let app = window.app_handle();
-                let notices: Vec<String> = match app.state::<Arc<Uploads>>().add(paths.clone()) {
-                    Ok(added) => added
-                        .rejected
-                        .into_iter()
-                        .map(|r| format!("{}: {}", r.path, r.reason))
-                        .collect(),
-                    Err(e) => vec![e.message],
-                };
-                for message in notices {
-                    let _ = app.emit(ipc::EVENT_NOTICE, ipc::Notice { message });
-                }
+                add_and_report(window.app_handle(), paths.clone());
             }
-            // Closing the window while uploads run keeps them running; the tray brings it back.
+            // Uploads go on with the window closed; the tray brings it back.
             WindowEvent::CloseRequested { api, .. }
-                if window.app_handle().state::<Arc<Uploads>>().unfinished() > 0 =>
+                if window
+                    .app_handle()
+                    .state::<Arc<Shell>>()
+                    .profiles
+                    .app()
+                    .close_to_tray =>
             {
                 api.prevent_close();
                 let _ = window.hide();

@@ -1,33 +1,52 @@
-//! Maps the engine's durable queue onto IPC events. The bytes, the retries and the
-//! resume all happen in `reelup_core::UploadQueue`; this file only translates.
+//! Maps the engine's durable queue onto IPC events, the tray and notifications. The bytes,
+//! the retries and the resume all happen in `reelup_core::UploadQueue`; this file only
+//! translates.
+//!
+//! What must stay true: the UI gets one `reelup://progress` batch per tick however many
+//! uploads move (1,000 items must not mean 1,000 events a tick), and the tray menu is rebuilt
+//! only when its items change, never per progress event.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reelup_core::credentials::TokenCache;
 use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
-use reelup_core::{
-    CompanionClient, QueueEvent, QueueOptions, UploadError, UploadQueue, collect_videos,
-};
-use tauri::{AppHandle, Emitter};
-use tokio::sync::Notify;
+use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadQueue, collect_videos};
+use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
 use crate::ipc::{
-    AddedFiles, Connection, EVENT_UPLOAD, IpcError, RejectedPath, UploadItem, UploadState,
+    AddedFiles, EVENT_PROGRESS, EVENT_UPLOAD, IpcError, ProgressBatch, ProgressTick, RejectedPath,
+    UploadItem, UploadState,
 };
+use crate::summary::{Batch, Counted, TrayStatus, tray_status};
 
-/// How often the queue looks for work it was not told about (items another process
-/// released, or retryable ones).
-const IDLE_POLL: Duration = Duration::from_secs(5);
+pub type Queue = UploadQueue<CompanionClient>;
+
+/// How often progress is sent to the UI and the tray, batched.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+/// How many streaming URLs the tray menu offers.
+pub const RECENT_LINKS: usize = 5;
+
+/// A finished upload the tray can copy the link of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentLink {
+    pub name: String,
+    pub url: String,
+}
 
 pub struct Uploads {
-    queue: Option<Arc<UploadQueue<CompanionClient>>>,
-    target: Option<Target>,
-    connection: Connection,
-    work: Arc<Notify>,
+    queue: Result<Arc<Queue>, String>,
     stop: CancellationToken,
+    /// Unfinished, paused and failed items, for the tray.
+    counted: Mutex<HashMap<i64, Counted>>,
+    /// Each item's last state seen, so a repeated announcement is not counted twice.
+    last_state: Mutex<HashMap<i64, ItemState>>,
+    recent: Mutex<VecDeque<RecentLink>>,
+    batch: Mutex<Batch>,
+    pending: Mutex<HashMap<i64, ProgressTick>>,
 }
 
 fn ipc_state(state: ItemState) -> UploadState {
@@ -41,147 +60,308 @@ fn ipc_state(state: ItemState) -> UploadState {
     }
 }
 
-fn ipc_item(item: &QueueItem, sent: Option<u64>) -> UploadItem {
+pub fn item_name(item: &QueueItem) -> String {
+    item.path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn ipc_item(item: &QueueItem) -> UploadItem {
     UploadItem {
         id: item.id,
-        name: item
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        name: item_name(item),
         path: item.path.display().to_string(),
         size: item.size,
-        sent: sent.unwrap_or(item.confirmed),
+        sent: if item.state == ItemState::Done {
+            item.size
+        } else {
+            item.confirmed
+        },
         state: ipc_state(item.state),
         url: item.url.clone(),
-        error: item.error.as_ref().map(|e| IpcError {
-            code: e.code.clone(),
-            message: e.message.clone(),
-        }),
+        error: item
+            .error
+            .as_ref()
+            .map(|e| IpcError::new(&e.code, e.message.clone())),
+        profile: item.target.profile.clone(),
+        key: item.key.clone(),
+        created_at: item.created_at,
+        finished_at: item.finished_at,
     }
 }
 
+fn counted(item: &QueueItem) -> Option<Counted> {
+    matches!(
+        item.state,
+        ItemState::Queued
+            | ItemState::Uploading
+            | ItemState::Completing
+            | ItemState::Paused
+            | ItemState::Failed
+    )
+    .then_some(Counted {
+        state: item.state,
+        sent: item.confirmed,
+        total: item.size,
+        bytes_per_sec: 0,
+    })
+}
+
+fn queue_error(e: impl std::fmt::Display) -> IpcError {
+    IpcError::new("queue", e.to_string())
+}
+
 impl Uploads {
-    pub fn new() -> Self {
-        let stop = CancellationToken::new();
-        let target = config::from_env();
-        let opened = target.and_then(|t| {
-            let store = QueueStore::open(&default_queue_path()).map_err(|e| e.to_string())?;
-            if let Some(aside) = &store.moved_aside {
-                tracing::error!(moved_to = %aside.display(), "the upload queue was damaged and moved aside");
-            }
-            Ok((t, store))
-        });
-        match opened {
-            Ok((t, store)) => {
+    /// Opens the queue; `tokens` gives each item's presign client its profile's token.
+    pub fn open(
+        queue_path: Option<PathBuf>,
+        tokens: Arc<TokenCache>,
+        options: QueueOptions,
+    ) -> Self {
+        let path = queue_path.unwrap_or_else(default_queue_path);
+        let queue = QueueStore::open(&path)
+            .map(|store| {
+                if let Some(aside) = &store.moved_aside {
+                    tracing::error!(moved_to = %aside.display(), "the upload queue was damaged and moved aside");
+                }
                 let http = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
                     .build()
                     .unwrap_or_default();
-                let (connect_http, token) = (http.clone(), t.token.clone());
-                let queue = UploadQueue::new(
+                let connect_http = http.clone();
+                UploadQueue::new(
                     store,
                     move |target: &Target| {
-                        CompanionClient::new(connect_http.clone(), &target.endpoint, token.clone())
+                        CompanionClient::new(
+                            connect_http.clone(),
+                            &target.endpoint,
+                            tokens.token(target.profile.as_deref()),
+                        )
                     },
                     http,
-                    QueueOptions::default(),
-                );
-                Self {
-                    queue: Some(queue),
-                    target: Some(Target {
-                        endpoint: t.endpoint.clone(),
-                        cdn: t.cdn.clone(),
-                    }),
-                    connection: Connection {
-                        endpoint: Some(t.endpoint),
-                        cdn: Some(t.cdn),
-                        problem: None,
-                    },
-                    work: Arc::new(Notify::new()),
-                    stop,
+                    options,
+                )
+            })
+            .map_err(|e| e.to_string());
+        let this = Self {
+            queue,
+            stop: CancellationToken::new(),
+            counted: Mutex::default(),
+            last_state: Mutex::default(),
+            recent: Mutex::default(),
+            batch: Mutex::default(),
+            pending: Mutex::default(),
+        };
+        if let Ok(queue) = &this.queue
+            && let Ok(items) = queue.list()
+        {
+            let mut counted_items = this.counted.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = this.last_state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut recent = this.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut done: Vec<&QueueItem> = items
+                .iter()
+                .filter(|i| i.state == ItemState::Done)
+                .collect();
+            done.sort_by_key(|i| (i.finished_at, i.id));
+            for item in done.iter().rev().take(RECENT_LINKS) {
+                if let Some(url) = &item.url {
+                    recent.push_back(RecentLink {
+                        name: item_name(item),
+                        url: url.clone(),
+                    });
                 }
             }
-            Err(problem) => Self {
-                queue: None,
-                target: None,
-                connection: Connection {
-                    endpoint: None,
-                    cdn: None,
-                    problem: Some(problem),
-                },
-                work: Arc::new(Notify::new()),
-                stop,
-            },
+            for item in &items {
+                last.insert(item.id, item.state);
+                if let Some(c) = counted(item) {
+                    counted_items.insert(item.id, c);
+                }
+            }
         }
+        this
     }
 
-    /// Runs the queue for as long as the app runs, and forwards its events to the UI.
-    pub fn start(&self, app: &AppHandle) {
-        let Some(queue) = self.queue.clone() else {
+    pub fn queue(&self) -> Result<&Arc<Queue>, IpcError> {
+        self.queue
+            .as_ref()
+            .map_err(|e| IpcError::new("queue_unusable", e.clone()))
+    }
+
+    /// Runs the queue for as long as the app runs, and forwards its events.
+    pub fn start<R: Runtime>(self: &Arc<Self>, app: &AppHandle<R>) {
+        let Ok(queue) = self.queue.clone() else {
             return;
         };
         let mut events = queue.subscribe();
-        let forward = app.clone();
-        let forwarding_queue = queue.clone();
-        tauri::async_runtime::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                match event {
-                    // A state change carries the item; the tray follows state, not bytes, so
-                    // it is refreshed here only and never on the progress path.
-                    QueueEvent::Changed { item } => {
-                        let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, None));
-                        crate::tray::refresh(&forward, count_unfinished(&forwarding_queue));
+        {
+            let (this, app) = (self.clone(), app.clone());
+            tauri::async_runtime::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(QueueEvent::Changed { item }) => this.changed(&app, &item),
+                        Ok(QueueEvent::Progress {
+                            id,
+                            sent,
+                            total,
+                            bytes_per_sec,
+                            eta_secs,
+                        }) => this.moved(ProgressTick {
+                            id,
+                            sent,
+                            total,
+                            bytes_per_sec,
+                            eta_secs,
+                        }),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
                     }
-                    QueueEvent::Progress { id, sent, .. } => {
-                        if let Ok(item) = forwarding_queue.get(id) {
-                            let _ = forward.emit(EVENT_UPLOAD, ipc_item(&item, Some(sent)));
-                        }
+                }
+            });
+        }
+        {
+            let (this, app, stop) = (self.clone(), app.clone(), self.stop.clone());
+            tauri::async_runtime::spawn(async move {
+                let mut tick = tokio::time::interval(PROGRESS_TICK);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => this.flush(&app),
+                        () = stop.cancelled() => return,
                     }
                 }
-            }
-        });
-        let (work, stop) = (self.work.clone(), self.stop.clone());
-        tauri::async_runtime::spawn(async move {
-            while !stop.is_cancelled() {
-                if let Err(e) = queue.run(None, stop.child_token()).await {
-                    tracing::error!(error = %e, "the upload queue failed");
-                }
-                tokio::select! {
-                    () = work.notified() => {},
-                    () = tokio::time::sleep(IDLE_POLL) => {},
-                    () = stop.cancelled() => {},
-                }
-            }
-        });
+            });
+        }
+        let stop = self.stop.clone();
+        tauri::async_runtime::spawn(async move { queue.serve(stop).await });
     }
 
-    pub fn connection(&self) -> Connection {
-        self.connection.clone()
+    fn changed<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
+        let _ = app.emit(EVENT_UPLOAD, ipc_item(item));
+        let before = self
+            .last_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(item.id, item.state);
+        let is_new_state = before != Some(item.state);
+        let mut links_changed = false;
+        {
+            let mut counted_items = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+            match counted(item) {
+                Some(c) => {
+                    counted_items.insert(item.id, c);
+                }
+                None => {
+                    counted_items.remove(&item.id);
+                }
+            }
+        }
+        if is_new_state {
+            if item.state == ItemState::Done
+                && let Some(url) = &item.url
+            {
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                recent.push_front(RecentLink {
+                    name: item_name(item),
+                    url: url.clone(),
+                });
+                recent.truncate(RECENT_LINKS);
+                links_changed = true;
+            }
+            self.batch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(&item_name(item), item.state);
+        }
+        crate::tray::update(app, &self.status(), links_changed);
+        let running = self.active();
+        let summary = self
+            .batch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish(running);
+        if let Some((title, body)) = summary {
+            crate::notify(app, &title, &body);
+        }
     }
 
-    pub fn list(&self) -> Vec<UploadItem> {
-        self.queue
-            .as_ref()
-            .and_then(|q| q.list().ok())
-            .unwrap_or_default()
+    fn moved(&self, tick: ProgressTick) {
+        if let Some(c) = self
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&tick.id)
+        {
+            c.sent = tick.sent;
+            c.bytes_per_sec = tick.bytes_per_sec;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tick.id, tick);
+    }
+
+    /// One batch of everything that moved since the last tick.
+    fn flush<R: Runtime>(&self, app: &AppHandle<R>) {
+        let items: Vec<ProgressTick> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            pending.drain().map(|(_, t)| t).collect()
+        };
+        let _ = app.emit(EVENT_PROGRESS, ProgressBatch { items });
+        crate::tray::update(app, &self.status(), false);
+    }
+
+    pub fn status(&self) -> TrayStatus {
+        tray_status(&self.counted.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn recent_links(&self) -> Vec<RecentLink> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|i| ipc_item(i, None))
+            .cloned()
             .collect()
     }
 
-    /// Uploads not yet finished, for the tray and for close-to-tray.
-    pub fn unfinished(&self) -> usize {
-        self.queue.as_deref().map_or(0, count_unfinished)
+    /// Items queued or uploading: what keeps the app busy.
+    pub fn active(&self) -> usize {
+        self.counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    ItemState::Queued | ItemState::Uploading | ItemState::Completing
+                )
+            })
+            .count()
     }
 
-    pub fn add(&self, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
-        let (Some(queue), Some(target)) = (&self.queue, &self.target) else {
-            return Err(IpcError {
-                code: "not_connected".into(),
-                message: self.connection.problem.clone().unwrap_or_default(),
-            });
-        };
+    /// Every item, newest first: the queue and the history both come from here.
+    pub fn list(&self) -> Result<Vec<UploadItem>, IpcError> {
+        let mut items: Vec<UploadItem> = self
+            .queue()?
+            .list()
+            .map_err(queue_error)?
+            .iter()
+            .map(ipc_item)
+            .collect();
+        items.reverse();
+        Ok(items)
+    }
+
+    /// Adds files and folders (a folder adds the videos inside) for `target`.
+    pub fn add(
+        &self,
+        paths: Vec<PathBuf>,
+        target: Result<Target, IpcError>,
+    ) -> Result<AddedFiles, IpcError> {
+        let queue = self.queue()?;
+        let target = target?;
         let (videos, rejected) = collect_videos(&paths);
         let mut rejected: Vec<RejectedPath> = rejected
             .into_iter()
@@ -192,20 +372,63 @@ impl Uploads {
             .collect();
         let mut added = Vec::new();
         for path in videos {
-            match queue.add(&path, target).and_then(|id| {
-                queue.get(id).map_err(|e| UploadError::Queue {
-                    message: e.to_string(),
-                })
-            }) {
-                Ok(item) => added.push(ipc_item(&item, None)),
-                Err(e) => rejected.push(RejectedPath {
+            match queue
+                .add(&path, &target)
+                .map_err(|e| e.to_string())
+                .and_then(|id| queue.get(id).map_err(|e| e.to_string()))
+            {
+                Ok(item) => added.push(ipc_item(&item)),
+                Err(reason) => rejected.push(RejectedPath {
                     path: path.display().to_string(),
-                    reason: e.to_string(),
+                    reason,
                 }),
             }
         }
-        self.work.notify_one();
         Ok(AddedFiles { added, rejected })
+    }
+
+    pub fn pause(&self, id: i64) -> Result<(), IpcError> {
+        self.queue()?.pause(id).map_err(queue_error).map(drop)
+    }
+
+    pub fn resume(&self, id: i64) -> Result<(), IpcError> {
+        self.queue()?.resume(id).map_err(queue_error).map(drop)
+    }
+
+    pub async fn cancel(&self, id: i64) -> Result<(), IpcError> {
+        self.queue()?
+            .cancel(id)
+            .await
+            .map_err(queue_error)
+            .map(drop)
+    }
+
+    pub fn remove<R: Runtime>(&self, app: &AppHandle<R>, id: i64) -> Result<(), IpcError> {
+        if !self.queue()?.remove(id).map_err(queue_error)? {
+            return Err(IpcError::new(
+                "still_active",
+                "only finished, failed or canceled uploads can be removed; pause or cancel it first",
+            ));
+        }
+        self.counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let _ = app.emit(crate::ipc::EVENT_REMOVED, crate::ipc::RemovedItem { id });
+        crate::tray::update(app, &self.status(), false);
+        Ok(())
+    }
+
+    pub fn pause_all(&self) -> Result<(), IpcError> {
+        self.queue()?.pause_all().map_err(queue_error).map(drop)
+    }
+
+    pub fn resume_all(&self) -> Result<(), IpcError> {
+        self.queue()?.resume_all().map_err(queue_error).map(drop)
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 }
 
@@ -213,14 +436,4 @@ impl Drop for Uploads {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-fn count_unfinished(queue: &UploadQueue<CompanionClient>) -> usize {
-    queue
-        .ids_in(&[
-            ItemState::Queued,
-            ItemState::Uploading,
-            ItemState::Completing,
-        ])
-        .map_or(0, |ids| ids.len())
 }

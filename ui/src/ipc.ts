@@ -8,6 +8,7 @@ export const EVENT_REMOVED = "reelup://removed";
 export const EVENT_NOTICE = "reelup://notice";
 export const EVENT_SETTINGS = "reelup://settings";
 export const EVENT_WATCH = "reelup://watch";
+export const EVENT_CONNECTION = "reelup://connection";
 
 export interface IpcError {
   code: string;
@@ -172,6 +173,8 @@ export const events = {
     listen<Notice>(EVENT_NOTICE, (e) => handler(e.payload)),
   onSettings: (handler: (settings: Settings) => void): Promise<UnlistenFn> =>
     listen<Settings>(EVENT_SETTINGS, (e) => handler(e.payload)),
+  onConnection: (handler: (connection: Connection) => void): Promise<UnlistenFn> =>
+    listen<Connection>(EVENT_CONNECTION, (e) => handler(e.payload)),
   onWatch: (handler: (statuses: WatchStatus[]) => void): Promise<UnlistenFn> =>
     listen<WatchStatus[]>(EVENT_WATCH, (e) => handler(e.payload)),
 };

@@ -1,0 +1,339 @@
+//! Profiles, tokens and app options as the settings screen sees them. The file format, the
+//! checks and the keyring are `reelup_core`'s; this maps them to IPC shapes.
+//!
+//! What must stay true: a token goes from the UI straight into the keyring and never comes
+//! back out (the UI only learns whether one is stored); a broken config file is shown, with
+//! its line and fix, while the app keeps running.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use reelup_core::Secret;
+use reelup_core::credentials::{self, CredentialStore, TokenCache};
+use reelup_core::identity::check_endpoint;
+use reelup_core::profiles::{self, AppSettings, Profile, ProfileConfig, WatchFolder};
+use reelup_core::queue_store::Target;
+use reelup_core::watch_uploads::FolderTarget;
+
+use crate::ipc::{
+    self, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, ProfileView, Settings,
+};
+
+pub struct ProfileSettings {
+    config: Mutex<ProfileConfig>,
+    /// The config file's mistake, if it has one; cleared by the next good read.
+    problem: Mutex<Option<String>>,
+    keyring: Arc<dyn CredentialStore>,
+    tokens: Arc<TokenCache>,
+}
+
+fn config_error(e: profiles::ConfigError) -> IpcError {
+    IpcError::new(e.code(), e.to_string())
+}
+
+fn keyring_error(e: credentials::CredentialError) -> IpcError {
+    IpcError::new(e.code(), e.to_string())
+}
+
+fn to_profile(input: ProfileInput) -> Profile {
+    let mut p = Profile::new(input.name.trim(), input.endpoint.trim());
+    p.flavour = match input.flavour {
+        ipc::Flavour::ReelupServer => profiles::Flavour::ReelupServer,
+        ipc::Flavour::Companion => profiles::Flavour::Companion,
+    };
+    p.cdn = input
+        .cdn
+        .map(|c| c.trim().trim_end_matches('/').to_owned())
+        .filter(|c| !c.is_empty());
+    p.parts_in_flight = input.parts_in_flight;
+    p.bandwidth_limit = input.bandwidth_limit;
+    p.part_size_mib = input.part_size_mib;
+    p.watch = input
+        .watch
+        .into_iter()
+        .map(|w| {
+            let mut folder = WatchFolder::new(w.path.trim());
+            folder.recursive = w.recursive;
+            folder.after_upload = match w.after_upload {
+                ipc::AfterUpload::Leave => profiles::AfterUpload::Leave,
+                ipc::AfterUpload::Move => profiles::AfterUpload::Move,
+            };
+            folder
+        })
+        .collect();
+    p
+}
+
+fn to_input(p: &Profile) -> ProfileInput {
+    ProfileInput {
+        name: p.name.clone(),
+        endpoint: p.endpoint.clone(),
+        flavour: match p.flavour {
+            profiles::Flavour::ReelupServer => ipc::Flavour::ReelupServer,
+            profiles::Flavour::Companion => ipc::Flavour::Companion,
+        },
+        cdn: p.cdn.clone(),
+        parts_in_flight: p.parts_in_flight,
+        bandwidth_limit: p.bandwidth_limit,
+        part_size_mib: p.part_size_mib,
+        watch: p
+            .watch
+            .iter()
+            .map(|w| ipc::WatchFolder {
+                path: w.path.display().to_string(),
+                recursive: w.recursive,
+                after_upload: match w.after_upload {
+                    profiles::AfterUpload::Leave => ipc::AfterUpload::Leave,
+                    profiles::AfterUpload::Move => ipc::AfterUpload::Move,
+                },
+            })
+            .collect(),
+    }
+}
+
+impl ProfileSettings {
+    pub fn load(path: &Path, keyring: Arc<dyn CredentialStore>, tokens: Arc<TokenCache>) -> Self {
+        let (config, problem) = match ProfileConfig::load(path) {
+            Ok(c) => (c, None),
+            Err(e) => {
+                tracing::error!(error = %e, "the profiles file has a mistake");
+                (ProfileConfig::empty(path), Some(e.to_string()))
+            }
+        };
+        Self {
+            config: Mutex::new(config),
+            problem: Mutex::new(problem),
+            keyring,
+            tokens,
+        }
+    }
+
+    fn config(&self) -> std::sync::MutexGuard<'_, ProfileConfig> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `change` to the config; a good write clears a reported problem.
+    fn edit(
+        &self,
+        change: impl FnOnce(&mut ProfileConfig) -> Result<(), profiles::ConfigError>,
+    ) -> Result<(), IpcError> {
+        let mut config = self.config();
+        change(&mut config).map_err(config_error)?;
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    pub fn settings(&self) -> Settings {
+        let config = self.config().clone();
+        let mut keyring_problem = None;
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|p| ProfileView {
+                profile: to_input(p),
+                has_token: match self.keyring.get(&p.name) {
+                    Ok(t) => t.is_some(),
+                    Err(e) => {
+                        keyring_problem = Some(e.to_string());
+                        false
+                    }
+                },
+                is_default: config.resolve(None).is_ok_and(|d| d.name == p.name),
+            })
+            .collect();
+        Settings {
+            config_path: config.path.display().to_string(),
+            problem: self
+                .problem
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            profiles,
+            default_profile: config.resolve(None).ok().map(|p| p.name.clone()),
+            close_to_tray: config.app.close_to_tray,
+            start_at_login: config.app.start_at_login,
+            keyring_problem,
+        }
+    }
+
+    pub fn app(&self) -> AppSettings {
+        self.config().app
+    }
+
+    /// The profile new drops go to.
+    pub fn default_profile(&self) -> Result<Profile, IpcError> {
+        if let Some(problem) = self
+            .problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(IpcError::new(
+                "config_invalid",
+                format!("{problem}. Fix the file, or add a profile in Settings."),
+            ));
+        }
+        self.config().resolve(None).cloned().map_err(|m| {
+            IpcError::new(
+                "no_profile",
+                m.replace(
+                    "`reelup profile add NAME --endpoint URL`",
+                    "Settings → Add profile",
+                ),
+            )
+        })
+    }
+
+    pub fn default_target(&self) -> Result<Target, IpcError> {
+        self.default_profile()?
+            .target()
+            .map_err(|m| IpcError::new("no_cdn", m))
+    }
+
+    pub fn connection(&self) -> Connection {
+        match self.default_profile().and_then(|p| {
+            let cdn = p.cdn_base().map_err(|m| IpcError::new("no_cdn", m))?;
+            Ok((p, cdn))
+        }) {
+            Ok((p, cdn)) => Connection {
+                profile: Some(p.name.clone()),
+                endpoint: Some(p.endpoint.clone()),
+                cdn: Some(cdn),
+                problem: None,
+            },
+            Err(e) => Connection {
+                profile: None,
+                endpoint: None,
+                cdn: None,
+                problem: Some(e.message),
+            },
+        }
+    }
+
+    /// Every watch folder of every profile, with where its files go.
+    pub fn watch_folders(&self) -> Vec<(String, FolderTarget)> {
+        let config = self.config();
+        config
+            .profiles
+            .iter()
+            .filter_map(|p| p.target().ok().map(|t| (p, t)))
+            .flat_map(|(p, target)| {
+                p.watch.iter().map(move |w| {
+                    (
+                        p.name.clone(),
+                        FolderTarget {
+                            folder: w.clone(),
+                            target: target.clone(),
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub fn save_profile(
+        &self,
+        previous: Option<String>,
+        input: ProfileInput,
+    ) -> Result<(), IpcError> {
+        let profile = to_profile(input);
+        let new_name = profile.name.clone();
+        self.edit(|c| c.save_profile(previous.as_deref(), profile))?;
+        if let Some(old) = previous.filter(|old| *old != new_name) {
+            credentials::rename(self.keyring.as_ref(), &old, &new_name).map_err(keyring_error)?;
+            self.tokens.forget(&old);
+            self.tokens.forget(&new_name);
+        }
+        Ok(())
+    }
+
+    pub fn remove_profile(&self, name: &str) -> Result<(), IpcError> {
+        let mut removed = false;
+        self.edit(|c| c.remove_profile(name).map(|r| removed = r))?;
+        if !removed {
+            return Err(IpcError::new(
+                "no_profile",
+                format!("there is no profile {name:?}"),
+            ));
+        }
+        self.keyring.delete(name).map_err(keyring_error)?;
+        self.tokens.forget(name);
+        Ok(())
+    }
+
+    pub fn set_default(&self, name: &str) -> Result<(), IpcError> {
+        self.edit(|c| c.set_default(name))
+    }
+
+    pub fn set_app(&self, options: AppOptions) -> Result<(), IpcError> {
+        self.edit(|c| {
+            c.set_app(AppSettings {
+                close_to_tray: options.close_to_tray,
+                start_at_login: options.start_at_login,
+            })
+        })
+    }
+
+    fn known(&self, profile: &str) -> Result<Profile, IpcError> {
+        self.config().get(profile).cloned().ok_or_else(|| {
+            IpcError::new(
+                "no_profile",
+                format!("there is no profile {profile:?}; save it first"),
+            )
+        })
+    }
+
+    /// Stores a token straight in the keyring; nothing else keeps it.
+    pub fn set_token(&self, profile: &str, token: &str) -> Result<(), IpcError> {
+        self.known(profile)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(IpcError::new(
+                "invalid_input",
+                "the token is empty; paste the token your endpoint's admin gave you",
+            ));
+        }
+        self.keyring
+            .set(profile, &Secret::new(token))
+            .map_err(keyring_error)?;
+        self.tokens.forget(profile);
+        Ok(())
+    }
+
+    pub fn clear_token(&self, profile: &str) -> Result<(), IpcError> {
+        self.keyring.delete(profile).map_err(keyring_error)?;
+        self.tokens.forget(profile);
+        Ok(())
+    }
+
+    /// Asks the endpoint whether the stored token works.
+    pub async fn test_connection(&self, profile: &str) -> Result<ConnectionCheck, IpcError> {
+        let p = self.known(profile)?;
+        let token =
+            credentials::token_for(self.keyring.as_ref(), profile).map_err(keyring_error)?;
+        let http = reqwest::Client::new();
+        Ok(
+            match check_endpoint(&http, &p.endpoint, p.flavour, token.as_ref()).await {
+                Ok(who) => ConnectionCheck {
+                    ok: true,
+                    message: match &who.user {
+                        Some(user) => format!("Connected to {} as {user}", p.endpoint),
+                        None => format!("Connected to {}", p.endpoint),
+                    },
+                    user: who.user,
+                    prefix: who.prefix,
+                },
+                Err(e) => ConnectionCheck {
+                    ok: false,
+                    message: if token.is_none() {
+                        format!("{e} (no token is stored for this profile; paste one above)")
+                    } else {
+                        e.to_string()
+                    },
+                    user: None,
+                    prefix: None,
+                },
+            },
+        )
+    }
+}
