@@ -32,9 +32,18 @@ pub struct Shell {
 impl Shell {
     /// Opens the profiles file and the queue where the CLI finds them too (the config and
     /// data dirs, or `REELUP_CONFIG_DIR` / `REELUP_DATA_DIR`).
-    pub fn open(keyring: Arc<dyn CredentialStore>, queue_path: Option<PathBuf>) -> Self {
+    pub fn open(keyring: Arc<dyn CredentialStore>) -> Self {
+        Self::open_at(keyring, &default_config_path(), None)
+    }
+
+    /// With the profiles file and the queue at the given places (tests keep theirs apart).
+    pub fn open_at(
+        keyring: Arc<dyn CredentialStore>,
+        config: &std::path::Path,
+        queue_path: Option<PathBuf>,
+    ) -> Self {
         let tokens = Arc::new(TokenCache::new(keyring.clone()));
-        let profiles = ProfileSettings::load(&default_config_path(), keyring, tokens.clone());
+        let profiles = ProfileSettings::load(config, keyring, tokens.clone());
         let mut options = QueueOptions::default();
         if let Ok(p) = profiles.default_profile() {
             options.parts_in_flight = usize::from(p.parts_in_flight);
@@ -178,7 +187,7 @@ pub fn run() {
         )
         .init();
 
-    let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default()), None));
+    let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default())));
     let result = tauri::Builder::default()
         // First: a second launch hands over its files and focuses this one, then exits.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {

@@ -142,6 +142,10 @@ export async function start(opts: StartOptions = {}): Promise<App> {
     events.onNotice((n) => void toast(n.message)),
     events.onSettings((s) => settings.apply(s)),
     events.onWatch((statuses) => settings.setWatch(statuses)),
+    events.onConnection((conn) => {
+      ++connectionSeq;
+      showConnection(conn);
+    }),
   ]);
 
   const loadUploads = async () => {

@@ -3,7 +3,7 @@
 //!
 //! What must stay true: a token is only ever held as a [`Secret`]; it is never written to
 //! the config, the queue store or a log. `REELUP_TOKEN` is the documented way for a
-//! headless box without a keyring, and it wins over the keyring when set.
+//! headless box without a keyring: it is used when the keyring has no token to give.
 
 use crate::Secret;
 
@@ -115,18 +115,24 @@ impl CredentialStore for OsKeyring {
     }
 }
 
-/// The token to send for `profile`: `REELUP_TOKEN` when set, else the keyring's.
+/// The token to send for `profile`: the keyring's, else `REELUP_TOKEN` (the headless way,
+/// on a machine with no keyring or none stored). The keyring wins so that one variable set
+/// for one endpoint never reaches another profile's endpoint that has its own token.
 pub fn token_for(
     store: &dyn CredentialStore,
     profile: &str,
 ) -> Result<Option<Secret>, CredentialError> {
-    if let Some(t) = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        return Ok(Some(Secret::new(t.trim())));
+    let from_env = || {
+        std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Secret::new(t.trim()))
+    };
+    match store.get(profile) {
+        Ok(Some(t)) => Ok(Some(t)),
+        Ok(None) => Ok(from_env()),
+        Err(e) => from_env().map(Some).ok_or(e),
     }
-    store.get(profile)
 }
 
 /// Moves a profile's token when the profile is renamed.

@@ -1,0 +1,259 @@
+//! The app's commands through Tauri's real IPC layer (`tauri::test`, mock runtime): the
+//! shapes the UI gets back, errors as `{code, message}`, and tokens that never come back.
+//! The real keyring and the real window are covered by tests/app (pytest, tauri-driver).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use reelup_app::{Shell, handler};
+use reelup_core::Secret;
+use reelup_core::credentials::{CredentialError, CredentialStore};
+use serde_json::{Value, json};
+use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
+use tauri::webview::InvokeRequest;
+
+/// Keeps tokens in memory: these tests are about the commands, not the keyring.
+#[derive(Default)]
+struct MemoryKeyring(Mutex<HashMap<String, String>>);
+
+impl CredentialStore for MemoryKeyring {
+    fn get(&self, profile: &str) -> Result<Option<Secret>, CredentialError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .get(profile)
+            .cloned()
+            .map(Secret::new))
+    }
+    fn set(&self, profile: &str, token: &Secret) -> Result<(), CredentialError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(profile.into(), token.expose().into());
+        Ok(())
+    }
+    fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
+        Ok(self.0.lock().unwrap().remove(profile).is_some())
+    }
+}
+
+struct Rig {
+    _app: tauri::App<MockRuntime>,
+    webview: tauri::WebviewWindow<MockRuntime>,
+    keyring: Arc<MemoryKeyring>,
+    dir: tempfile::TempDir,
+}
+
+fn rig_with_config(config: Option<&str>) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("config/config.toml");
+    if let Some(text) = config {
+        std::fs::create_dir_all(config_path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&config_path, text).expect("write config");
+    }
+    let keyring = Arc::new(MemoryKeyring::default());
+    let shell = Arc::new(Shell::open_at(
+        keyring.clone(),
+        &config_path,
+        Some(dir.path().join("data/queue.sqlite3")),
+    ));
+    let app = mock_builder()
+        .manage(shell)
+        .invoke_handler(handler())
+        // The app's own config and capabilities, so commands are checked as in the app.
+        .build(tauri::generate_context!())
+        .expect("app");
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("webview");
+    Rig {
+        _app: app,
+        webview,
+        keyring,
+        dir,
+    }
+}
+
+impl Rig {
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        tauri::test::get_ipc_response(
+            &self.webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                // The origin the app's own pages have on Linux and macOS.
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| body.deserialize::<Value>().expect("json"))
+    }
+}
+
+fn profile(name: &str, endpoint: &str) -> Value {
+    json!({
+        "name": name, "endpoint": endpoint, "flavour": "reelup-server", "cdn": null,
+        "partsInFlight": 4, "bandwidthLimit": null, "partSizeMib": 16, "watch": []
+    })
+}
+
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            found.extend(files_containing(&p, needle));
+        } else if std::fs::read(&p)
+            .expect("read")
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[test]
+fn profiles_are_saved_checked_and_tokens_never_come_back() {
+    let rig = rig_with_config(None);
+    let s = rig.invoke("get_settings", json!({})).expect("settings");
+    assert_eq!(s["profiles"], json!([]));
+    assert!(s["problem"].is_null());
+
+    // Plain http off this machine is refused, with the fix in the message.
+    let e = rig
+        .invoke(
+            "save_profile",
+            json!({ "previousName": null, "profile": profile("lan", "http://10.0.0.5:8765") }),
+        )
+        .expect_err("http is refused");
+    assert_eq!(e["code"], "invalid_input");
+    assert!(
+        e["message"]
+            .as_str()
+            .expect("message")
+            .contains("use https://"),
+        "{e}"
+    );
+
+    let s = rig
+        .invoke(
+            "save_profile",
+            json!({ "previousName": null, "profile": profile("local", "http://127.0.0.1:9") }),
+        )
+        .expect("saved");
+    assert_eq!(s["profiles"][0]["name"], "local");
+    assert_eq!(s["profiles"][0]["isDefault"], true);
+    assert_eq!(s["profiles"][0]["hasToken"], false);
+    let c = rig.invoke("connection", json!({})).expect("connection");
+    assert_eq!(c["cdn"], "http://127.0.0.1:9/cdn");
+
+    let token = "tok-never-shown-4711";
+    let s = rig
+        .invoke("set_token", json!({ "profile": "local", "token": token }))
+        .expect("token saved");
+    assert_eq!(s["profiles"][0]["hasToken"], true);
+    assert!(
+        !s.to_string().contains(token),
+        "settings never carry the token"
+    );
+    assert_eq!(rig.keyring.0.lock().unwrap()["local"], token);
+    assert!(
+        files_containing(rig.dir.path(), token).is_empty(),
+        "token on disk"
+    );
+
+    // Renaming carries the token along; removing takes it away.
+    let s = rig
+        .invoke(
+            "save_profile",
+            json!({ "previousName": "local", "profile": profile("studio", "http://127.0.0.1:9") }),
+        )
+        .expect("renamed");
+    assert_eq!(s["profiles"][0]["name"], "studio");
+    assert_eq!(s["profiles"][0]["hasToken"], true);
+    rig.invoke("remove_profile", json!({ "name": "studio" }))
+        .expect("removed");
+    assert!(rig.keyring.0.lock().unwrap().is_empty());
+
+    let e = rig
+        .invoke("set_token", json!({ "profile": "ghost", "token": "x" }))
+        .expect_err("no such profile");
+    assert_eq!(e["code"], "no_profile");
+}
+
+#[test]
+fn a_broken_config_is_shown_not_fatal() {
+    let rig = rig_with_config(Some(
+        "[profiles.local]\nendpoint = \"http://127.0.0.1:9\"\nparts-in-flight = 0\n",
+    ));
+    let s = rig
+        .invoke("get_settings", json!({}))
+        .expect("settings still load");
+    let problem = s["problem"].as_str().expect("problem");
+    assert!(
+        problem.contains("config.toml:1:") && problem.contains("1 to 32"),
+        "{problem}"
+    );
+    let c = rig.invoke("connection", json!({})).expect("connection");
+    assert!(
+        c["problem"]
+            .as_str()
+            .expect("problem")
+            .contains("config.toml:1:")
+    );
+    let e = rig
+        .invoke("add_paths", json!({ "paths": ["/tmp/x.mp4"] }))
+        .expect_err("nowhere to upload");
+    assert_eq!(e["code"], "config_invalid");
+}
+
+#[test]
+fn queue_commands_map_onto_the_engine() {
+    let rig = rig_with_config(Some(
+        "[profiles.local]\nendpoint = \"http://127.0.0.1:9\"\n",
+    ));
+    let video = rig.dir.path().join("take one.mp4");
+    let notes = rig.dir.path().join("notes.txt");
+    std::fs::write(&video, vec![7u8; 4096]).expect("video");
+    std::fs::write(&notes, "hello").expect("notes");
+    let added = rig
+        .invoke("add_paths", json!({ "paths": [video, notes] }))
+        .expect("added");
+    assert_eq!(added["added"].as_array().expect("added").len(), 1);
+    assert_eq!(added["added"][0]["name"], "take one.mp4");
+    assert_eq!(added["added"][0]["profile"], "local");
+    assert_eq!(added["added"][0]["state"], "queued");
+    assert!(
+        added["rejected"][0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("not a video")
+    );
+    let id = added["added"][0]["id"].as_i64().expect("id");
+
+    rig.invoke("pause_upload", json!({ "id": id }))
+        .expect("paused");
+    let list = rig.invoke("list_uploads", json!({})).expect("list");
+    assert_eq!(list[0]["state"], "paused");
+    let e = rig
+        .invoke("remove_upload", json!({ "id": id }))
+        .expect_err("still active");
+    assert_eq!(e["code"], "still_active");
+    rig.invoke("resume_all", json!({})).expect("resumed");
+    assert_eq!(
+        rig.invoke("list_uploads", json!({})).expect("list")[0]["state"],
+        "queued"
+    );
+
+    let e = rig
+        .invoke("open_url", json!({ "url": "file:///etc/passwd" }))
+        .expect_err("only web links");
+    assert_eq!(e["code"], "invalid_input");
+}
