@@ -138,6 +138,7 @@ fn report(item: &reelup_core::queue_store::QueueItem, folders: &[WatchFolder]) {
                 item.url.as_deref().unwrap_or("")
             );
         }
+        ItemState::Uploading => eprintln!("uploading {}", item.path.display()),
         ItemState::Failed => {
             let message = item.error.as_ref().map_or("failed", |e| e.message.as_str());
             eprintln!("reelup: {}: {message}", item.path.display());
