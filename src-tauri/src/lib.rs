@@ -102,9 +102,27 @@ pub(crate) fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
 /// tests) it is logged instead.
 pub(crate) fn notify<R: Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
     use tauri_plugin_notification::NotificationExt;
-    if let Err(e) = app.notification().builder().title(title).body(body).show() {
-        tracing::info!(title, body, error = %e, "could not show a notification");
-    }
+    // Off the event path: showing one is a D-Bus round trip that may wait on a slow or
+    // missing notification service.
+    let (app, title, body) = (app.clone(), title.to_owned(), body.to_owned());
+    tauri::async_runtime::spawn_blocking(move || {
+        // Absent under `tauri::test`, which runs without the plugin.
+        if app
+            .try_state::<tauri_plugin_notification::Notification<R>>()
+            .is_none()
+        {
+            return;
+        }
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title(&title)
+            .body(&body)
+            .show()
+        {
+            tracing::info!(title, body, error = %e, "could not show a notification");
+        }
+    });
 }
 
 pub(crate) fn set_start_at_login<R: Runtime>(
