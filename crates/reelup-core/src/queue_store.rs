@@ -164,13 +164,44 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version == 0 {
+    if schema_version(conn)? < SCHEMA_VERSION {
+        // One IMMEDIATE transaction for the whole upgrade, with the version read inside
+        // it: the app and the CLI opening an old (or new) queue at the same moment must
+        // not both upgrade it (ALTER TABLE has no IF NOT EXISTS).
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match migrate(conn) {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    let version = schema_version(conn)?;
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "the queue was written by a newer Reelup (schema {version}); update Reelup"
+            )),
+        ));
+    }
+    // Reading the schema proves the file is a database we understand.
+    conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the schema from whatever version it is at to [`SCHEMA_VERSION`]; runs inside
+/// the caller's IMMEDIATE transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version = schema_version(conn)?;
+    if version < 1 {
         conn.execute_batch(
-            // IMMEDIATE and IF NOT EXISTS: two processes opening a new queue at once
-            // (the app and the CLI) must not both try to create it.
-            "BEGIN IMMEDIATE;
-             CREATE TABLE IF NOT EXISTS items (
+            "CREATE TABLE items (
                id INTEGER PRIMARY KEY,
                path TEXT NOT NULL,
                size INTEGER NOT NULL,
@@ -184,31 +215,23 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
                owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0,
                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS parts (
+             CREATE TABLE parts (
                item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
                number INTEGER NOT NULL,
                etag TEXT NOT NULL,
                size INTEGER NOT NULL,
                PRIMARY KEY (item_id, number)
              );
-             PRAGMA user_version = 1;
-             COMMIT;",
+             PRAGMA user_version = 1;",
         )?;
-    }
-    if version > SCHEMA_VERSION {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!(
-                "the queue was written by a newer Reelup (schema {version}); update Reelup"
-            )),
-        ));
     }
     if version < 2 {
         // v2: profiles, history dates, and the watched-file memory that keeps a watched
         // file from going up twice (by content, so a rename does not fool it).
         conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             CREATE TABLE IF NOT EXISTS watched (
+            "ALTER TABLE items ADD COLUMN profile TEXT;
+             ALTER TABLE items ADD COLUMN finished_at INTEGER;
+             CREATE TABLE watched (
                size INTEGER NOT NULL,
                sample_sha256 TEXT NOT NULL,
                path TEXT NOT NULL,
@@ -217,23 +240,10 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
                seen_at INTEGER NOT NULL,
                PRIMARY KEY (size, sample_sha256)
              );
-             CREATE INDEX IF NOT EXISTS watched_path ON watched(path);
-             COMMIT;",
+             CREATE INDEX watched_path ON watched(path);
+             PRAGMA user_version = 2;",
         )?;
-        // ALTER TABLE has no IF NOT EXISTS: another process may have migrated meanwhile.
-        let tx = conn.unchecked_transaction()?;
-        let now: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if now < 2 {
-            tx.execute_batch(
-                "ALTER TABLE items ADD COLUMN profile TEXT;
-                 ALTER TABLE items ADD COLUMN finished_at INTEGER;
-                 PRAGMA user_version = 2;",
-            )?;
-        }
-        tx.commit()?;
     }
-    // Reading the schema proves the file is a database we understand.
-    conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))?;
     Ok(())
 }
 
@@ -863,6 +873,30 @@ mod tests {
         assert!(store.get(id).expect("get").finished_at.is_some());
         assert!(store.remove(id).expect("remove done"));
         assert!(store.get(id).is_err());
+    }
+
+    #[test]
+    fn processes_opening_a_new_queue_at_once_all_get_it() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("queue.sqlite3");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        QueueStore::open(&path).map(|s| s.moved_aside.is_none())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                assert!(
+                    opener.join().expect("thread").expect("open"),
+                    "nothing moved aside"
+                );
+            }
+        }
     }
 
     #[test]
