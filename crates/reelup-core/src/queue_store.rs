@@ -191,6 +191,25 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Opens and sets up the queue. Turning on WAL or upgrading the schema while another
+/// process does the same can answer "busy" at once, without the busy timeout: that is
+/// retried for a while, as the other process is about to finish.
+fn open_ready(path: &Path) -> rusqlite::Result<Connection> {
+    let mut tries = 0;
+    loop {
+        match Connection::open(path).and_then(|c| setup(&c).map(|()| c)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn schema_version(conn: &Connection) -> rusqlite::Result<i32> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
@@ -333,7 +352,7 @@ impl QueueStore {
                 ))
             })?;
         }
-        let first = Connection::open(path).and_then(|c| setup(&c).map(|()| c));
+        let first = open_ready(path);
         match first {
             Ok(conn) => Ok(Self {
                 conn,
