@@ -35,6 +35,9 @@ fn reelup(stack: &LocalStack, data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("reelup"));
     cmd.args(args)
         .env("REELUP_DATA_DIR", data_dir)
+        // No profiles: never the user's config.
+        .env("REELUP_CONFIG_DIR", data_dir.join("config"))
+        .env_remove("REELUP_PROFILE")
         .env("REELUP_TOKEN", stack.token.expose())
         .env("REELUP_ENDPOINT", &stack.endpoint)
         .env("REELUP_CDN", &stack.cdn)

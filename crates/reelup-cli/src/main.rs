@@ -197,7 +197,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Resume { .. } | Command::Watch(_) => true,
         _ => false,
     };
-    let config = load_config()?;
+    let config = match load_config() {
+        Ok(c) => c,
+        // A mistake in the profiles file must not stop what does not need a profile.
+        Err(e) if !needs_profile => {
+            eprintln!("reelup: warning: {e}");
+            ProfileConfig::empty(&default_config_path())
+        }
+        Err(e) => return Err(e),
+    };
     let profile = if needs_profile {
         match config.resolve(profile_name.as_deref()) {
             Ok(p) => Some(p.clone()),
