@@ -1,10 +1,14 @@
-"""Fixtures for real-app tests: Xvfb, the local stack, tauri-driver and the Reelup app.
+"""Fixtures for real-app tests: Xvfb, the local stack, a private Secret Service, a profile
+with its token in that keyring, tauri-driver and the Reelup app.
 
-Every process started here is ended here, by PID. Run inside `dbus-run-session` (./dev
-test does) so GTK and WebKit get a private bus that ends with the run.
+Every process started here is ended here, by PID (the app itself, which WebKitWebDriver
+starts, is found among tauri-driver's descendants and ended by PID too). Run inside
+`dbus-run-session` (./dev test does) so GTK, WebKit and gnome-keyring get a private bus
+that ends with the run.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +22,17 @@ from selenium.webdriver.common.options import ArgOptions
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 ARTIFACTS = ROOT / "artifacts"
+LOGS = ARTIFACTS / "app-logs"
+PROFILE = "local"
+KEYRING_SERVICE = "dev.reelup.Reelup"
+# The queue's tuning for every test: one part in flight for all files and 2 MB/s in all,
+# so a 6 MiB video takes a few seconds, long enough to pause, cancel and watch progress.
+BANDWIDTH_LIMIT = 2_000_000
+PARTS_IN_FLIGHT = 1
+
+
+def bin_path(name: str) -> Path:
+    return TARGET / "debug" / name
 
 
 def free_port() -> int:
@@ -47,6 +62,65 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process under `pid`, read from /proc (children before grandchildren)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the ppid follows it.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def end_pids(pids: list[int], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL what is still there after `timeout`."""
+    for sig in (15, 9):
+        for pid in pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.1)
+        if not any(alive(p) for p in pids):
+            return
+
+
+def bus_name_has_owner(bus: str, name: str) -> bool:
+    out = subprocess.run(
+        [
+            "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", f"string:{name}",
+        ],
+        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus},
+        capture_output=True,
+        text=True,
+    )
+    return "boolean true" in out.stdout
+
+
 @pytest.fixture(scope="session")
 def display():
     """A private X server; its number is picked by Xvfb itself (-displayfd)."""
@@ -66,59 +140,210 @@ def display():
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("server")
-    proc = subprocess.Popen(
-        [TARGET / "debug" / "reelup-server", "--local", "--listen", "127.0.0.1:0", "--data-dir", data],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / "reelup-server.log", "w") as log:
+        proc = subprocess.Popen(
+            [bin_path("reelup-server"), "--local", "--listen", "127.0.0.1:0", "--data-dir", data],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     ready = json.loads(proc.stdout.readline())
     yield ready
     stop(proc)
 
 
 @pytest.fixture(scope="session")
-def app_env(display, local_stack, tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
+def session_bus():
+    """The D-Bus session bus for the keyring and the app: dbus-run-session's, unless it
+    has none or already has a Secret Service (a desktop's: never touch a real keyring),
+    in which case a private dbus-daemon of our own."""
+    bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    if bus and not bus_name_has_owner(bus, "org.freedesktop.secrets"):
+        yield bus
+        return
+    proc = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    address = proc.stdout.readline().strip()
+    try:
+        yield address
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def keyring(session_bus, tmp_path_factory):
+    """gnome-keyring's Secret Service, unlocked, its files in a temp HOME."""
+    home = tmp_path_factory.mktemp("keyring-home")
+    (home / "data").mkdir()
+    os.chmod(home, 0o700)
+    env = {
+        **os.environ,
+        "DBUS_SESSION_BUS_ADDRESS": session_bus,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_RUNTIME_DIR": str(home),
+    }
+    proc = subprocess.Popen(
+        ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    proc.stdin.write(b"test-keyring-password")
+    proc.stdin.close()
+    try:
+        deadline = time.monotonic() + 15
+        while not bus_name_has_owner(session_bus, "org.freedesktop.secrets"):
+            if proc.poll() is not None:
+                raise RuntimeError(f"gnome-keyring-daemon exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Secret Service did not come up on the session bus")
+            time.sleep(0.1)
+        yield {"bus": session_bus, "home": home}
+    finally:
+        stop(proc)
+
+
+def secret_lookup(bus: str, profile: str) -> str | None:
+    """The token stored for a Reelup profile, read straight from the Secret Service."""
+    out = subprocess.run(
+        ["secret-tool", "lookup", "service", KEYRING_SERVICE, "username", profile],
+        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus},
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout if out.returncode == 0 and out.stdout else None
+
+
+@pytest.fixture(scope="session")
+def app_dirs(tmp_path_factory):
+    """Where the app keeps things: the profiles file, the queue, and a HOME whose XDG
+    dirs hold WebKit's and the plugins' files."""
+    root = tmp_path_factory.mktemp("app")
+    dirs = {
+        "config": root / "reelup-config",
+        "data": root / "reelup-data",
+        "home": root / "home",
+    }
+    for d in dirs.values():
+        d.mkdir()
+    runtime = root / "runtime"
+    runtime.mkdir(mode=0o700)
+    dirs["runtime"] = runtime
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def app_env(display, local_stack, keyring, app_dirs):
+    home = app_dirs["home"]
     env = dict(os.environ)
+    for name in ("REELUP_TOKEN", "REELUP_ENDPOINT", "REELUP_CDN", "REELUP_PROFILE", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
     env.update(
         DISPLAY=display,
-        REELUP_ENDPOINT=local_stack["endpoint"],
-        REELUP_CDN=local_stack["cdn"],
-        REELUP_TOKEN=local_stack["token"],
+        DBUS_SESSION_BUS_ADDRESS=keyring["bus"],
+        REELUP_CONFIG_DIR=str(app_dirs["config"]),
+        REELUP_DATA_DIR=str(app_dirs["data"]),
+        REELUP_LOG="debug",
+        HOME=str(home),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_DATA_HOME=str(home / "data"),
         XDG_CACHE_HOME=str(home / "cache"),
+        XDG_RUNTIME_DIR=str(app_dirs["runtime"]),
         # No accessibility bus and no GPU under Xvfb: fewer helpers, steadier rendering.
         NO_AT_BRIDGE="1",
         LIBGL_ALWAYS_SOFTWARE="1",
     )
-    env.pop("WAYLAND_DISPLAY", None)
+    # The profile the tests upload to, as a user would write it, and its token stored
+    # in the keyring by the real CLI (which checks it with the endpoint first).
+    (app_dirs["config"] / "config.toml").write_text(
+        f'default = "{PROFILE}"\n\n'
+        f"[profiles.{PROFILE}]\n"
+        f'endpoint = "{local_stack["endpoint"]}"\n'
+        f'cdn = "{local_stack["cdn"]}"\n'
+        f"parts-in-flight = {PARTS_IN_FLIGHT}\n"
+        f"bandwidth-limit = {BANDWIDTH_LIMIT}\n"
+    )
+    login = subprocess.run(
+        [bin_path("reelup"), "login", "--profile", PROFILE],
+        input=local_stack["token"] + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    assert secret_lookup(keyring["bus"], PROFILE) == local_stack["token"]
     return env
 
 
+def log_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::")[-1]) + ".log"
+
+
 @pytest.fixture
-def app(app_env):
+def app_log(request):
+    """The file tauri-driver, WebKitWebDriver and the app write their output to."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return LOGS / log_name(request.node.nodeid)
+
+
+@pytest.fixture
+def app(app_env, app_log):
     """The real Reelup binary in a real WebKitGTK webview, driven over WebDriver."""
     driver_bin = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
     port, native = free_port(), free_port()
-    proc = subprocess.Popen(
-        [driver_bin, "--port", str(port), "--native-port", str(native)],
-        env=app_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    # tauri-driver proxies to WebKitWebDriver, which it starts on the native port.
-    wait_port(port)
-    wait_port(native)
-    options = ArgOptions()
-    options.set_capability("browserName", "wry")
-    options.set_capability("tauri:options", {"application": str(TARGET / "debug" / "reelup-app")})
-    driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
+    with open(app_log, "wb") as log:
+        proc = subprocess.Popen(
+            [driver_bin, "--port", str(port), "--native-port", str(native)],
+            env=app_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    started: list[int] = []
     try:
-        yield driver
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
+        # tauri-driver proxies to WebKitWebDriver, which it starts on the native port.
+        wait_port(port)
+        wait_port(native)
+        options = ArgOptions()
+        options.set_capability("browserName", "wry")
+        options.set_capability("tauri:options", {"application": str(bin_path("reelup-app"))})
+        driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
+        # WebKitWebDriver and the app it launched: ended by PID below, whatever quit did.
+        started = descendants(proc.pid)
         try:
-            driver.quit()
+            yield driver
         finally:
-            stop(proc)
+            driver.quit()
+    finally:
+        started = sorted(set(started + descendants(proc.pid)))
+        stop(proc)
+        end_pids(started)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, what the window showed: a screenshot and the page's text."""
+    outcome = yield
+    report = outcome.get_result()
+    driver = item.funcargs.get("app") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or driver is None:
+        return
+    stem = log_name(item.nodeid)[: -len(".log")]
+    try:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(LOGS / f"{stem}.failed.png"))
+        text = driver.execute_script("return document.body.innerText")
+        uploads = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.__TAURI_INTERNALS__.invoke('list_uploads').then(done, e => done('ERR ' + JSON.stringify(e)));"
+        )
+        (LOGS / f"{stem}.failed.txt").write_text(f"{text}\n\nlist_uploads: {json.dumps(uploads, indent=1)}\n")
+    except Exception as e:  # the app may be what broke
+        (LOGS / f"{stem}.failed.txt").write_text(f"could not read the window: {e!r}")

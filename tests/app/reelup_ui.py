@@ -1,0 +1,206 @@
+"""What the real-app tests do to the app and read back from it: drags from a file manager
+(a GTK drag source and xdotool), the queue and history as the page shows them, the tray
+menu, and the bytes behind a streaming link."""
+import hashlib
+import os
+import select
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import stop
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gi
+
+
+def xdotool(env, *args) -> str:
+    return subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True, text=True).stdout
+
+
+def window_center(env, name: str) -> tuple[int, int]:
+    wid = xdotool(env, "search", "--sync", "--onlyvisible", "--name", name).split()[0]
+    geo = dict(
+        line.split("=", 1)
+        for line in xdotool(env, "getwindowgeometry", "--shell", wid).splitlines()
+        if "=" in line
+    )
+    return int(geo["X"]) + int(geo["WIDTH"]) // 2, int(geo["Y"]) + int(geo["HEIGHT"]) // 2
+
+
+def drag(env, source: tuple[int, int], target: tuple[int, int], over=None) -> None:
+    """Press on the source, move in small steps as a hand would, release on the target.
+
+    X drag-and-drop only drops if the target has answered the source's "may I drop here?"
+    before the button goes up; a busy app answers late. So with `over` (a check of the
+    target's own view of the drag), the pointer hovers, moving a pixel now and then as a
+    hand does, until the target shows the drag is over it, and only then lets go.
+    """
+    xdotool(env, "mousemove", str(source[0]), str(source[1]))
+    xdotool(env, "mousedown", "1")
+    steps = 25
+    for i in range(1, steps + 1):
+        x = source[0] + (target[0] - source[0]) * i // steps
+        y = source[1] + (target[1] - source[1]) * i // steps
+        xdotool(env, "mousemove", str(x), str(y))
+        time.sleep(0.03)
+    deadline = time.monotonic() + 20
+    wiggle = 0
+    while over is not None and not over() and time.monotonic() < deadline:
+        wiggle += 1
+        xdotool(env, "mousemove", str(target[0] + wiggle % 2), str(target[1]))
+        time.sleep(0.1)
+    seen = over is None or over()
+    for _ in range(3):
+        wiggle += 1
+        xdotool(env, "mousemove", str(target[0] + wiggle % 2), str(target[1]))
+        time.sleep(0.1)
+    xdotool(env, "mouseup", "1")
+    assert seen, "the target never showed the drag over it"
+
+
+class Lines:
+    """Lines from a child's stdout, with a timeout."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.fd = proc.stdout.fileno()
+        self.buffer = b""
+
+    def next(self, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+
+def drop_files(env, *paths: Path, driver=None, attempts: int = 3) -> None:
+    """Drags `paths` at once from a file-manager-like window onto the Reelup window, and
+    returns once the app has taken them. With `driver`, lets go only once the page shows
+    the drag over its drop zone. A drag the X server cancelled (nothing dropped, so
+    nothing can arrive twice) is tried again."""
+    source = subprocess.Popen(
+        [SYSTEM_PYTHON, str(HERE / "drag_source.py"), "1000", "80", *map(str, paths)],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    over = None
+    if driver is not None:
+        def over():
+            return driver.execute_script(
+                "return !!document.querySelector('[data-testid=drop-zone].dragging')"
+            )
+    try:
+        lines = Lines(source)
+        assert lines.next(30) == "ready", "the drag source did not start"
+        said: list[str] = []
+        for _ in range(attempts):
+            drag(env, window_center(env, "reelup-drag-source"), window_center(env, "^Reelup$"), over)
+            said = []
+            while (line := lines.next(60)) != "end":
+                assert line is not None, f"the drag did not end: {said}"
+                said.append(line)
+            if "sent" in said:
+                return
+        raise AssertionError(f"no drop was taken in {attempts} drags: {said}")
+    finally:
+        stop(source)
+
+
+def css(driver, selector: str):
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def text(driver, selector: str) -> str:
+    """An element's textContent (WebKitWebDriver's element text comes back empty for some
+    visible elements, e.g. the ellipsised header line)."""
+    return css(driver, selector).get_attribute("textContent")
+
+
+def wait_connected(driver, timeout: float = 60) -> None:
+    WebDriverWait(driver, timeout).until(
+        lambda d: text(d, "[data-testid=connection]").startswith("Uploading to"),
+        "the header never said where uploads go",
+    )
+
+
+def show_tab(driver, name: str) -> None:
+    css(driver, f"[data-testid=tab-{name}]").click()
+    WebDriverWait(driver, 10).until(lambda d: css(d, f"[data-testid=view-{name}]").is_displayed())
+
+
+_QUEUE_JS = """
+return [...document.querySelectorAll('[data-testid=upload-row]')].map(r => ({
+  id: r.dataset.id,
+  state: r.dataset.state,
+  name: r.querySelector('[data-testid=name]').textContent,
+}));
+"""
+
+_HISTORY_JS = """
+return [...document.querySelectorAll('[data-testid=history-row]')].map(r => ({
+  id: r.dataset.id,
+  state: r.dataset.state,
+  name: r.querySelector('[data-testid=name]').textContent,
+  url: r.querySelector('[data-testid=url]').textContent,
+  profile: r.querySelector('[data-testid=profile]').textContent,
+}));
+"""
+
+
+def queue_rows(driver) -> dict[str, dict]:
+    """The queue view's rows by file name (one page read, so no stale elements)."""
+    return {r["name"]: r for r in driver.execute_script(_QUEUE_JS)}
+
+
+def history_rows(driver) -> dict[str, dict]:
+    """History's rows by file name."""
+    return {r["name"]: r for r in driver.execute_script(_HISTORY_JS)}
+
+
+def wait_history(driver, names, timeout: float = 120) -> dict[str, dict]:
+    """Waits until every name has a History row with a link; returns those rows."""
+    names = list(names)
+
+    def ready(d):
+        rows = history_rows(d)
+        if all(n in rows and rows[n]["url"].startswith("http") for n in names):
+            return {n: rows[n] for n in names}
+        return False
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(
+        ready, f"no History rows with links for {names}"
+    )
+
+
+def row_selector(row_id: str, testid: str | None = None) -> str:
+    sel = f'[data-testid=upload-row][data-id="{row_id}"]'
+    return f"{sel} [data-testid={testid}]" if testid else sel
+
+
+def tray_menu(driver) -> list[str]:
+    texts = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.__TAURI_INTERNALS__.invoke('tray_menu').then(done, e => done('ERR ' + JSON.stringify(e)));"
+    )
+    assert isinstance(texts, list), texts
+    return texts
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch_sha256(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        return sha256(resp.read())
