@@ -180,7 +180,8 @@ pub fn watch_status(shell: Shared<'_>) -> Vec<WatchStatus> {
 
 /// The tray menu's texts as they are now (the appindicator cannot be read from outside on
 /// every desktop; the end-to-end test reads the menu through this).
+// Async, so it runs off the main thread that the menu calls wait for.
 #[tauri::command]
-pub fn tray_menu<R: Runtime>(app: AppHandle<R>) -> Vec<String> {
+pub async fn tray_menu<R: Runtime>(app: AppHandle<R>) -> Vec<String> {
     crate::tray::menu_texts(&app)
 }

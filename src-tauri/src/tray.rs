@@ -152,6 +152,10 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
 
 /// Brings the icon and the status line up to date; the menu is rebuilt only when the
 /// links changed.
+///
+/// What must stay true: no lock is held while calling into the menu or the tray. Those
+/// calls wait for the main thread, and the main thread may itself be waiting for the lock
+/// (a command, a menu click): holding it across them deadlocks the app.
 pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links_changed: bool) {
     let Some(state) = app.try_state::<TrayState<R>>() else {
         return;
@@ -159,27 +163,34 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links_changed
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let mut guard = state.0.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(current) = guard.as_mut() else {
-        return;
+    let (text_changed, icon_changed, status_item) = {
+        let mut guard = state.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(current) = guard.as_mut() else {
+            return;
+        };
+        let shown = current.shown.replace(status.clone());
+        (
+            shown.as_ref().map(|s| &s.text) != Some(&status.text),
+            shown.as_ref().map(|s| s.icon) != Some(status.icon),
+            current.status_item.clone(),
+        )
     };
     if links_changed {
         let links = app.state::<std::sync::Arc<Uploads>>().recent_links();
         if let Ok((menu, status_item)) = build_menu(app, status, &links) {
             let _ = tray.set_menu(Some(menu.clone()));
-            current.menu = menu;
-            current.status_item = status_item;
-            current.links = links;
+            if let Some(current) = state.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                current.menu = menu;
+                current.status_item = status_item;
+                current.links = links;
+            }
         }
-    } else if current.shown.as_ref().map(|s| &s.text) != Some(&status.text) {
-        let _ = current.status_item.set_text(&status.text);
+    } else if text_changed {
+        let _ = status_item.set_text(&status.text);
     }
-    if current.shown.as_ref().map(|s| s.icon) != Some(status.icon)
-        && let Ok(image) = Image::from_bytes(icon_bytes(status.icon))
-    {
+    if icon_changed && let Ok(image) = Image::from_bytes(icon_bytes(status.icon)) {
         let _ = tray.set_icon(Some(image));
     }
-    current.shown = Some(status.clone());
 }
 
 /// The menu's item texts as they are now, read back from the menu itself.
@@ -187,13 +198,11 @@ pub fn menu_texts<R: Runtime>(app: &AppHandle<R>) -> Vec<String> {
     let Some(state) = app.try_state::<TrayState<R>>() else {
         return Vec::new();
     };
-    let guard = state.0.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(current) = guard.as_ref() else {
-        return Vec::new();
+    let menu = match state.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(current) => current.menu.clone(),
+        None => return Vec::new(),
     };
-    current
-        .menu
-        .items()
+    menu.items()
         .unwrap_or_default()
         .iter()
         .filter_map(|item| item.as_menuitem().and_then(|m| m.text().ok()))
