@@ -11,5 +11,8 @@ export default defineConfig({
   },
   test: {
     environment: "jsdom",
+    // The 1,000-item test asserts DOM work, not speed; on a loaded 2-core CI box it can
+    // take longer than the 5 s default.
+    testTimeout: 30_000,
   },
 });

@@ -94,6 +94,8 @@ pub struct UploadQueue<E> {
     parts: Arc<Semaphore>,
     /// The parts-in-flight setting the semaphore is being brought to.
     parts_target: std::sync::atomic::AtomicUsize,
+    /// Permits still to take back after the setting was lowered.
+    parts_owed: std::sync::atomic::AtomicUsize,
     /// Woken when there may be new work (an add or a resume), for [`UploadQueue::serve`].
     work: Arc<tokio::sync::Notify>,
     /// One for the whole queue, so the bandwidth limit is shared by every transfer.
@@ -128,6 +130,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             http,
             parts: Arc::new(Semaphore::new(options.parts_in_flight.clamp(1, 32))),
             parts_target: std::sync::atomic::AtomicUsize::new(options.parts_in_flight.clamp(1, 32)),
+            parts_owed: std::sync::atomic::AtomicUsize::new(0),
             pacing: Pacing {
                 stall_timeout: options.stall_timeout,
                 limit: Some(Arc::new({
@@ -245,22 +248,39 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .parts_target
             .swap(n, std::sync::atomic::Ordering::SeqCst);
         if n > old {
-            self.parts.add_permits(n - old);
+            // Forgive what is still owed first, then hand out the rest.
+            let owed = self
+                .parts_owed
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |o| Some(o.saturating_sub(n - old)),
+                )
+                .unwrap_or(0);
+            self.parts.add_permits((n - old).saturating_sub(owed));
         } else if n < old {
-            let parts = self.parts.clone();
-            let mut owed = old - n;
-            // Permits held by running parts are taken back as they come home.
-            tokio::spawn(async move {
-                while owed > 0 {
-                    match parts.acquire().await {
-                        Ok(p) => {
-                            p.forget();
-                            owed -= 1;
-                        }
-                        Err(_) => return,
-                    }
-                }
-            });
+            // Free permits go at once; those held by running parts are owed and taken back
+            // as they come home (`part_permit`). No task is spawned: this may be called
+            // from a thread with no runtime (the app's main thread).
+            let gone = self.parts.forget_permits(old - n);
+            self.parts_owed
+                .fetch_add(old - n - gone, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A permit to send one part, honouring a parts-in-flight setting lowered meanwhile.
+    async fn part_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            let permit = self.parts.clone().acquire_owned().await.ok()?;
+            let owed = self.parts_owed.fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |o| o.checked_sub(1),
+            );
+            if owed.is_err() {
+                return Some(permit);
+            }
+            permit.forget();
         }
     }
 
@@ -714,7 +734,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .map(|(number, range)| {
                 let (key, upload_id, sent) = (&key, &upload_id, sent.clone());
                 async move {
-                    let Ok(_permit) = self.parts.clone().acquire_owned().await else {
+                    let Some(_permit) = self.part_permit().await else {
                         return Ok(None);
                     };
                     if stop.is_cancelled() {
