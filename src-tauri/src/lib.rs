@@ -222,8 +222,6 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
         .manage(shell.clone())
-        // The tray and the upload events reach the queue through this state directly.
-        .manage(shell.uploads.clone())
         .invoke_handler(handler())
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;

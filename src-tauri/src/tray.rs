@@ -117,7 +117,8 @@ pub fn build<R: Runtime>(app: &AppHandle<R>, uploads: &Uploads) -> tauri::Result
 }
 
 fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
-    let uploads = app.state::<std::sync::Arc<Uploads>>();
+    let shell = app.state::<std::sync::Arc<crate::Shell>>();
+    let uploads = &shell.uploads;
     let result = match id {
         "open" => {
             crate::show_main_window(app);
@@ -130,15 +131,16 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         "pause-all" => uploads.pause_all(),
         "resume-all" => uploads.resume_all(),
         link if link.starts_with("link-") => {
-            let links = uploads.recent_links();
-            match link["link-".len()..]
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| links.get(i))
-            {
-                Some(l) => app
+            // The link the item was built with: the list may have moved on since.
+            let url = link["link-".len()..].parse::<usize>().ok().and_then(|i| {
+                let state = app.try_state::<TrayState<R>>()?;
+                let guard = state.0.lock().unwrap_or_else(|e| e.into_inner());
+                guard.as_ref()?.links.get(i).map(|l| l.url.clone())
+            });
+            match url {
+                Some(url) => app
                     .clipboard()
-                    .write_text(l.url.clone())
+                    .write_text(url)
                     .map_err(|e| crate::ipc::IpcError::new("clipboard", e.to_string())),
                 None => Ok(()),
             }
@@ -150,13 +152,13 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     }
 }
 
-/// Brings the icon and the status line up to date; the menu is rebuilt only when the
-/// links changed.
+/// Brings the icon and the status line up to date; the menu is rebuilt only when new
+/// `links` are given.
 ///
 /// What must stay true: no lock is held while calling into the menu or the tray. Those
 /// calls wait for the main thread, and the main thread may itself be waiting for the lock
 /// (a command, a menu click): holding it across them deadlocks the app.
-pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links_changed: bool) {
+pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links: Option<Vec<RecentLink>>) {
     let Some(state) = app.try_state::<TrayState<R>>() else {
         return;
     };
@@ -175,8 +177,7 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links_changed
             current.status_item.clone(),
         )
     };
-    if links_changed {
-        let links = app.state::<std::sync::Arc<Uploads>>().recent_links();
+    if let Some(links) = links {
         if let Ok((menu, status_item)) = build_menu(app, status, &links) {
             let _ = tray.set_menu(Some(menu.clone()));
             if let Some(current) = state.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

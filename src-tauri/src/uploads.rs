@@ -272,7 +272,11 @@ impl Uploads {
                 .unwrap_or_else(|e| e.into_inner())
                 .record(&item_name(item), item.state);
         }
-        crate::tray::update(app, &self.status(), links_changed);
+        crate::tray::update(
+            app,
+            &self.status(),
+            links_changed.then(|| self.recent_links()),
+        );
         let running = self.active();
         let summary = self
             .batch
@@ -310,7 +314,7 @@ impl Uploads {
             pending.drain().map(|(_, t)| t).collect()
         };
         let _ = app.emit(EVENT_PROGRESS, ProgressBatch { items });
-        crate::tray::update(app, &self.status(), false);
+        crate::tray::update(app, &self.status(), None);
     }
 
     pub fn status(&self) -> TrayStatus {
@@ -415,7 +419,7 @@ impl Uploads {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         let _ = app.emit(crate::ipc::EVENT_REMOVED, crate::ipc::RemovedItem { id });
-        crate::tray::update(app, &self.status(), false);
+        crate::tray::update(app, &self.status(), None);
         Ok(())
     }
 
