@@ -89,7 +89,8 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             config
                 .save_profile(previous.as_deref(), p)
                 .map_err(|e| e.to_string())?;
-            if a.default || config.profiles.len() == 1 {
+            // A first profile is the default without saying so; a second keeps the first.
+            if a.default {
                 config.set_default(&a.name).map_err(|e| e.to_string())?;
             }
             eprintln!(
@@ -103,8 +104,9 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             if config.profiles.is_empty() {
                 eprintln!("no profiles yet; add one with `reelup profile add NAME --endpoint URL`");
             }
+            let default = config.resolve(None).ok().map(|p| p.name.clone());
             for p in &config.profiles {
-                let mark = if config.default.as_deref() == Some(&p.name) {
+                let mark = if default.as_ref() == Some(&p.name) {
                     "*"
                 } else {
                     " "

@@ -499,6 +499,13 @@ impl ProfileConfig {
             )));
         }
         let mut doc = self.document()?;
+        // With one profile and no `default`, that one is used implicitly. A second would
+        // make it ambiguous, and uploads would stop; so it is pinned as the default.
+        if let (None, [only]) = (&self.default, self.profiles.as_slice())
+            && only.name != old
+        {
+            doc["default"] = toml_edit::value(only.name.clone());
+        }
         let raw = RawProfile {
             endpoint: Spanned::new(0..0, profile.endpoint.clone()),
             flavour: profile.flavour,
@@ -770,6 +777,28 @@ mod tests {
         assert!(c.remove_profile("client").unwrap());
         assert_eq!(c.default, None);
         assert_eq!(ProfileConfig::load(&path).unwrap().profiles.len(), 1);
+    }
+
+    #[test]
+    fn adding_a_second_profile_keeps_the_first_as_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut c = ProfileConfig::empty(&path);
+        c.save_profile(None, Profile::new("own", "https://own.example.com"))
+            .unwrap();
+        assert_eq!(c.default, None, "one profile needs no default");
+        assert_eq!(c.resolve(None).unwrap().name, "own");
+        c.save_profile(None, Profile::new("client", "https://client.example.com"))
+            .unwrap();
+        assert_eq!(c.default.as_deref(), Some("own"));
+        assert_eq!(
+            ProfileConfig::load(&path)
+                .unwrap()
+                .resolve(None)
+                .unwrap()
+                .name,
+            "own"
+        );
     }
 
     #[test]
