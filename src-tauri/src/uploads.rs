@@ -121,29 +121,14 @@ impl Uploads {
     ) -> Self {
         let path = queue_path.unwrap_or_else(default_queue_path);
         let queue = QueueStore::open(&path)
-            .map(|store| {
+            .map_err(|e| e.to_string())
+            .and_then(|store| {
                 if let Some(aside) = &store.moved_aside {
                     tracing::error!(moved_to = %aside.display(), "the upload queue was damaged and moved aside");
                 }
-                let http = reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap_or_default();
-                let connect_http = http.clone();
-                UploadQueue::new(
-                    store,
-                    move |target: &Target| {
-                        CompanionClient::new(
-                            connect_http.clone(),
-                            &target.endpoint,
-                            tokens.token(target.profile.as_deref()),
-                        )
-                    },
-                    http,
-                    options,
-                )
-            })
-            .map_err(|e| e.to_string());
+                UploadQueue::for_companion(store, tokens, options)
+                    .map_err(|e| format!("cannot set up HTTP: {e}"))
+            });
         let this = Self {
             queue,
             stop: CancellationToken::new(),

@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -297,12 +296,6 @@ fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, S
             aside.display()
         );
     }
-    let tokens = Arc::new(TokenCache::new(keyring()));
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("cannot set up HTTP: {e}"))?;
-    let connect_http = http.clone();
     let part_size_mib = tuning
         .part_size_mib
         .or(profile.map(|p| p.part_size_mib))
@@ -322,18 +315,9 @@ fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, S
             .or(profile.and_then(|p| p.bandwidth_limit)),
         ..QueueOptions::default()
     };
-    Ok(UploadQueue::new(
-        store,
-        move |t: &Target| {
-            CompanionClient::new(
-                connect_http.clone(),
-                &t.endpoint,
-                tokens.token(t.profile.as_deref()),
-            )
-        },
-        http,
-        options,
-    ))
+    let tokens = Arc::new(TokenCache::new(keyring()));
+    UploadQueue::for_companion(store, tokens, options)
+        .map_err(|e| format!("cannot set up HTTP: {e}"))
 }
 
 async fn upload(

@@ -115,6 +115,33 @@ fn item_error(e: &UploadError) -> ItemError {
     }
 }
 
+impl UploadQueue<crate::CompanionClient> {
+    /// The queue as the app and the CLI run it: each item's presign client speaks
+    /// Companion's S3 routes to the item's endpoint, with its profile's token.
+    pub fn for_companion(
+        store: QueueStore,
+        tokens: Arc<crate::credentials::TokenCache>,
+        options: QueueOptions,
+    ) -> Result<Arc<Self>, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        let connect_http = http.clone();
+        Ok(Self::new(
+            store,
+            move |target: &Target| {
+                crate::CompanionClient::new(
+                    connect_http.clone(),
+                    &target.endpoint,
+                    tokens.token(target.profile.as_deref()),
+                )
+            },
+            http,
+            options,
+        ))
+    }
+}
+
 impl<E: PresignEndpoint> UploadQueue<E> {
     /// `connect` makes the presign client for an item's target (endpoint and token).
     pub fn new(
