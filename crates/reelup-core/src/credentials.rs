@@ -122,17 +122,19 @@ pub fn token_for(
     store: &dyn CredentialStore,
     profile: &str,
 ) -> Result<Option<Secret>, CredentialError> {
-    let from_env = || {
-        std::env::var(TOKEN_ENV)
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| Secret::new(t.trim()))
-    };
     match store.get(profile) {
         Ok(Some(t)) => Ok(Some(t)),
-        Ok(None) => Ok(from_env()),
-        Err(e) => from_env().map(Some).ok_or(e),
+        Ok(None) => Ok(token_from_env()),
+        Err(e) => token_from_env().map(Some).ok_or(e),
     }
+}
+
+/// `REELUP_TOKEN`, when set and not blank.
+pub fn token_from_env() -> Option<Secret> {
+    std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Secret::new(t.trim()))
 }
 
 /// Moves a profile's token when the profile is renamed.
@@ -169,10 +171,7 @@ impl TokenCache {
     /// The token for an item's profile; for an item without one, `REELUP_TOKEN`.
     pub fn token(&self, profile: Option<&str>) -> Option<Secret> {
         let Some(profile) = profile else {
-            return std::env::var(TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| Secret::new(t.trim()));
+            return token_from_env();
         };
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = known.get(profile) {
