@@ -415,10 +415,6 @@ impl Uploads {
     pub fn resume_all(&self) -> Result<(), IpcError> {
         self.queue()?.resume_all().map_err(queue_error).map(drop)
     }
-
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
 }
 
 impl Drop for Uploads {

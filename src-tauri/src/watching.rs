@@ -14,6 +14,9 @@ use crate::uploads::Queue;
 #[derive(Default)]
 pub struct Watching {
     stop: Mutex<Option<CancellationToken>>,
+    /// What is being watched, so a settings change that leaves the folders alone (a
+    /// token, an app option) does not walk every folder again.
+    watched: Mutex<Option<Vec<(String, FolderTarget)>>>,
     statuses: Arc<Mutex<Vec<WatchStatus>>>,
 }
 
@@ -33,13 +36,21 @@ impl Watching {
             .clone()
     }
 
-    /// Stops the folders being watched and starts `folders` (profile name, folder).
+    /// Stops the folders being watched and starts `folders` (profile name, folder); does
+    /// nothing when they are the ones being watched.
     pub fn restart<R: Runtime>(
         &self,
         app: &AppHandle<R>,
         queue: Arc<Queue>,
         folders: Vec<(String, FolderTarget)>,
     ) {
+        {
+            let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            if watched.as_ref() == Some(&folders) {
+                return;
+            }
+            *watched = Some(folders.clone());
+        }
         if let Some(old) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             old.cancel();
         }
@@ -110,11 +121,5 @@ impl Watching {
                 }
             }
         });
-    }
-
-    pub fn stop(&self) {
-        if let Some(old) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            old.cancel();
-        }
     }
 }

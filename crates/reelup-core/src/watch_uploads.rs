@@ -18,7 +18,7 @@ use crate::watch::{FolderState, FolderWatcher, UPLOADED_DIR, WatchError, WatchEv
 use crate::{PresignEndpoint, QueueEvent, UploadQueue};
 
 /// A folder and where its files go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderTarget {
     pub folder: WatchFolder,
     pub target: Target,
