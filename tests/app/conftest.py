@@ -18,12 +18,17 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.remote.client_config import ClientConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 ARTIFACTS = ROOT / "artifacts"
-LOGS = ARTIFACTS / "app-logs"
+# One folder per run: two runs in one checkout must not read each other's app output.
+LOGS = ARTIFACTS / "app-logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 PROFILE = "local"
+# The app's single-instance name on the session bus: while it has an owner, a new app
+# hands its arguments to that one and exits.
+SINGLE_INSTANCE = "dev.reelup.app.SingleInstance"
 KEYRING_SERVICE = "dev.reelup.Reelup"
 # The queue's tuning for every test: one part in flight for all files and 2 MB/s in all,
 # so a 6 MiB video takes a few seconds, long enough to pause, cancel and watch progress.
@@ -106,6 +111,30 @@ def end_pids(pids: list[int], timeout: float = 10) -> None:
             time.sleep(0.1)
         if not any(alive(p) for p in pids):
             return
+
+
+def invoke(driver, command: str, args: dict | None = None):
+    """Calls one of the app's commands from its page, as the UI does."""
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1])"
+        ".then(r => done({ok: r === undefined ? null : r}), e => done({err: e}));",
+        command,
+        args or {},
+    )
+    if "err" in result:
+        raise RuntimeError(f"{command} failed: {result['err']!r}")
+    return result["ok"]
+
+
+def tidy_queue(driver) -> None:
+    """Cancels and removes every unfinished upload, so one test's leftovers (after it
+    failed half-way) do not run on in the next test's app."""
+    for item in invoke(driver, "list_uploads"):
+        if item["state"] in ("queued", "uploading", "paused", "failed"):
+            invoke(driver, "cancel_upload", {"id": item["id"]})
+        if item["state"] != "done":
+            invoke(driver, "remove_upload", {"id": item["id"]})
 
 
 def bus_name_has_owner(bus: str, name: str) -> bool:
@@ -297,6 +326,10 @@ def app_log(request):
 @pytest.fixture
 def app(app_env, app_log):
     """The real Reelup binary in a real WebKitGTK webview, driven over WebDriver."""
+    deadline = time.monotonic() + 30
+    while bus_name_has_owner(app_env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
+        assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
+        time.sleep(0.1)
     driver_bin = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
     port, native = free_port(), free_port()
     with open(app_log, "wb") as log:
@@ -314,17 +347,29 @@ def app(app_env, app_log):
         options = ArgOptions()
         options.set_capability("browserName", "wry")
         options.set_capability("tauri:options", {"application": str(bin_path("reelup-app"))})
-        driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
+        # A frozen app never answers WebDriver: fail the call after a while, don't hang.
+        url = f"http://127.0.0.1:{port}"
+        driver = webdriver.Remote(
+            command_executor=url, options=options, client_config=ClientConfig(remote_server_addr=url, timeout=120)
+        )
         # WebKitWebDriver and the app it launched: ended by PID below, whatever quit did.
         started = descendants(proc.pid)
         try:
             yield driver
         finally:
-            driver.quit()
+            try:
+                tidy_queue(driver)
+            finally:
+                driver.quit()
     finally:
         started = sorted(set(started + descendants(proc.pid)))
         stop(proc)
         end_pids(started)
+    # A panic is a bug even when the page looked right (a thread of the app died).
+    output = app_log.read_text(errors="replace")
+    if "panicked at" in output:
+        at = output.index("panicked at")
+        pytest.fail(f"the app panicked (see {app_log}):\n{output[max(0, at - 200):at + 800]}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -340,10 +385,7 @@ def pytest_runtest_makereport(item, call):
         LOGS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(LOGS / f"{stem}.failed.png"))
         text = driver.execute_script("return document.body.innerText")
-        uploads = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "window.__TAURI_INTERNALS__.invoke('list_uploads').then(done, e => done('ERR ' + JSON.stringify(e)));"
-        )
+        uploads = invoke(driver, "list_uploads")
         (LOGS / f"{stem}.failed.txt").write_text(f"{text}\n\nlist_uploads: {json.dumps(uploads, indent=1)}\n")
     except Exception as e:  # the app may be what broke
         (LOGS / f"{stem}.failed.txt").write_text(f"could not read the window: {e!r}")

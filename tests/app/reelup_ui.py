@@ -9,10 +9,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import stop
+from conftest import invoke, stop
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gi
@@ -121,21 +127,57 @@ def css(driver, selector: str):
     return driver.find_element(By.CSS_SELECTOR, selector)
 
 
+def click(driver, selector: str, timeout: float = 20) -> None:
+    """Clicks the element `selector` names, finding it again if the page redrew it
+    between finding and clicking (the profile list is rebuilt on every settings event),
+    and trying again while it moves (the drop zone shrinks as the first rows come in)."""
+
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    retry = (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        ElementNotInteractableException,
+        ElementClickInterceptedException,
+    )
+    WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=retry).until(
+        clicked, f"could not click {selector}"
+    )
+
+
+def attr(driver, selector: str, name: str) -> str | None:
+    """An attribute of the first element `selector` names (None if there is none), read in
+    one step so a redraw cannot come between finding and reading."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;",
+        selector,
+        name,
+    )
+
+
+def exists(driver, selector: str) -> bool:
+    return driver.execute_script("return document.querySelector(arguments[0]) !== null;", selector)
+
+
 def text(driver, selector: str) -> str:
     """An element's textContent (WebKitWebDriver's element text comes back empty for some
     visible elements, e.g. the ellipsised header line)."""
-    return css(driver, selector).get_attribute("textContent")
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", selector
+    )
 
 
 def wait_connected(driver, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout).until(
-        lambda d: text(d, "[data-testid=connection]").startswith("Uploading to"),
+        lambda d: (text(d, "[data-testid=connection]") or "").startswith("Uploading to"),
         "the header never said where uploads go",
     )
 
 
 def show_tab(driver, name: str) -> None:
-    css(driver, f"[data-testid=tab-{name}]").click()
+    click(driver, f"[data-testid=tab-{name}]")
     WebDriverWait(driver, 10).until(lambda d: css(d, f"[data-testid=view-{name}]").is_displayed())
 
 
@@ -189,10 +231,8 @@ def row_selector(row_id: str, testid: str | None = None) -> str:
 
 
 def tray_menu(driver) -> list[str]:
-    texts = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.__TAURI_INTERNALS__.invoke('tray_menu').then(done, e => done('ERR ' + JSON.stringify(e)));"
-    )
+    """The tray menu's item texts, read back from the real menu by the app."""
+    texts = invoke(driver, "tray_menu")
     assert isinstance(texts, list), texts
     return texts
 

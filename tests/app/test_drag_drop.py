@@ -33,14 +33,13 @@ def test_a_dropped_non_video_gets_a_message_and_no_upload(app, app_env, tmp_path
 
     drop_files(app_env, notes, driver=driver)
 
-    notice = WebDriverWait(driver, 30).until(
-        lambda d: next(
-            (n for n in d.find_elements("css selector", "[data-testid=notice]")
-             if "notes.txt" in n.get_attribute("textContent")),
-            False,
-        )
+    notices = WebDriverWait(driver, 30).until(
+        lambda d: (t := d.execute_script(
+            "return [...document.querySelectorAll('[data-testid=notice]')].map(n => n.textContent)"
+        )) and any("notes.txt" in n for n in t) and t,
+        "no notice about the dropped text file",
     )
-    assert "notes.txt: not a video" in notice.get_attribute("textContent")
+    assert any("notes.txt: not a video" in n for n in notices), notices
     assert "notes.txt" not in queue_rows(driver)
     assert "notes.txt" not in history_rows(driver)
     assert text(driver, "[data-testid=connection]").startswith("Uploading to")
