@@ -67,6 +67,14 @@ describe("SettingsView", () => {
     expect(byTestId("config-problem").hidden).toBe(true);
     expect(byTestId("keyring-problem").hidden).toBe(true);
     expect(byTestId("config-path").textContent).toBe("/home/me/.config/reelup/config.toml");
+    expect(byTestId("profile-details", studio).textContent).toBe("reelup-server · 4 parts at once · 16 MiB parts · no speed limit");
+    expect(byTestId("profile-details", archive).textContent).toContain("limit 2 MB/s");
+  });
+
+  it("says part, not parts, for one part at once", () => {
+    state = settings({ profiles: [profile({ partsInFlight: 1 })] });
+    setup();
+    expect(byTestId("profile-details", profileRow("studio")).textContent).toContain("· 1 part at once ·");
   });
 
   it("shows config and keyring problems prominently", () => {

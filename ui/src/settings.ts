@@ -273,7 +273,7 @@ export class SettingsView {
   private profileRow(p: ProfileView): HTMLElement {
     const test = this.tests.get(p.name);
     const details = [FLAVOUR_LABEL[p.flavour] ?? p.flavour];
-    details.push(`${p.partsInFlight} parts at once`);
+    details.push(p.partsInFlight === 1 ? "1 part at once" : `${p.partsInFlight} parts at once`);
     details.push(`${p.partSizeMib} MiB parts`);
     details.push(p.bandwidthLimit === null ? "no speed limit" : `limit ${toMegabytesText(p.bandwidthLimit)} MB/s`);
 
@@ -296,7 +296,7 @@ export class SettingsView {
         ),
         h("div", { class: "profile-endpoint", testid: "profile-endpoint-text" }, p.endpoint),
         p.cdn && h("div", { class: "profile-cdn muted" }, `Streams from ${p.cdn}`),
-        h("div", { class: "profile-details muted" }, details.join(" · ")),
+        h("div", { class: "profile-details muted", testid: "profile-details" }, details.join(" · ")),
         p.watch.length > 0 &&
           h(
             "ul",
