@@ -240,6 +240,47 @@ fn profiles_are_listed_defaulted_removed_and_bad_input_is_explained() {
     ]);
     assert!(text(&out).contains("--force"), "{}", text(&out));
 
+    // `profile set` changes what it is given and keeps the rest, watch folders included.
+    let watched = dirs.join("Recordings");
+    std::fs::create_dir_all(&watched).expect("mkdir");
+    let out = run(&[
+        "profile",
+        "add",
+        "nas",
+        "--endpoint",
+        "https://nas.example.com",
+        "--watch",
+        watched.to_str().expect("utf-8"),
+        "--limit-rate",
+        "5MB",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&[
+        "profile",
+        "set",
+        "nas",
+        "--endpoint",
+        "https://nas2.example.com",
+        "--parts-in-flight",
+        "2",
+        "--no-limit-rate",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&run(&["profile", "show", "nas"]).stdout).into_owned();
+    assert!(shown.contains("https://nas2.example.com"), "{shown}");
+    assert!(shown.contains(watched.to_str().expect("utf-8")), "{shown}");
+    assert!(shown.contains("bandwidth limit: none"), "{shown}");
+    let config_text = std::fs::read_to_string(dirs.join("config/config.toml")).expect("config");
+    assert!(config_text.contains("parts-in-flight = 2"), "{config_text}");
+    let out = run(&["profile", "set", "nope", "--cdn", "https://c.example.com"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("reelup profile add nope"),
+        "{}",
+        text(&out)
+    );
+    assert!(run(&["profile", "remove", "nas"]).status.success());
+
     let out = run(&["profile", "remove", "client"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&["profile", "show", "client"]);

@@ -14,6 +14,8 @@ use crate::{keyring, load_config, parse_rate};
 pub enum ProfileCommand {
     /// Add a profile (or replace one with --force).
     Add(AddArgs),
+    /// Change some settings of a profile; what is not given (watch folders too) stays.
+    Set(SetArgs),
     /// List profiles; the default one is marked with `*`.
     List,
     /// Show a profile's settings (default: the default profile).
@@ -60,6 +62,27 @@ pub struct AddArgs {
     force: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    name: String,
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long)]
+    cdn: Option<String>,
+    #[arg(long)]
+    flavour: Option<Flavour>,
+    #[arg(long)]
+    parts_in_flight: Option<u16>,
+    #[arg(long)]
+    part_size_mib: Option<u64>,
+    /// Bandwidth limit in bytes per second: 5000000, 5MB or 4MiB.
+    #[arg(long, value_parser = parse_rate, conflicts_with = "no_limit_rate")]
+    limit_rate: Option<u64>,
+    /// Take the bandwidth limit off.
+    #[arg(long)]
+    no_limit_rate: bool,
+}
+
 pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, String> {
     let mut config = load_config()?;
     match cmd {
@@ -99,6 +122,37 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
                 config.path.display(),
                 a.name
             );
+        }
+        ProfileCommand::Set(a) => {
+            let Some(current) = config.get(&a.name) else {
+                return Err(format!(
+                    "there is no profile {:?}; add it with `reelup profile add {} --endpoint URL`",
+                    a.name, a.name
+                ));
+            };
+            let mut p = current.clone();
+            if let Some(endpoint) = a.endpoint {
+                p.endpoint = endpoint;
+            }
+            if a.cdn.is_some() {
+                p.cdn = a.cdn;
+            }
+            if let Some(flavour) = a.flavour {
+                p.flavour = flavour;
+            }
+            if let Some(n) = a.parts_in_flight {
+                p.parts_in_flight = n;
+            }
+            if let Some(mib) = a.part_size_mib {
+                p.part_size_mib = mib;
+            }
+            if a.limit_rate.is_some() || a.no_limit_rate {
+                p.bandwidth_limit = a.limit_rate;
+            }
+            config
+                .save_profile(Some(&a.name), p)
+                .map_err(|e| e.to_string())?;
+            eprintln!("updated profile {:?} in {}", a.name, config.path.display());
         }
         ProfileCommand::List => {
             if config.profiles.is_empty() {
