@@ -252,6 +252,43 @@ async fn the_bandwidth_limit_paces_all_parts_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_in_flight_and_part_size_change_on_a_running_queue() {
+    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
+    // Each part is held a while, so the parts in flight can be counted at the proxy.
+    r.proxy.inject(Fault::always(
+        Match::PartUploads,
+        FaultKind::Delay(Duration::from_millis(700)),
+    ));
+    r.queue.set_parts_in_flight(3);
+    r.queue.set_part_size(6 * MIB);
+    let (path, sha) = random_file(r.dir.path(), "tuned.mp4", (18 * MIB) as usize);
+    let id = r.queue.add(&path, &r.target).expect("add");
+
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let queue = r.queue.clone();
+        let stop = stop.clone();
+        async move { queue.run(Some(vec![id]), stop).await }
+    });
+    let mut most_in_flight = 0;
+    while !run.is_finished() {
+        let in_flight = r.part_puts().iter().filter(|s| s.status.is_none()).count();
+        most_in_flight = most_in_flight.max(in_flight);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.await.expect("join").expect("queue runs");
+    r.assert_streams_identical(id, &sha).await;
+
+    let sizes: Vec<usize> = r.part_puts().iter().map(|s| s.body_bytes).collect();
+    assert_eq!(
+        sizes,
+        vec![(6 * MIB) as usize; 3],
+        "planned with the new part size"
+    );
+    assert_eq!(most_in_flight, 3, "raised from 1 to 3 parts in flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_network_is_waited_out_not_failed() {
     let r = rig(Duration::from_secs(900)).await;
     let (path, sha) = random_file(r.dir.path(), "offline.mp4", (26 * MIB) as usize);

@@ -70,6 +70,7 @@ impl Shell {
             if let Ok(p) = self.profiles.default_profile() {
                 queue.set_parts_in_flight(usize::from(p.parts_in_flight));
                 queue.set_bandwidth_limit(p.bandwidth_limit);
+                queue.set_part_size(p.part_size_mib * 1024 * 1024);
             }
             self.watching
                 .restart(app, queue.clone(), self.profiles.watch_folders());

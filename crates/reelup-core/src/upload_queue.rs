@@ -86,6 +86,9 @@ enum Ended {
     Stopped,
 }
 
+/// The most parts in flight a queue allows, whatever the setting says.
+pub const MAX_PARTS_IN_FLIGHT: usize = 32;
+
 pub struct UploadQueue<E> {
     store: Mutex<QueueStore>,
     connect: Box<dyn Fn(&Target) -> E + Send + Sync>,
@@ -96,6 +99,9 @@ pub struct UploadQueue<E> {
     parts_target: std::sync::atomic::AtomicUsize,
     /// Permits still to take back after the setting was lowered.
     parts_owed: std::sync::atomic::AtomicUsize,
+    /// The part size for multipart uploads started from now on; one already started keeps
+    /// the size it was planned with (its parts on S3 are numbered by it).
+    part_size: std::sync::atomic::AtomicU64,
     /// Woken when there may be new work (an add or a resume), for [`UploadQueue::serve`].
     work: Arc<tokio::sync::Notify>,
     /// One for the whole queue, so the bandwidth limit is shared by every transfer.
@@ -155,9 +161,14 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             store: Mutex::new(store),
             connect: Box::new(connect),
             http,
-            parts: Arc::new(Semaphore::new(options.parts_in_flight.clamp(1, 32))),
-            parts_target: std::sync::atomic::AtomicUsize::new(options.parts_in_flight.clamp(1, 32)),
+            parts: Arc::new(Semaphore::new(
+                options.parts_in_flight.clamp(1, MAX_PARTS_IN_FLIGHT),
+            )),
+            parts_target: std::sync::atomic::AtomicUsize::new(
+                options.parts_in_flight.clamp(1, MAX_PARTS_IN_FLIGHT),
+            ),
             parts_owed: std::sync::atomic::AtomicUsize::new(0),
+            part_size: std::sync::atomic::AtomicU64::new(options.upload.part_size),
             pacing: Pacing {
                 stall_timeout: options.stall_timeout,
                 limit: Some(Arc::new({
@@ -270,7 +281,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Changes how many parts may be in flight. Lowering it takes effect as parts finish.
     pub fn set_parts_in_flight(&self, n: usize) {
-        let n = n.clamp(1, 32);
+        let n = n.clamp(1, MAX_PARTS_IN_FLIGHT);
         let old = self
             .parts_target
             .swap(n, std::sync::atomic::Ordering::SeqCst);
@@ -293,6 +304,12 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             self.parts_owed
                 .fetch_add(old - n - gone, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    /// Changes the part size of multipart uploads that start from now on.
+    pub fn set_part_size(&self, bytes: u64) {
+        self.part_size
+            .store(bytes, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A permit to send one part, honouring a parts-in-flight setting lowered meanwhile.
@@ -734,7 +751,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 else {
                     return Ok(None);
                 };
-                let plan = PartPlan::new(item.size, self.options.upload.part_size);
+                let part_size = self.part_size.load(std::sync::atomic::Ordering::SeqCst);
+                let plan = PartPlan::new(item.size, part_size);
                 self.store()
                     .set_multipart(id, &start.key, &start.upload_id, plan.part_size())
                     .map_err(queue_failure)?;
@@ -756,7 +774,10 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .parts()
             .filter(|(n, _)| !done.contains_key(n))
             .collect();
-        let per_file = self.options.parts_in_flight.clamp(1, 32);
+        // The shared semaphore is what limits parts in flight; each file may queue up to
+        // the highest setting, so raising it mid-file takes effect at once. The semaphore is
+        // fair, so the file that started first keeps the lead.
+        let per_file = MAX_PARTS_IN_FLIGHT;
         let sent_parts: Vec<Option<StoredPart>> = stream::iter(missing)
             .map(|(number, range)| {
                 let (key, upload_id, sent) = (&key, &upload_id, sent.clone());
