@@ -69,6 +69,33 @@ def drag(env, source: tuple[int, int], target: tuple[int, int], over=None) -> No
     assert seen, "the target never showed the drag over it"
 
 
+def window_visible(env, name: str = "^Reelup$") -> bool:
+    found = subprocess.run(
+        ["xdotool", "search", "--onlyvisible", "--name", name], env=env, capture_output=True, text=True
+    )
+    return found.returncode == 0 and bool(found.stdout.split())
+
+
+def close_window(env, name: str = "^Reelup$") -> None:
+    """Asks the window to close the way a window manager does when its close button is
+    clicked: a WM_DELETE_WINDOW message (Xvfb runs no window manager to send one)."""
+    from Xlib import X, display, protocol
+
+    wid = int(xdotool(env, "search", "--onlyvisible", "--name", name).split()[0])
+    conn = display.Display(env["DISPLAY"])
+    try:
+        window = conn.create_resource_object("window", wid)
+        event = protocol.event.ClientMessage(
+            window=window,
+            client_type=conn.intern_atom("WM_PROTOCOLS"),
+            data=(32, [conn.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
+        )
+        window.send_event(event, event_mask=X.NoEventMask)
+        conn.flush()
+    finally:
+        conn.close()
+
+
 class Lines:
     """Lines from a child's stdout, with a timeout."""
 
