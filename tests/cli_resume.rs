@@ -12,7 +12,7 @@ use reelup_core::Fingerprint;
 use reelup_core::queue_store::{ItemState, QueueStore, Target};
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{bin, random_file, sha256_hex};
+use reelup_tests::{random_file, reelup_command, sha256_hex};
 use reqwest::Method;
 
 const MIB: u64 = 1024 * 1024;
@@ -32,12 +32,9 @@ async fn stack_behind_proxy(dir: &Path) -> (LocalStack, FaultProxy) {
 }
 
 fn reelup(stack: &LocalStack, data_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin("reelup"));
+    // No profiles: never the user's config.
+    let mut cmd = reelup_command(&data_dir.join("config"), data_dir);
     cmd.args(args)
-        .env("REELUP_DATA_DIR", data_dir)
-        // No profiles: never the user's config.
-        .env("REELUP_CONFIG_DIR", data_dir.join("config"))
-        .env_remove("REELUP_PROFILE")
         .env("REELUP_TOKEN", stack.token.expose())
         .env("REELUP_ENDPOINT", &stack.endpoint)
         .env("REELUP_CDN", &stack.cdn)

@@ -6,18 +6,14 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use reelup_tests::{KeyringSession, LocalServer, bin, fetch_sha256, files_containing, random_file};
+use reelup_tests::{
+    KeyringSession, LocalServer, bin, fetch_sha256, files_containing, random_file, reelup_command,
+};
 
 /// Runs `reelup` with its own config and data dirs, this keyring, and `stdin` piped in.
 fn reelup_in(dirs: &Path, keyring: Option<&KeyringSession>, args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(bin("reelup"));
+    let mut cmd = reelup_command(&dirs.join("config"), &dirs.join("data"));
     cmd.args(args)
-        .env_remove("REELUP_TOKEN")
-        .env_remove("REELUP_ENDPOINT")
-        .env_remove("REELUP_CDN")
-        .env_remove("REELUP_PROFILE")
-        .env("REELUP_CONFIG_DIR", dirs.join("config"))
-        .env("REELUP_DATA_DIR", dirs.join("data"))
         // Everything the engine logs, so the log can be searched for the token.
         .env("REELUP_LOG", "debug")
         .stdin(Stdio::piped())

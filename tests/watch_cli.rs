@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use reelup_tests::{LocalServer, bin, fetch_sha256, random_file, sha256_hex};
+use reelup_tests::{LocalServer, fetch_sha256, random_file, reelup_command, sha256_hex};
 
 struct Env {
     server: LocalServer,
@@ -46,14 +46,11 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("reelup"));
-        cmd.args(args)
-            .env_remove("REELUP_ENDPOINT")
-            .env_remove("REELUP_CDN")
-            .env_remove("REELUP_PROFILE")
-            .env("REELUP_TOKEN", &self.server.token)
-            .env("REELUP_CONFIG_DIR", self.dir.path().join("config"))
-            .env("REELUP_DATA_DIR", self.dir.path().join("data"));
+        let mut cmd = reelup_command(
+            &self.dir.path().join("config"),
+            &self.dir.path().join("data"),
+        );
+        cmd.args(args).env("REELUP_TOKEN", &self.server.token);
         cmd
     }
 

@@ -129,18 +129,25 @@ pub fn fetch_sha256(url: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The `reelup` CLI with the given config and data dirs (never the user's) and none of the
+/// REELUP_* variables of the environment the tests run in; callers add their own.
+pub fn reelup_command(config_dir: &Path, data_dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("reelup"));
+    cmd.env_remove("REELUP_TOKEN")
+        .env_remove("REELUP_ENDPOINT")
+        .env_remove("REELUP_CDN")
+        .env_remove("REELUP_PROFILE")
+        .env("REELUP_CONFIG_DIR", config_dir)
+        .env("REELUP_DATA_DIR", data_dir);
+    cmd
+}
+
 /// Runs the `reelup` CLI with a clean environment plus `env`. Unless `env` names a
 /// REELUP_DATA_DIR, each run gets a queue of its own, never the user's.
 pub fn reelup(args: &[&str], env: &[(&str, &str)]) -> Output {
     let own_queue = tempfile::tempdir().expect("temp data dir");
-    let mut cmd = Command::new(bin("reelup"));
-    cmd.args(args)
-        .env_remove("REELUP_TOKEN")
-        .env_remove("REELUP_ENDPOINT")
-        .env_remove("REELUP_CDN")
-        .env_remove("REELUP_PROFILE")
-        .env("REELUP_DATA_DIR", own_queue.path())
-        .env("REELUP_CONFIG_DIR", own_queue.path().join("config"));
+    let mut cmd = reelup_command(&own_queue.path().join("config"), own_queue.path());
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
