@@ -91,6 +91,33 @@ impl Shell {
     }
 }
 
+/// SIGTERM (a logout, a service manager) and SIGINT (Ctrl-C in `./dev run`) quit the way
+/// the tray's Quit does: the window's size and place are saved and uploads stop at a part
+/// boundary, to carry on at the next start.
+fn quit_on_signals<R: Runtime>(app: &tauri::AppHandle<R>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT; they end the app abruptly");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: quitting"),
+                _ = int.recv() => tracing::info!("SIGINT: quitting"),
+            }
+            app.exit(0);
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = app;
+}
+
 pub(crate) fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.unminimize();
@@ -227,6 +254,7 @@ pub fn run() {
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;
             shell.start(app.handle());
+            quit_on_signals(app.handle());
             add_and_report(app.handle(), path_args(std::env::args()));
             Ok(())
         })

@@ -7,7 +7,7 @@ import time
 
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import bin_path
+from conftest import SINGLE_INSTANCE, bin_path, bus_name_has_owner, stop
 from reelup_ui import (
     close_window,
     drop_files,
@@ -78,3 +78,62 @@ def test_uploads_go_on_with_the_window_closed_and_a_second_launch_hands_over_fil
     assert fetch_sha256(done[first.name]["url"]) == sha256(data)
     assert fetch_sha256(done[second.name]["url"]) == sha256(second_data)
     assert "notes.txt" not in queue_by_cli(app_env), "the folder's non-video was queued"
+
+
+def geometry(env, wid: str) -> dict[str, int]:
+    out = subprocess.run(
+        ["xdotool", "getwindowgeometry", "--shell", wid], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return {k: int(v) for k, v in (line.split("=", 1) for line in out.splitlines() if "=" in line) if k != "SCREEN"}
+
+
+def launch_alone(env, log):
+    """The app as a user starts it (no WebDriver), once no other Reelup runs on the bus;
+    returns the process and its window."""
+    deadline = time.monotonic() + 30
+    while bus_name_has_owner(env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
+        assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
+        time.sleep(0.1)
+    proc = subprocess.Popen([bin_path("reelup-app")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid), "--name", "^Reelup$"],
+            env=env, capture_output=True, text=True,
+        )
+        if found.returncode == 0 and found.stdout.split():
+            return proc, found.stdout.split()[0]
+        assert proc.poll() is None, f"the app exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "the app's window did not appear"
+        time.sleep(0.2)
+
+
+def test_window_size_and_place_are_remembered_and_sigterm_quits_cleanly(app_env, app_log):
+    with open(app_log, "ab") as log:
+        first, wid = launch_alone(app_env, log)
+        try:
+            subprocess.run(["xdotool", "windowsize", wid, "900", "640"], env=app_env, check=True)
+            subprocess.run(["xdotool", "windowmove", wid, "123", "77"], env=app_env, check=True)
+            want = {"X": 123, "Y": 77, "WIDTH": 900, "HEIGHT": 640}
+            deadline = time.monotonic() + 10
+            while (got := geometry(app_env, wid)) != {**got, **want}:
+                assert time.monotonic() < deadline, f"the window did not take its new size and place: {got}"
+                time.sleep(0.1)
+            time.sleep(0.5)  # the app hears of the move and resize
+            first.terminate()
+            # A clean quit, as from the tray's Quit: not killed by the signal.
+            assert first.wait(timeout=20) == 0
+        finally:
+            stop(first)
+
+        second, wid = launch_alone(app_env, log)
+        try:
+            # Restored as the window comes up (the X server applies it a moment later).
+            deadline = time.monotonic() + 10
+            while (got := geometry(app_env, wid)) != {**got, **want}:
+                assert time.monotonic() < deadline, f"the size and place were not restored: {got}"
+                time.sleep(0.1)
+            second.terminate()
+            assert second.wait(timeout=20) == 0
+        finally:
+            stop(second)
