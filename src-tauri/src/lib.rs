@@ -225,13 +225,43 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
     ]
 }
 
-pub fn run() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REELUP_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+/// Logs go to stderr and to `<data dir>/logs/reelup-app.<date>.log` (a week kept), so a
+/// user can attach them to a bug report; a panic is logged there too. Tokens never reach a
+/// log: they are `Secret`s, whose Debug and Display print `***`.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("REELUP_LOG").unwrap_or_else(|_| "info".into());
+    let dir = reelup_core::queue_store::default_data_dir().join("logs");
+    let file = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("reelup-app")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(&dir);
+    let file_error = file.as_ref().err().map(ToString::to_string);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(file.ok().map(|file| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(file)
+        }))
         .init();
+    if let Some(e) = file_error {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write a log file; logging to stderr only");
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("{info}");
+        default_hook(info);
+    }));
+}
+
+pub fn run() {
+    init_logging();
 
     let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default())));
     let result = tauri::Builder::default()
@@ -240,6 +270,8 @@ pub fn run() {
             show_main_window(app);
             add_and_report(app, path_args(argv));
         }))
+        // The window starts hidden (tauri.conf.json) and this shows it at its remembered
+        // size and place, so it never appears somewhere first and then jumps.
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
@@ -249,6 +281,11 @@ pub fn run() {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        .on_page_load(|webview, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished {
+                tracing::info!(window = webview.label(), "page loaded");
+            }
+        })
         .manage(shell.clone())
         .invoke_handler(handler())
         .setup(move |app| {
@@ -273,7 +310,10 @@ pub fn run() {
                     .close_to_tray =>
             {
                 api.prevent_close();
-                let _ = window.hide();
+                tracing::info!("window closed: uploads go on in the tray");
+                if let Err(e) = window.hide() {
+                    tracing::warn!(error = %e, "could not hide the window");
+                }
             }
             _ => {}
         })

@@ -317,10 +317,26 @@ def log_name(nodeid: str) -> str:
 
 
 @pytest.fixture
-def app_log(request):
-    """The file tauri-driver, WebKitWebDriver and the app write their output to."""
+def app_log(request, app_dirs):
+    """The file tauri-driver, WebKitWebDriver and the app write their output to. An app
+    that WebKitWebDriver starts has its stdout and stderr silenced, so what the app wrote
+    to its own log file (in the data dir) during the test is added at the end."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    return LOGS / log_name(request.node.nodeid)
+    path = LOGS / log_name(request.node.nodeid)
+    logs = app_dirs["data"] / "logs"
+    seen = {p: p.stat().st_size for p in logs.glob("*.log")} if logs.is_dir() else {}
+    yield path
+    if logs.is_dir():
+        with open(path, "ab") as out:
+            for p in sorted(logs.glob("*.log")):
+                with open(p, "rb") as f:
+                    f.seek(seen.get(p, 0))
+                    out.write(f.read())
+    # A panic is a bug even when the page looked right (a thread of the app died).
+    output = path.read_text(errors="replace") if path.exists() else ""
+    if "panicked at" in output:
+        at = output.index("panicked at")
+        pytest.fail(f"the app panicked (see {path}):\n{output[max(0, at - 200):at + 800]}", pytrace=False)
 
 
 @pytest.fixture
@@ -365,11 +381,6 @@ def app(app_env, app_log):
         started = sorted(set(started + descendants(proc.pid)))
         stop(proc)
         end_pids(started)
-    # A panic is a bug even when the page looked right (a thread of the app died).
-    output = app_log.read_text(errors="replace")
-    if "panicked at" in output:
-        at = output.index("panicked at")
-        pytest.fail(f"the app panicked (see {app_log}):\n{output[max(0, at - 200):at + 800]}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -81,16 +81,18 @@ def close_window(env, name: str = "^Reelup$") -> None:
     clicked: a WM_DELETE_WINDOW message (Xvfb runs no window manager to send one)."""
     from Xlib import X, display, protocol
 
-    wid = int(xdotool(env, "search", "--onlyvisible", "--name", name).split()[0])
+    # Every match: a window of an app that is still going away may be listed first.
+    wids = [int(w) for w in xdotool(env, "search", "--onlyvisible", "--name", name).split()]
     conn = display.Display(env["DISPLAY"])
     try:
-        window = conn.create_resource_object("window", wid)
-        event = protocol.event.ClientMessage(
-            window=window,
-            client_type=conn.intern_atom("WM_PROTOCOLS"),
-            data=(32, [conn.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
-        )
-        window.send_event(event, event_mask=X.NoEventMask)
+        for wid in wids:
+            window = conn.create_resource_object("window", wid)
+            event = protocol.event.ClientMessage(
+                window=window,
+                client_type=conn.intern_atom("WM_PROTOCOLS"),
+                data=(32, [conn.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
+            )
+            window.send_event(event, event_mask=X.NoEventMask)
         conn.flush()
     finally:
         conn.close()

@@ -2,6 +2,7 @@
 second launch hands its files (a folder too) to the running app and brings the window back."""
 import json
 import os
+from pathlib import Path
 import subprocess
 import time
 
@@ -9,11 +10,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import SINGLE_INSTANCE, bin_path, bus_name_has_owner, stop
 from reelup_ui import (
+    click,
     close_window,
     drop_files,
     fetch_sha256,
     queue_rows,
     sha256,
+    show_tab,
     wait_connected,
     wait_history,
     window_visible,
@@ -94,14 +97,20 @@ def launch_alone(env, log):
     while bus_name_has_owner(env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
         assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
         time.sleep(0.1)
+    log_path = Path(log.name)
+    log.flush()
+    loaded_before = log_path.read_bytes().count(b"page loaded")
     proc = subprocess.Popen([bin_path("reelup-app")], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
+        # Up means the page is in and the window shows: a close or a resize sent earlier
+        # may reach GTK before the app listens for it, which no user can do.
         found = subprocess.run(
             ["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid), "--name", "^Reelup$"],
             env=env, capture_output=True, text=True,
         )
-        if found.returncode == 0 and found.stdout.split():
+        loaded = log_path.read_bytes().count(b"page loaded") > loaded_before
+        if loaded and found.returncode == 0 and found.stdout.split():
             return proc, found.stdout.split()[0]
         assert proc.poll() is None, f"the app exited with {proc.returncode}"
         assert time.monotonic() < deadline, "the app's window did not appear"
@@ -137,3 +146,46 @@ def test_window_size_and_place_are_remembered_and_sigterm_quits_cleanly(app_env,
             assert second.wait(timeout=20) == 0
         finally:
             stop(second)
+
+
+def test_start_at_login_follows_settings(app, app_dirs):
+    driver = app
+    wait_connected(driver)
+    show_tab(driver, "settings")
+    config = app_dirs["config"] / "config.toml"
+    # Where the autostart plugin (auto-launch) puts login items on Linux: ~/.config/autostart.
+    entry = app_dirs["home"] / ".config" / "autostart"
+
+    def desktop_files():
+        return sorted(entry.glob("*.desktop")) if entry.is_dir() else []
+
+    assert desktop_files() == []
+    click(driver, "[data-testid=opt-start-at-login]")
+    WebDriverWait(driver, 20).until(lambda _: desktop_files(), "no login item was written")
+    [item] = desktop_files()
+    assert f"Exec={bin_path('reelup-app')}" in item.read_text(), item.read_text()
+    WebDriverWait(driver, 10).until(lambda _: "start-at-login = true" in config.read_text(), config.read_text())
+
+    click(driver, "[data-testid=opt-start-at-login]")
+    WebDriverWait(driver, 20).until(lambda _: not desktop_files(), "the login item stayed")
+    WebDriverWait(driver, 10).until(lambda _: "start-at-login = false" in config.read_text(), config.read_text())
+
+
+def test_without_close_to_tray_closing_the_window_quits(app_env, app_dirs, app_log):
+    config = app_dirs["config"] / "config.toml"
+    before = config.read_text()
+    # The [app] table is there if an earlier test changed an app option through Settings.
+    if "close-to-tray = true" in before:
+        config.write_text(before.replace("close-to-tray = true", "close-to-tray = false"))
+    else:
+        config.write_text(before + "\n[app]\nclose-to-tray = false\n")
+    try:
+        with open(app_log, "ab") as log:
+            alone, _wid = launch_alone(app_env, log)
+            try:
+                close_window(app_env)
+                assert alone.wait(timeout=20) == 0, "closing the window did not quit the app"
+            finally:
+                stop(alone)
+    finally:
+        config.write_text(before)

@@ -147,16 +147,21 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The default place: `<data dir>/queue.sqlite3`, or `$REELUP_DATA_DIR/queue.sqlite3`.
-pub fn default_queue_path() -> PathBuf {
-    let dir = std::env::var_os("REELUP_DATA_DIR")
+/// Where Reelup keeps its data (the queue, the app's logs): the platform's data dir, or
+/// `$REELUP_DATA_DIR`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("REELUP_DATA_DIR")
         .map(PathBuf::from)
         .or_else(|| {
             directories::ProjectDirs::from("dev", "reelup", "reelup")
                 .map(|d| d.data_dir().to_owned())
         })
-        .unwrap_or_else(|| PathBuf::from(".reelup"));
-    dir.join("queue.sqlite3")
+        .unwrap_or_else(|| PathBuf::from(".reelup"))
+}
+
+/// The default place: `<data dir>/queue.sqlite3`.
+pub fn default_queue_path() -> PathBuf {
+    default_data_dir().join("queue.sqlite3")
 }
 
 fn setup(conn: &Connection) -> rusqlite::Result<()> {
