@@ -270,9 +270,18 @@ pub fn run() {
             show_main_window(app);
             add_and_report(app, path_args(argv));
         }))
-        // The window starts hidden (tauri.conf.json) and this shows it at its remembered
-        // size and place, so it never appears somewhere first and then jumps.
-        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // The window starts hidden (tauri.conf.json); this puts it at its remembered size
+        // and place, and setup shows it, so it never appears somewhere first and jumps.
+        // Visibility is not remembered: quitting from the tray with the window closed must
+        // not make the next start invisible.
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::all()
+                        - tauri_plugin_window_state::StateFlags::VISIBLE,
+                )
+                .build(),
+        )
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
@@ -290,6 +299,8 @@ pub fn run() {
         .invoke_handler(handler())
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;
+            // Config windows exist by now, placed by the window-state plugin.
+            show_main_window(app.handle());
             shell.start(app.handle());
             quit_on_signals(app.handle());
             add_and_report(app.handle(), path_args(std::env::args()));

@@ -48,10 +48,7 @@ def test_uploads_go_on_with_the_window_closed_and_a_second_launch_hands_over_fil
         "the dropped file did not start",
     )
 
-    close_window(app_env)
-    WebDriverWait(driver, 10, poll_frequency=0.1).until(
-        lambda _: not window_visible(app_env), "the window did not close to the tray"
-    )
+    close_window(app_env, lambda: not window_visible(app_env), "the window did not close to the tray")
     states = []
     deadline = time.monotonic() + 60
     while (item := queue_by_cli(app_env).get(first.name)) is None or item["state"] != "done":
@@ -129,6 +126,8 @@ def test_window_size_and_place_are_remembered_and_sigterm_quits_cleanly(app_env,
                 assert time.monotonic() < deadline, f"the window did not take its new size and place: {got}"
                 time.sleep(0.1)
             time.sleep(0.5)  # the app hears of the move and resize
+            # Quit with the window closed to the tray: the next start still shows it.
+            close_window(app_env, lambda: not window_visible(app_env), "the window did not close to the tray")
             first.terminate()
             # A clean quit, as from the tray's Quit: not killed by the signal.
             assert first.wait(timeout=20) == 0
@@ -183,8 +182,8 @@ def test_without_close_to_tray_closing_the_window_quits(app_env, app_dirs, app_l
         with open(app_log, "ab") as log:
             alone, _wid = launch_alone(app_env, log)
             try:
-                close_window(app_env)
-                assert alone.wait(timeout=20) == 0, "closing the window did not quit the app"
+                close_window(app_env, lambda: alone.poll() is not None, "closing the window did not quit the app")
+                assert alone.returncode == 0
             finally:
                 stop(alone)
     finally:
