@@ -251,6 +251,28 @@ async fn the_bandwidth_limit_paces_all_parts_together() {
     assert!(took >= Duration::from_millis(1450), "took {took:?}");
 }
 
+/// Runs the queue on `ids` while `during` watches the proxy every 20 ms (and may change
+/// the queue's settings); gives up after 60 s.
+async fn run_watching(r: &Rig, ids: Vec<i64>, mut during: impl FnMut(&Rig)) {
+    let run = tokio::spawn({
+        let queue = r.queue.clone();
+        async move { queue.run(Some(ids), CancellationToken::new()).await }
+    });
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !run.is_finished() {
+            during(r);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the queue finishes");
+    run.await.expect("join").expect("queue runs");
+}
+
+fn in_flight(r: &Rig) -> usize {
+    r.part_puts().iter().filter(|s| s.status.is_none()).count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_in_flight_and_part_size_change_on_a_running_queue() {
     let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
@@ -259,33 +281,63 @@ async fn parts_in_flight_and_part_size_change_on_a_running_queue() {
         Match::PartUploads,
         FaultKind::Delay(Duration::from_millis(700)),
     ));
-    r.queue.set_parts_in_flight(3);
-    r.queue.set_part_size(6 * MIB);
-    let (path, sha) = random_file(r.dir.path(), "tuned.mp4", (18 * MIB) as usize);
-    let id = r.queue.add(&path, &r.target).expect("add");
-
-    let stop = CancellationToken::new();
-    let run = tokio::spawn({
-        let queue = r.queue.clone();
-        let stop = stop.clone();
-        async move { queue.run(Some(vec![id]), stop).await }
-    });
-    let mut most_in_flight = 0;
-    while !run.is_finished() {
-        let in_flight = r.part_puts().iter().filter(|s| s.status.is_none()).count();
-        most_in_flight = most_in_flight.max(in_flight);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    run.await.expect("join").expect("queue runs");
-    r.assert_streams_identical(id, &sha).await;
-
+    // Planned at 5 MiB parts, one at a time.
+    let (first, first_sha) = random_file(r.dir.path(), "first.mp4", (15 * MIB) as usize);
+    let first_id = r.queue.add(&first, &r.target).expect("add");
+    let (mut raised, mut most) = (false, 0);
+    run_watching(&r, vec![first_id], |r| {
+        let now = in_flight(r);
+        if !raised && now == 1 {
+            // While its first part is in flight: more at once, and bigger parts.
+            r.queue.set_parts_in_flight(3);
+            r.queue.set_part_size(6 * MIB);
+            raised = true;
+        }
+        most = most.max(now);
+    })
+    .await;
+    r.assert_streams_identical(first_id, &first_sha).await;
+    assert!(raised);
+    assert_eq!(most, 3, "raised from 1 to 3 parts in flight mid-file");
     let sizes: Vec<usize> = r.part_puts().iter().map(|s| s.body_bytes).collect();
     assert_eq!(
         sizes,
-        vec![(6 * MIB) as usize; 3],
-        "planned with the new part size"
+        vec![(5 * MIB) as usize; 3],
+        "a started upload keeps the part size it was planned with"
     );
-    assert_eq!(most_in_flight, 3, "raised from 1 to 3 parts in flight");
+
+    // A file added afterwards is planned with the new size.
+    let (second, second_sha) = random_file(r.dir.path(), "second.mp4", (12 * MIB) as usize);
+    let second_id = r.queue.add(&second, &r.target).expect("add");
+    run_watching(&r, vec![second_id], |_| {}).await;
+    r.assert_streams_identical(second_id, &second_sha).await;
+    let sizes: Vec<usize> = r.part_puts()[3..].iter().map(|s| s.body_bytes).collect();
+    assert_eq!(sizes, vec![(6 * MIB) as usize; 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_take_turns_for_parts() {
+    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
+    r.proxy.inject(Fault::always(
+        Match::PartUploads,
+        FaultKind::Delay(Duration::from_millis(300)),
+    ));
+    let (a, a_sha) = random_file(r.dir.path(), "a.mp4", (20 * MIB) as usize);
+    let (b, b_sha) = random_file(r.dir.path(), "b.mp4", (20 * MIB) as usize);
+    let a_id = r.queue.add(&a, &r.target).expect("add");
+    let b_id = r.queue.add(&b, &r.target).expect("add");
+    run_watching(&r, vec![a_id, b_id], |_| {}).await;
+    r.assert_streams_identical(a_id, &a_sha).await;
+    r.assert_streams_identical(b_id, &b_sha).await;
+    // One part at a time for both: the files alternate instead of one going first whole.
+    let keys: Vec<String> = r.part_puts().into_iter().map(|s| s.path).collect();
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let first_of_second = keys.iter().position(|k| k != &keys[0]).expect("two keys");
+    let last_of_first = keys.iter().rposition(|k| k == &keys[0]).expect("key");
+    assert!(
+        first_of_second < last_of_first,
+        "the second file waited for the whole first one: {keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

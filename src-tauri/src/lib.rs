@@ -92,8 +92,9 @@ impl Shell {
 }
 
 /// SIGTERM (a logout, a service manager) and SIGINT (Ctrl-C in `./dev run`) quit the way
-/// the tray's Quit does: the window's size and place are saved and uploads stop at a part
-/// boundary, to carry on at the next start.
+/// the tray's Quit does: the window's size and place are saved. Parts in flight are cut;
+/// the next start carries on from the last finished part. A second signal ends the app at
+/// once, in case the first quit hangs.
 fn quit_on_signals<R: Runtime>(app: &tauri::AppHandle<R>) {
     #[cfg(unix)]
     {
@@ -112,6 +113,12 @@ fn quit_on_signals<R: Runtime>(app: &tauri::AppHandle<R>) {
                 _ = int.recv() => tracing::info!("SIGINT: quitting"),
             }
             app.exit(0);
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("a second signal: ending at once");
+            std::process::exit(130);
         });
     }
     #[cfg(not(unix))]

@@ -11,12 +11,17 @@ use tokio_util::sync::CancellationToken;
 use crate::ipc::{EVENT_NOTICE, EVENT_WATCH, Notice, WatchState, WatchStatus};
 use crate::uploads::Queue;
 
+/// Each watched folder with the name of its profile.
+type WatchedFolders = Vec<(String, FolderTarget)>;
+
 #[derive(Default)]
 pub struct Watching {
     stop: Mutex<Option<CancellationToken>>,
     /// What is being watched, so a settings change that leaves the folders alone (a
-    /// token, an app option) does not walk every folder again.
-    watched: Mutex<Option<Vec<(String, FolderTarget)>>>,
+    /// token, an app option) does not walk every folder again. Cleared when the watcher
+    /// fails, so saving the same settings again retries. Held for a whole restart, so two
+    /// at once cannot leave a watcher running that nothing stops.
+    watched: Arc<Mutex<Option<WatchedFolders>>>,
     statuses: Arc<Mutex<Vec<WatchStatus>>>,
 }
 
@@ -42,15 +47,13 @@ impl Watching {
         &self,
         app: &AppHandle<R>,
         queue: Arc<Queue>,
-        folders: Vec<(String, FolderTarget)>,
+        folders: WatchedFolders,
     ) {
-        {
-            let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-            if watched.as_ref() == Some(&folders) {
-                return;
-            }
-            *watched = Some(folders.clone());
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if watched.as_ref() == Some(&folders) {
+            return;
         }
+        *watched = Some(folders.clone());
         if let Some(old) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             old.cancel();
         }
@@ -80,9 +83,10 @@ impl Watching {
         let (tx, mut reports) = tokio::sync::mpsc::channel(256);
         let targets = folders.iter().map(|(_, f)| f.clone()).collect();
         {
-            let app = app.clone();
+            let (app, watched) = (app.clone(), self.watched.clone());
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = watch_into_queue(queue, targets, tx, stop).await {
+                    *watched.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     let _ = app.emit(
                         EVENT_NOTICE,
                         Notice {

@@ -328,6 +328,18 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         }
     }
 
+    /// A permit to send one part, or None once `stop` fires (a paused or canceled file
+    /// must not wait its turn to find out).
+    async fn part_permit_unless(
+        &self,
+        stop: &CancellationToken,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::select! {
+            permit = self.part_permit() => permit,
+            () = stop.cancelled() => None,
+        }
+    }
+
     /// Pauses everything not yet finished; returns how many items it paused.
     pub fn pause_all(&self) -> Result<usize, QueueError> {
         let ids = self.ids_in(&[
@@ -774,15 +786,20 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .parts()
             .filter(|(n, _)| !done.contains_key(n))
             .collect();
-        // The shared semaphore is what limits parts in flight; each file may queue up to
-        // the highest setting, so raising it mid-file takes effect at once. The semaphore is
-        // fair, so the file that started first keeps the lead.
-        let per_file = MAX_PARTS_IN_FLIGHT;
+        // The shared semaphore is what limits parts in flight. A file's parts line up for
+        // it one at a time (`turn`), so each file has at most one waiter there: files take
+        // turns (the semaphore is fair), a raised setting applies at once, and a paused or
+        // canceled file stops waiting.
+        let turn = tokio::sync::Mutex::new(());
         let sent_parts: Vec<Option<StoredPart>> = stream::iter(missing)
             .map(|(number, range)| {
-                let (key, upload_id, sent) = (&key, &upload_id, sent.clone());
+                let (key, upload_id, sent, turn) = (&key, &upload_id, sent.clone(), &turn);
                 async move {
-                    let Some(_permit) = self.part_permit().await else {
+                    let permit = {
+                        let _turn = turn.lock().await;
+                        self.part_permit_unless(stop).await
+                    };
+                    let Some(_permit) = permit else {
                         return Ok(None);
                     };
                     if stop.is_cancelled() {
@@ -818,7 +835,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     Ok::<_, UploadError>(Some(part))
                 }
             })
-            .buffer_unordered(per_file)
+            .buffer_unordered(MAX_PARTS_IN_FLIGHT)
             .try_collect()
             .await?;
         if stop.is_cancelled() || sent_parts.iter().any(Option::is_none) {
