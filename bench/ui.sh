@@ -19,6 +19,6 @@ VENV="${XDG_CACHE_HOME:-$HOME/.cache}/reelup-dev/venv"
 (cd ui && npm run --silent build >/dev/null)
 # The same build as ./dev test (features included), so the warm build stays warm.
 cargo build --quiet --workspace --all-targets
-PATH="$HOME/.cargo/bin:$PATH" dbus-run-session -- "$VENV/bin/python" -m pytest \
+PATH="$HOME/.cargo/bin:$PATH" dbus-run-session --config-file=tests/app/session-bus.conf -- "$VENV/bin/python" -m pytest \
   tests/app/bench_queue_ui.py -q -s -p no:cacheprovider -o faulthandler_timeout=300 2>/dev/null |
   grep -v '^\.\?$\|passed in'

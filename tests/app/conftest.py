@@ -3,8 +3,8 @@ with its token in that keyring, tauri-driver and the Reelup app.
 
 Every process started here is ended here, by PID (the app itself, which WebKitWebDriver
 starts, is found among tauri-driver's descendants and ended by PID too). Run inside
-`dbus-run-session` (./dev test does) so GTK, WebKit and gnome-keyring get a private bus
-that ends with the run.
+`dbus-run-session --config-file=tests/app/session-bus.conf` (./dev test does) so GTK,
+WebKit and gnome-keyring get a private bus that ends with the run.
 """
 import json
 import os
@@ -192,7 +192,7 @@ def session_bus():
         yield bus
         return
     proc = subprocess.Popen(
-        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        ["dbus-daemon", f"--config-file={Path(__file__).with_name('session-bus.conf')}", "--nofork", "--print-address=1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
