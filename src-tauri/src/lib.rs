@@ -177,6 +177,14 @@ pub(crate) fn set_start_at_login<R: Runtime>(
 }
 
 /// Paths given on a command line (a file manager's "Open with Reelup", or a second launch).
+/// The login item starts the app with this: straight to the tray, window closed (when the
+/// user keeps uploads going in the tray; otherwise the window shows as usual).
+const IN_TRAY_ARG: &str = "--in-tray";
+
+fn starts_in_tray<R: Runtime>(app: &tauri::AppHandle<R>, args: &[String]) -> bool {
+    args.iter().any(|a| a == IN_TRAY_ARG) && app.state::<Arc<Shell>>().profiles.app().close_to_tray
+}
+
 fn path_args(args: impl IntoIterator<Item = String>) -> Vec<PathBuf> {
     args.into_iter()
         .skip(1)
@@ -274,7 +282,9 @@ pub fn run() {
     let result = tauri::Builder::default()
         // First: a second launch hands over its files and focuses this one, then exits.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            show_main_window(app);
+            if !starts_in_tray(app, &argv) {
+                show_main_window(app);
+            }
             add_and_report(app, path_args(argv));
         }))
         // The window starts hidden (tauri.conf.json); this puts it at its remembered size
@@ -291,7 +301,7 @@ pub fn run() {
         )
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec![IN_TRAY_ARG]),
         ))
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
@@ -307,10 +317,13 @@ pub fn run() {
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;
             // Config windows exist by now, placed by the window-state plugin.
-            show_main_window(app.handle());
+            let args: Vec<String> = std::env::args().collect();
+            if !starts_in_tray(app.handle(), &args) {
+                show_main_window(app.handle());
+            }
             shell.start(app.handle());
             quit_on_signals(app.handle());
-            add_and_report(app.handle(), path_args(std::env::args()));
+            add_and_report(app.handle(), path_args(args));
             Ok(())
         })
         .on_window_event(|window, event| match event {

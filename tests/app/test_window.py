@@ -162,7 +162,7 @@ def test_start_at_login_follows_settings(app, app_dirs):
     click(driver, "[data-testid=opt-start-at-login]")
     WebDriverWait(driver, 20).until(lambda _: desktop_files(), "no login item was written")
     [item] = desktop_files()
-    assert f"Exec={bin_path('reelup-app')}" in item.read_text(), item.read_text()
+    assert f"Exec={bin_path('reelup-app')} --in-tray" in item.read_text(), item.read_text()
     WebDriverWait(driver, 10).until(lambda _: "start-at-login = true" in config.read_text(), config.read_text())
 
     click(driver, "[data-testid=opt-start-at-login]")
@@ -188,3 +188,40 @@ def test_without_close_to_tray_closing_the_window_quits(app_env, app_dirs, app_l
                 stop(alone)
     finally:
         config.write_text(before)
+
+
+def test_the_login_item_starts_in_the_tray_and_a_launch_opens_the_window(app_env, app_log):
+    """What the login item runs (`reelup-app --in-tray`): the app is up, with no window;
+    the user's own launch afterwards opens it."""
+    with open(app_log, "ab") as log:
+        log_path = Path(log.name)
+        log.flush()
+        loaded_before = log_path.read_bytes().count(b"page loaded")
+        deadline = time.monotonic() + 30
+        while bus_name_has_owner(app_env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
+            assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
+            time.sleep(0.1)
+        tray = subprocess.Popen(
+            [bin_path("reelup-app"), "--in-tray"], env=app_env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while log_path.read_bytes().count(b"page loaded") == loaded_before:
+                assert tray.poll() is None, f"the app exited with {tray.returncode}"
+                assert time.monotonic() < deadline, "the app did not come up"
+                time.sleep(0.2)
+            time.sleep(1)
+            assert not window_visible(app_env), "started from the login item, the window showed"
+            assert tray.poll() is None
+
+            # The user starts Reelup: the running one opens its window, the new one exits.
+            launch = subprocess.run([bin_path("reelup-app")], env=app_env, capture_output=True, timeout=60)
+            assert launch.returncode == 0, launch.stderr.decode(errors="replace")[-2000:]
+            deadline = time.monotonic() + 20
+            while not window_visible(app_env):
+                assert time.monotonic() < deadline, "a launch did not open the window"
+                time.sleep(0.1)
+            tray.terminate()
+            assert tray.wait(timeout=20) == 0
+        finally:
+            stop(tray)
