@@ -269,18 +269,22 @@ async fn run_watching(r: &Rig, ids: Vec<i64>, mut during: impl FnMut(&Rig)) {
     run.await.expect("join").expect("queue runs");
 }
 
+/// A rig sending one part at a time, each held at the proxy for `hold`, so the parts in
+/// flight and their order can be seen there.
+async fn one_part_at_a_time(hold: Duration) -> Rig {
+    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
+    r.proxy
+        .inject(Fault::always(Match::PartUploads, FaultKind::Delay(hold)));
+    r
+}
+
 fn in_flight(r: &Rig) -> usize {
     r.part_puts().iter().filter(|s| s.status.is_none()).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_in_flight_and_part_size_change_on_a_running_queue() {
-    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
-    // Each part is held a while, so the parts in flight can be counted at the proxy.
-    r.proxy.inject(Fault::always(
-        Match::PartUploads,
-        FaultKind::Delay(Duration::from_millis(700)),
-    ));
+    let r = one_part_at_a_time(Duration::from_millis(700)).await;
     // Planned at 5 MiB parts, one at a time.
     let (first, first_sha) = random_file(r.dir.path(), "first.mp4", (15 * MIB) as usize);
     let first_id = r.queue.add(&first, &r.target).expect("add");
@@ -317,11 +321,7 @@ async fn parts_in_flight_and_part_size_change_on_a_running_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_take_turns_for_parts() {
-    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
-    r.proxy.inject(Fault::always(
-        Match::PartUploads,
-        FaultKind::Delay(Duration::from_millis(300)),
-    ));
+    let r = one_part_at_a_time(Duration::from_millis(300)).await;
     let (a, a_sha) = random_file(r.dir.path(), "a.mp4", (20 * MIB) as usize);
     let (b, b_sha) = random_file(r.dir.path(), "b.mp4", (20 * MIB) as usize);
     let a_id = r.queue.add(&a, &r.target).expect("add");

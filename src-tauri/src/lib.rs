@@ -44,14 +44,9 @@ impl Shell {
     ) -> Self {
         let tokens = Arc::new(TokenCache::new(keyring.clone()));
         let profiles = ProfileSettings::load(config, keyring, tokens.clone());
-        let mut options = QueueOptions::default();
-        if let Ok(p) = profiles.default_profile() {
-            options.parts_in_flight = usize::from(p.parts_in_flight);
-            options.bandwidth_limit = p.bandwidth_limit;
-            options.upload.part_size = p.part_size_mib * 1024 * 1024;
-        }
         Self {
-            uploads: Arc::new(Uploads::open(queue_path, tokens, options)),
+            // Tuned from the default profile by `follow_settings`, before it serves.
+            uploads: Arc::new(Uploads::open(queue_path, tokens, QueueOptions::default())),
             profiles,
             watching: Watching::default(),
         }
@@ -66,28 +61,32 @@ impl Shell {
     /// After any settings change: the watch folders and the queue's tuning follow, and
     /// every window hears the new settings.
     pub fn settings_changed<R: Runtime>(&self, app: &tauri::AppHandle<R>) -> Settings {
-        if let Ok(queue) = self.uploads.queue() {
-            if let Ok(p) = self.profiles.default_profile() {
-                queue.set_parts_in_flight(usize::from(p.parts_in_flight));
-                queue.set_bandwidth_limit(p.bandwidth_limit);
-                queue.set_part_size(p.part_size_mib * 1024 * 1024);
-            }
-            self.watching
-                .restart(app, queue.clone(), self.profiles.watch_folders());
-        }
+        self.follow_settings(app);
         let settings = self.profiles.settings();
         let _ = app.emit(EVENT_SETTINGS, settings.clone());
         let _ = app.emit(ipc::EVENT_CONNECTION, self.profiles.connection());
         settings
     }
 
-    /// Starts the queue and the watch folders.
+    /// Starts the queue, tuned from the settings, and the watch folders.
     pub fn start<R: Runtime>(&self, app: &tauri::AppHandle<R>) {
+        self.follow_settings(app);
         self.uploads.start(app);
-        if let Ok(queue) = self.uploads.queue() {
-            self.watching
-                .restart(app, queue.clone(), self.profiles.watch_folders());
+    }
+
+    /// The queue takes the default profile's tuning (parts in flight, bandwidth, part size
+    /// for uploads not yet started) and the watch folders follow the profiles.
+    fn follow_settings<R: Runtime>(&self, app: &tauri::AppHandle<R>) {
+        let Ok(queue) = self.uploads.queue() else {
+            return;
+        };
+        if let Ok(p) = self.profiles.default_profile() {
+            queue.set_parts_in_flight(usize::from(p.parts_in_flight));
+            queue.set_bandwidth_limit(p.bandwidth_limit);
+            queue.set_part_size(p.part_size_mib * 1024 * 1024);
         }
+        self.watching
+            .restart(app, queue.clone(), self.profiles.watch_folders());
     }
 }
 

@@ -339,13 +339,19 @@ def app_log(request, app_dirs):
         pytest.fail(f"the app panicked (see {path}):\n{output[max(0, at - 200):at + 800]}", pytrace=False)
 
 
+def wait_no_other_app(env) -> None:
+    """Until the last test's app is gone: while one owns the single-instance name, a new
+    app hands its arguments over and exits."""
+    deadline = time.monotonic() + 30
+    while bus_name_has_owner(env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
+        assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def app(app_env, app_log):
     """The real Reelup binary in a real WebKitGTK webview, driven over WebDriver."""
-    deadline = time.monotonic() + 30
-    while bus_name_has_owner(app_env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
-        assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
-        time.sleep(0.1)
+    wait_no_other_app(app_env)
     driver_bin = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
     port, native = free_port(), free_port()
     with open(app_log, "wb") as log:

@@ -8,7 +8,7 @@ import time
 
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import SINGLE_INSTANCE, bin_path, bus_name_has_owner, stop
+from conftest import bin_path, stop, wait_no_other_app
 from reelup_ui import (
     click,
     close_window,
@@ -87,27 +87,33 @@ def geometry(env, wid: str) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split("=", 1) for line in out.splitlines() if "=" in line) if k != "SCREEN"}
 
 
-def launch_alone(env, log):
+def start_app(env, log, *args: str) -> subprocess.Popen:
     """The app as a user starts it (no WebDriver), once no other Reelup runs on the bus;
-    returns the process and its window."""
-    deadline = time.monotonic() + 30
-    while bus_name_has_owner(env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
-        assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
-        time.sleep(0.1)
+    returns once its page is in. Only then is it up: a close or a resize sent earlier may
+    reach GTK before the app listens for it, which no user can do."""
+    wait_no_other_app(env)
     log_path = Path(log.name)
     log.flush()
     loaded_before = log_path.read_bytes().count(b"page loaded")
-    proc = subprocess.Popen([bin_path("reelup-app")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([bin_path("reelup-app"), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while log_path.read_bytes().count(b"page loaded") == loaded_before:
+        assert proc.poll() is None, f"the app exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "the app did not come up"
+        time.sleep(0.2)
+    return proc
+
+
+def launch_alone(env, log):
+    """`start_app`, then its window once it shows; returns the process and the window."""
+    proc = start_app(env, log)
     deadline = time.monotonic() + 60
     while True:
-        # Up means the page is in and the window shows: a close or a resize sent earlier
-        # may reach GTK before the app listens for it, which no user can do.
         found = subprocess.run(
             ["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid), "--name", "^Reelup$"],
             env=env, capture_output=True, text=True,
         )
-        loaded = log_path.read_bytes().count(b"page loaded") > loaded_before
-        if loaded and found.returncode == 0 and found.stdout.split():
+        if found.returncode == 0 and found.stdout.split():
             return proc, found.stdout.split()[0]
         assert proc.poll() is None, f"the app exited with {proc.returncode}"
         assert time.monotonic() < deadline, "the app's window did not appear"
@@ -194,22 +200,8 @@ def test_the_login_item_starts_in_the_tray_and_a_launch_opens_the_window(app_env
     """What the login item runs (`reelup-app --in-tray`): the app is up, with no window;
     the user's own launch afterwards opens it."""
     with open(app_log, "ab") as log:
-        log_path = Path(log.name)
-        log.flush()
-        loaded_before = log_path.read_bytes().count(b"page loaded")
-        deadline = time.monotonic() + 30
-        while bus_name_has_owner(app_env["DBUS_SESSION_BUS_ADDRESS"], SINGLE_INSTANCE):
-            assert time.monotonic() < deadline, "another Reelup still runs on this session bus"
-            time.sleep(0.1)
-        tray = subprocess.Popen(
-            [bin_path("reelup-app"), "--in-tray"], env=app_env, stdout=log, stderr=subprocess.STDOUT
-        )
+        tray = start_app(app_env, log, "--in-tray")
         try:
-            deadline = time.monotonic() + 60
-            while log_path.read_bytes().count(b"page loaded") == loaded_before:
-                assert tray.poll() is None, f"the app exited with {tray.returncode}"
-                assert time.monotonic() < deadline, "the app did not come up"
-                time.sleep(0.2)
             time.sleep(1)
             assert not window_visible(app_env), "started from the login item, the window showed"
             assert tray.poll() is None
