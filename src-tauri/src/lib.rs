@@ -12,7 +12,6 @@ mod watching;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reelup_core::QueueOptions;
 use reelup_core::credentials::{CredentialStore, OsKeyring, TokenCache};
 use reelup_core::profiles::default_config_path;
 use tauri::{DragDropEvent, Emitter, Manager, Runtime, WindowEvent};
@@ -45,8 +44,7 @@ impl Shell {
         let tokens = Arc::new(TokenCache::new(keyring.clone()));
         let profiles = ProfileSettings::load(config, keyring, tokens.clone());
         Self {
-            // Tuned from the default profile by `follow_settings`, before it serves.
-            uploads: Arc::new(Uploads::open(queue_path, tokens, QueueOptions::default())),
+            uploads: Arc::new(Uploads::open(queue_path, tokens)),
             profiles,
             watching: Watching::default(),
         }
