@@ -166,3 +166,153 @@ fn limit_rate_paces_the_upload_and_takes_units() {
     assert!(err.contains("--limit-rate"), "{err}");
     assert!(err.contains("5MB or 4MiB"), "{err}");
 }
+
+/// A local listener standing in for every proxy: connections made to it are counted and
+/// closed at once (so a client that does try gets an error, not a hang).
+struct Trap {
+    url: String,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trap {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            seen.fetch_add(1, Ordering::Relaxed);
+                            drop(conn);
+                        }
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Self {
+            url,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every way reqwest can be told to use a proxy, pointed here.
+    fn env(&self) -> Vec<(&'static str, &str)> {
+        [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ]
+        .into_iter()
+        .map(|k| (k, self.url.as_str()))
+        .chain([("NO_PROXY", ""), ("no_proxy", "")])
+        .collect()
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `--endpoint http://<remote>` is refused before anything is sent, with the message a
+/// profile gets. No traffic leaves this machine even on a regression: the CLI runs with
+/// every proxy variable pointing at a local [`Trap`], where any attempt to reach the remote
+/// host would arrive instead (reqwest honours them); it must see no connection at all.
+#[test]
+fn a_plain_http_endpoint_that_is_not_this_machine_is_refused_before_any_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, _) = random_file(dir.path(), "clip.mp4", 64 * 1024);
+    let trap = Trap::start();
+    let mut env = trap.env();
+    env.push(("REELUP_TOKEN", "a-token-that-must-not-travel-in-the-clear"));
+
+    let out = reelup(
+        &[
+            "upload",
+            clip.to_str().expect("utf8"),
+            "--endpoint",
+            "http://uploads.example.com",
+            "--cdn",
+            "https://d1.cloudfront.net",
+        ],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains("--endpoint \"http://uploads.example.com\" is plain http; use https://"),
+        "the profiles' message: {stderr}"
+    );
+    assert_eq!(trap.connections(), 0, "nothing was sent: {stderr}");
+
+    // The same for the CDN, whose streaming URLs would be http.
+    let out = reelup(
+        &[
+            "upload",
+            clip.to_str().expect("utf8"),
+            "--endpoint",
+            "https://uploads.example.com",
+            "--cdn",
+            "http://cdn.example.com",
+        ],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains("--cdn \"http://cdn.example.com\" is plain http"),
+        "{stderr}"
+    );
+    assert_eq!(trap.connections(), 0, "nothing was sent: {stderr}");
+}
+
+/// Loopback keeps plain http: the local stack is http.
+#[test]
+fn a_plain_http_endpoint_on_this_machine_is_allowed() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, sha) = random_file(dir.path(), "local.mp4", 100 * 1024);
+    assert!(server.endpoint.starts_with("http://127.0.0.1:"));
+    let out = reelup(
+        &[
+            "upload",
+            clip.to_str().expect("utf8"),
+            "--endpoint",
+            &server.endpoint,
+            "--cdn",
+            &server.cdn,
+            "--json",
+        ],
+        &[("REELUP_TOKEN", &server.token)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(fetch_sha256(line["url"].as_str().expect("url")), sha);
+}

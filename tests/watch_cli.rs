@@ -307,3 +307,57 @@ fn after_upload_move_puts_the_file_in_uploaded_and_the_queue_follows() {
     assert_eq!(items[0]["path"], moved.display().to_string());
     watch.stop();
 }
+
+/// A link planted in a watched folder (`clip.mp4 -> credentials`) is not uploaded, whether
+/// it is there at start or appears while watching, and `reelup watch` says which file and
+/// why; a linked `uploaded/` does not carry finished files elsewhere (the move is refused,
+/// said, and the file stays).
+#[cfg(unix)]
+#[test]
+fn links_in_a_watched_folder_are_refused_and_a_linked_uploaded_folder_is_not_used() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let inbox = env.inbox();
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let secret = outside.join("credentials");
+    std::fs::write(&secret, "[default]\naws_secret_access_key = not-for-upload\n").expect("write");
+    let elsewhere = env.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+
+    symlink(&secret, inbox.join("clip.mp4")).expect("symlink");
+    symlink(&elsewhere, inbox.join("uploaded")).expect("symlink");
+    let (first, first_sha) = random_file(&inbox, "first.mp4", 100 * 1024);
+    let mut watch = env.watch(&["--stable-secs", "1", "--after-upload", "move"]);
+    let done = watch.finished(1, Duration::from_secs(30));
+    assert_eq!(done[0].0, first.display().to_string());
+    assert_eq!(fetch_sha256(&done[0].1), first_sha);
+
+    // Appears while watching.
+    symlink(&secret, inbox.join("later.mov")).expect("symlink");
+    let (second, _) = random_file(&inbox, "second.mp4", 100 * 1024);
+    let done = watch.finished(1, Duration::from_secs(30));
+    assert_eq!(done[0].0, second.display().to_string());
+    watch.assert_quiet(Duration::from_secs(3));
+    let log = watch.stop().join("\n");
+
+    for link in ["clip.mp4", "later.mov"] {
+        assert!(
+            log.lines().any(|l| l.contains(&inbox.join(link).display().to_string())
+                && l.contains("symbolic link")
+                && l.contains("not uploaded")),
+            "{link} is named, with why:\n{log}"
+        );
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&inbox.join("uploaded").display().to_string())
+                && l.contains("symbolic link")
+                && l.contains("stays where it is")),
+        "the refused move is explained:\n{log}"
+    );
+    assert!(first.exists() && second.exists(), "not moved through the link");
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("ls").count(), 0);
+    let queue = env.queue();
+    assert_eq!(queue.len(), 2, "only the real files: {queue:?}");
+}

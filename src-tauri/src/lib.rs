@@ -44,7 +44,11 @@ impl Shell {
         let tokens = Arc::new(TokenCache::new(keyring.clone()));
         let profiles = ProfileSettings::load(config, keyring, tokens.clone());
         Self {
-            uploads: Arc::new(Uploads::open(queue_path, tokens)),
+            uploads: Arc::new(Uploads::open(
+                queue_path,
+                tokens,
+                reelup_core::profiles::targets_in(config.to_owned()),
+            )),
             profiles,
             watching: Watching::default(),
         }
@@ -182,11 +186,16 @@ fn starts_in_tray<R: Runtime>(app: &tauri::AppHandle<R>, args: &[String]) -> boo
     args.iter().any(|a| a == IN_TRAY_ARG) && app.state::<Arc<Shell>>().profiles.app().close_to_tray
 }
 
-fn path_args(args: impl IntoIterator<Item = String>) -> Vec<PathBuf> {
+/// The paths in a command line `args` (program name first), relative ones resolved against
+/// `cwd`: the working directory of the process that was given them. For a second launch that
+/// is the second process's, which the single-instance plugin passes on; this process's own
+/// would turn `reelup clip.mp4` in another folder into a file that does not exist, or worse,
+/// another file of the same name.
+pub fn path_args(args: impl IntoIterator<Item = String>, cwd: &std::path::Path) -> Vec<PathBuf> {
     args.into_iter()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
+        .map(|a| cwd.join(a))
         .collect()
 }
 
@@ -278,11 +287,11 @@ pub fn run() {
     let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default())));
     let result = tauri::Builder::default()
         // First: a second launch hands over its files and focuses this one, then exits.
-        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             if !starts_in_tray(app, &argv) {
                 show_main_window(app);
             }
-            add_and_report(app, path_args(argv));
+            add_and_report(app, path_args(argv, std::path::Path::new(&cwd)));
         }))
         // The window starts hidden (tauri.conf.json); this puts it at its remembered size
         // and place, and setup shows it, so it never appears somewhere first and jumps.
@@ -320,7 +329,8 @@ pub fn run() {
             }
             shell.start(app.handle());
             quit_on_signals(app.handle());
-            add_and_report(app.handle(), path_args(args));
+            let cwd = std::env::current_dir().unwrap_or_default();
+            add_and_report(app.handle(), path_args(args, &cwd));
             Ok(())
         })
         .on_window_event(|window, event| match event {

@@ -115,7 +115,13 @@ fn queue_error(e: impl std::fmt::Display) -> IpcError {
 impl Uploads {
     /// Opens the queue; `tokens` gives each item's presign client its profile's token. Its
     /// tuning is the default until `Shell` applies the profile's, before it serves.
-    pub fn open(queue_path: Option<PathBuf>, tokens: Arc<TokenCache>) -> Self {
+    /// `profiles` says where each profile points now: an item goes only to its profile's
+    /// current endpoint.
+    pub fn open(
+        queue_path: Option<PathBuf>,
+        tokens: Arc<TokenCache>,
+        profiles: reelup_core::ProfileTargets,
+    ) -> Self {
         let path = queue_path.unwrap_or_else(default_queue_path);
         let queue = QueueStore::open(&path)
             .map_err(|e| e.to_string())
@@ -123,7 +129,7 @@ impl Uploads {
                 if let Some(aside) = &store.moved_aside {
                     tracing::error!(moved_to = %aside.display(), "the upload queue was damaged and moved aside");
                 }
-                UploadQueue::for_companion(store, tokens, QueueOptions::default())
+                UploadQueue::for_companion(store, tokens, profiles, QueueOptions::default())
                     .map_err(|e| format!("cannot set up HTTP: {e}"))
             });
         let this = Self {

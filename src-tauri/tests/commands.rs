@@ -41,6 +41,7 @@ impl CredentialStore for MemoryKeyring {
 
 struct Rig {
     _app: tauri::App<MockRuntime>,
+    shell: Arc<Shell>,
     webview: tauri::WebviewWindow<MockRuntime>,
     keyring: Arc<MemoryKeyring>,
     dir: tempfile::TempDir,
@@ -60,7 +61,7 @@ fn rig_with_config(config: Option<&str>) -> Rig {
         Some(dir.path().join("data/queue.sqlite3")),
     ));
     let app = mock_builder()
-        .manage(shell)
+        .manage(shell.clone())
         .invoke_handler(handler())
         // The app's own config and capabilities, so commands are checked as in the app.
         .build(tauri::generate_context!())
@@ -70,6 +71,7 @@ fn rig_with_config(config: Option<&str>) -> Rig {
         .expect("webview");
     Rig {
         _app: app,
+        shell,
         webview,
         keyring,
         dir,
@@ -209,9 +211,10 @@ fn a_broken_config_is_shown_not_fatal() {
             .contains("config.toml:1:")
     );
     let e = rig
-        .invoke("add_paths", json!({ "paths": ["/tmp/x.mp4"] }))
+        .shell
+        .add(vec!["/tmp/x.mp4".into()])
         .expect_err("nowhere to upload");
-    assert_eq!(e["code"], "config_invalid");
+    assert_eq!(e.code, "config_invalid");
 }
 
 #[test]
@@ -223,9 +226,9 @@ fn queue_commands_map_onto_the_engine() {
     let notes = rig.dir.path().join("notes.txt");
     std::fs::write(&video, vec![7u8; 4096]).expect("video");
     std::fs::write(&notes, "hello").expect("notes");
-    let added = rig
-        .invoke("add_paths", json!({ "paths": [video, notes] }))
-        .expect("added");
+    // Files come in by a drop or a second launch (Rust side), never from the webview.
+    let added = serde_json::to_value(rig.shell.add(vec![video, notes]).expect("added"))
+        .expect("json");
     assert_eq!(added["added"].as_array().expect("added").len(), 1);
     assert_eq!(added["added"][0]["name"], "take one.mp4");
     assert_eq!(added["added"][0]["profile"], "local");
@@ -256,4 +259,118 @@ fn queue_commands_map_onto_the_engine() {
         .invoke("open_url", json!({ "url": "file:///etc/passwd" }))
         .expect_err("only web links");
     assert_eq!(e["code"], "invalid_input");
+}
+
+#[test]
+fn the_webview_cannot_add_paths() {
+    let rig = rig_with_config(Some(
+        "[profiles.local]\nendpoint = \"http://127.0.0.1:9\"\n",
+    ));
+    let secret = rig.dir.path().join("secret.mp4");
+    std::fs::write(&secret, b"not for upload").expect("write");
+    // A script in the page (an XSS, a compromised dependency) must not queue any file.
+    let e = rig
+        .invoke("add_paths", json!({ "paths": [secret] }))
+        .expect_err("add_paths is not granted to the webview");
+    let text = e.to_string();
+    assert!(text.contains("not allowed"), "{text}");
+    assert_eq!(
+        rig.invoke("list_uploads", json!({})).expect("list"),
+        json!([])
+    );
+}
+
+/// Every `invoke("...")` in the UI's sources (tests excluded): what the UI calls.
+fn ui_invokes() -> std::collections::BTreeSet<String> {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src");
+    let mut found = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&ui).expect("ui/src").flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".ts") || name.ends_with(".test.ts") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("invoke") {
+            rest = &rest[at + "invoke".len()..];
+            // invoke("cmd" ... or invoke<T>("cmd" ...
+            let after = rest.trim_start_matches(|c: char| c != '(' && c != '\n');
+            let Some(args) = after.strip_prefix('(') else {
+                continue;
+            };
+            let args = args.trim_start();
+            let Some(quote) = args.chars().next().filter(|c| matches!(c, '"' | '\'' | '`')) else {
+                continue;
+            };
+            let body = &args[1..];
+            if let Some(end) = body.find(quote) {
+                found.insert(body[..end].to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_capability_grants_only_what_the_ui_invokes() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities/main.json"),
+    )
+    .expect("capability");
+    let capability: Value = serde_json::from_str(&text).expect("json");
+    let granted: Vec<String> = capability["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .map(|p| p.as_str().expect("a permission name").to_owned())
+        .collect();
+    let invoked = ui_invokes();
+    assert!(
+        invoked.contains("list_uploads") && invoked.contains("save_profile"),
+        "the scan of ui/src finds the UI's calls: {invoked:?}"
+    );
+    // Read by the end-to-end tests (tests/app) through the webview: the appindicator's menu
+    // cannot be read from outside on every desktop. It only reads menu texts.
+    let test_hooks = ["tray_menu"];
+    let mut commands = std::collections::BTreeSet::new();
+    for permission in &granted {
+        match permission.as_str() {
+            // The UI listens to the app's events (ipc.ts `events`).
+            "core:event:allow-listen" | "core:event:allow-unlisten" => {}
+            p => {
+                let command = p
+                    .strip_prefix("allow-")
+                    .unwrap_or_else(|| panic!("{p}: only the app's own commands are granted"))
+                    .replace('-', "_");
+                assert!(
+                    invoked.contains(&command) || test_hooks.contains(&command.as_str()),
+                    "{p} is granted but the UI never invokes {command:?}; remove it from capabilities/main.json"
+                );
+                commands.insert(command);
+            }
+        }
+    }
+    for command in &invoked {
+        assert!(
+            commands.contains(command),
+            "the UI invokes {command:?} but capabilities/main.json does not grant allow-{}",
+            command.replace('_', "-")
+        );
+    }
+}
+
+#[test]
+fn a_second_launch_resolves_relative_paths_against_its_own_directory() {
+    let second = Path::new("/home/someone/Videos");
+    let args = ["reelup", "clip.mp4", "day1/take.mov", "/abs/b.mp4", "--in-tray"]
+        .map(String::from);
+    assert_eq!(
+        reelup_app::path_args(args, second),
+        vec![
+            second.join("clip.mp4"),
+            second.join("day1/take.mov"),
+            Path::new("/abs/b.mp4").to_path_buf(),
+        ]
+    );
 }

@@ -132,8 +132,6 @@ export const commands = {
   connection: () => invoke<Connection>("connection"),
   /** Every item in the queue store: unfinished ones and history (done), newest first. */
   listUploads: () => invoke<UploadItem[]>("list_uploads"),
-  /** Files and folders (a folder adds the videos inside), e.g. from a file picker. */
-  addPaths: (paths: string[]) => invoke<AddedFiles>("add_paths", { paths }),
   pauseUpload: (id: number) => invoke<void>("pause_upload", { id }),
   /** Resumes a paused item or retries a failed one; finished parts are kept. */
   resumeUpload: (id: number) => invoke<void>("resume_upload", { id }),

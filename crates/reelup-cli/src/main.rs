@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reelup_core::credentials::{OsKeyring, TokenCache};
-use reelup_core::profiles::{Profile, ProfileConfig, default_config_path};
+use reelup_core::profiles::{Profile, ProfileConfig, check_url, default_config_path};
 use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadOptions, UploadQueue};
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,8 @@ struct UploadArgs {
     files: Vec<PathBuf>,
 
     /// Presign endpoint, instead of a profile: reelup-server or a Uppy Companion (without
-    /// the /s3 suffix). Its token comes from REELUP_TOKEN.
+    /// the /s3 suffix). Its token comes from REELUP_TOKEN. https://, or http:// only on this
+    /// machine (localhost, 127.0.0.1, ::1), as for profiles.
     #[arg(long, env = "REELUP_ENDPOINT", requires = "cdn")]
     endpoint: Option<String>,
 
@@ -316,7 +317,8 @@ fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, S
         ..QueueOptions::default()
     };
     let tokens = Arc::new(TokenCache::new(keyring()));
-    UploadQueue::for_companion(store, tokens, options)
+    let profiles = reelup_core::profiles::targets_in(default_config_path());
+    UploadQueue::for_companion(store, tokens, profiles, options)
         .map_err(|e| format!("cannot set up HTTP: {e}"))
 }
 
@@ -326,7 +328,13 @@ async fn upload(
     profile: Option<&Profile>,
 ) -> Result<ExitCode, String> {
     let target = match (&args.endpoint, &args.cdn, profile) {
-        (Some(endpoint), Some(cdn), _) => Target::new(endpoint, cdn),
+        (Some(endpoint), Some(cdn), _) => {
+            // The same rule as for a profile's endpoint, before anything is sent: the token
+            // goes in the clear over http.
+            check_url(endpoint, "--endpoint")?;
+            check_url(cdn, "--cdn")?;
+            Target::new(endpoint, cdn)
+        }
         (_, _, Some(p)) => p.target()?,
         _ => return Err("name a profile with --profile, or give --endpoint and --cdn".into()),
     };

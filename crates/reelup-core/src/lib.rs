@@ -26,16 +26,16 @@ pub mod watch;
 pub mod watch_uploads;
 
 pub use bandwidth::BandwidthLimit;
-pub use error::UploadError;
+pub use error::{UploadError, redact_urls};
 pub use fingerprint::Fingerprint;
 pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};
 pub use plan::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
 pub use presign::{
     CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
-    PresignEndpoint, SignedPart,
+    PresignEndpoint, SignedPart, check_presigned_url,
 };
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;
 pub use upload::{Progress, ProgressFn, UploadOptions};
-pub use upload_queue::{QueueEvent, QueueOptions, UploadQueue};
+pub use upload_queue::{ProfileTargets, QueueEvent, QueueOptions, UploadQueue};

@@ -38,14 +38,21 @@ pub struct Rejected {
 /// Turns what the user dropped into the videos to upload: files are taken if they are
 /// videos, folders contribute the videos inside them (recursively, skipping hidden
 /// entries). Everything else comes back as [`Rejected`] so the UI can say so.
+///
+/// Links: a path the user names itself is taken as named, link or not (the user chose that
+/// file or folder). Inside a folder nothing is followed: a link to a file is not uploaded
+/// and a link to a folder is not walked (so `loop -> .` ends), and each is named in
+/// [`Rejected`], because a folder may hold links its owner never looked at (a shared drop
+/// folder, a downloaded archive) that point at anything on this machine.
 pub fn collect_videos(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Rejected>) {
     let mut videos = Vec::new();
     let mut rejected = Vec::new();
     for path in paths {
         if path.is_dir() {
             let before = videos.len();
-            walk_dir(path, &mut videos);
-            if videos.len() == before {
+            let rejected_before = rejected.len();
+            walk_dir(path, &mut videos, &mut rejected);
+            if videos.len() == before && rejected.len() == rejected_before {
                 rejected.push(Rejected {
                     path: path.clone(),
                     reason: format!("the folder has no videos ({})", VIDEO_EXTENSIONS.join(", ")),
@@ -71,13 +78,18 @@ pub fn collect_videos(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Rejected>) {
     (videos, rejected)
 }
 
-fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Walks `dir` without following links: `DirEntry::file_type` is the entry's own type (a
+/// link is a link), never its target's.
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>, rejected: &mut Vec<Rejected>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for path in entries {
+    let mut entries: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
         let hidden = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -85,9 +97,18 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) {
         if hidden {
             continue;
         }
-        if path.is_dir() {
-            walk_dir(&path, out);
-        } else if is_video(&path) {
+        if kind.is_symlink() {
+            // Said only where it matters: a link that looks like a video or leads to a
+            // folder (where videos might have been).
+            if is_video(&path) || path.is_dir() {
+                rejected.push(Rejected {
+                    path: path.clone(),
+                    reason: "a symbolic link inside the folder; links are not followed when a folder is added, so it was skipped. Add the file or folder it points to itself".into(),
+                });
+            }
+        } else if kind.is_dir() {
+            walk_dir(&path, out, rejected);
+        } else if kind.is_file() && is_video(&path) {
             out.push(path);
         }
     }
@@ -130,6 +151,46 @@ mod tests {
         assert!(reasons[0].1.starts_with("not a video"));
         assert!(reasons[1].1.starts_with("the folder has no videos"));
         assert_eq!(reasons[2].1, "no such file");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn folder_walks_follow_no_links() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tempdir");
+        let secret = outside.path().join("credentials");
+        std::fs::write(&secret, b"aws_secret_access_key = x").expect("write");
+        std::fs::create_dir(outside.path().join("elsewhere")).expect("mkdir");
+        std::fs::write(outside.path().join("elsewhere/far.mp4"), b"x").expect("write");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("drop");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::write(root.join("real.mp4"), b"x").expect("write");
+        symlink(&secret, root.join("clip.mp4")).expect("symlink");
+        symlink(outside.path().join("elsewhere"), root.join("more")).expect("symlink");
+        // A loop: followed, this walk would never end (or end only at ELOOP/path limits).
+        symlink(".", root.join("loop")).expect("symlink");
+
+        let (videos, rejected) = collect_videos(std::slice::from_ref(&root));
+        assert_eq!(videos, vec![root.join("real.mp4")]);
+        let mut skipped: Vec<_> = rejected.iter().map(|r| r.path.clone()).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            vec![root.join("clip.mp4"), root.join("loop"), root.join("more")]
+        );
+        assert!(
+            rejected.iter().all(|r| r.reason.contains("symbolic link")),
+            "{rejected:?}"
+        );
+
+        // A link named by the user is taken as named: the user chose it.
+        let named = dir.path().join("named.mp4");
+        symlink(root.join("real.mp4"), &named).expect("symlink");
+        let (videos, rejected) = collect_videos(std::slice::from_ref(&named));
+        assert_eq!(videos, vec![named]);
+        assert!(rejected.is_empty());
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl CompanionClient {
             .await
             .map_err(|e| UploadError::EndpointUnreachable {
                 endpoint: self.base.clone(),
-                reason: root_cause(&e),
+                reason: root_cause(&e.without_url()),
             })?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -174,7 +174,7 @@ impl CompanionClient {
             .await
             .map_err(|e| UploadError::EndpointUnreachable {
                 endpoint: self.base.clone(),
-                reason: root_cause(&e),
+                reason: root_cause(&e.without_url()),
             })?;
         if !status.is_success() {
             let message = serde_json::from_slice::<ErrorBody>(&body)
@@ -187,7 +187,8 @@ impl CompanionClient {
             return Err(UploadError::Endpoint {
                 route: route.to_owned(),
                 status: status.as_u16(),
-                message,
+                // A server may quote the store's presigned URL in its message.
+                message: crate::redact_urls(&message),
             });
         }
         serde_json::from_slice(&body).map_err(|e| UploadError::Endpoint {
@@ -206,6 +207,30 @@ impl CompanionClient {
             enc(key)
         )
     }
+}
+
+/// Refuses a presigned URL (`what`: "POST policy URL", "part URL") that would send a video
+/// over plain http to somewhere other than this machine: a remote endpoint must hand back
+/// https URLs. Only an endpoint on this machine (the local stack, a dev server) may hand back
+/// http ones. `endpoint` is the presign endpoint the item was queued for.
+pub fn check_presigned_url(endpoint: &str, url: &str, what: &'static str) -> Result<(), UploadError> {
+    let parsed = url::Url::parse(url).map_err(|e| UploadError::Endpoint {
+        route: what.into(),
+        status: 200,
+        message: format!("the {what} is not a URL ({e})"),
+    })?;
+    if parsed.scheme() == "https" {
+        return Ok(());
+    }
+    let endpoint_local = url::Url::parse(endpoint).is_ok_and(|e| crate::profiles::is_loopback(&e));
+    if parsed.scheme() == "http" && endpoint_local {
+        return Ok(());
+    }
+    Err(UploadError::InsecureUrl {
+        endpoint: endpoint.to_owned(),
+        what,
+        host: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or("")),
+    })
 }
 
 /// The innermost error text, e.g. "Connection refused (os error 111)" rather than
@@ -293,5 +318,30 @@ impl PresignEndpoint for CompanionClient {
             .send("DELETE /s3/multipart/{uploadId}", self.http.delete(url))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_urls_are_https_unless_the_endpoint_is_this_machine() {
+        let signed = "http://store.example.com/b/k?X-Amz-Signature=abc";
+        let err = check_presigned_url("https://uploads.example.com", signed, "part URL")
+            .expect_err("http from a remote endpoint");
+        assert_eq!(err.code(), "insecure_url");
+        let text = err.to_string();
+        assert!(text.contains("http://store.example.com"), "{text}");
+        assert!(!text.contains("X-Amz-Signature"), "{text}");
+        assert!(
+            check_presigned_url("https://uploads.example.com", "https://s3.example.com/b/k?x=1", "part URL").is_ok()
+        );
+        for local in ["http://127.0.0.1:7300", "http://localhost:7300", "http://[::1]:7300"] {
+            assert!(check_presigned_url(local, "http://127.0.0.1:7301/b/k?x", "part URL").is_ok());
+        }
+        // Not http or https at all.
+        assert!(check_presigned_url("http://127.0.0.1:7300", "file:///etc/passwd", "part URL").is_err());
+        assert!(check_presigned_url("https://uploads.example.com", "ftp://h/x", "part URL").is_err());
     }
 }

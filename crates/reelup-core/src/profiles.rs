@@ -239,12 +239,7 @@ pub fn check_url(text: &str, what: &str) -> Result<(), String> {
     let url = url::Url::parse(text).map_err(|e| {
         format!("{what} {text:?} is not a URL ({e}); write e.g. https://uploads.example.com")
     })?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
@@ -255,6 +250,28 @@ pub fn check_url(text: &str, what: &str) -> Result<(), String> {
             "{what} {text:?} has scheme {other:?}; use an https:// URL"
         )),
     }
+}
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or ::1. The one place where
+/// plain http may carry a token or a video.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Each profile's current target, read from the profiles file at `path` at every call, so
+/// an endpoint edited in the app or with `reelup profile` counts at once. A queued item is
+/// bound to the endpoint it was queued for; this is how the queue notices a profile moved
+/// (see [`crate::UploadQueue::resume`]). `None`: no such profile, or the file is unreadable.
+pub fn targets_in(path: PathBuf) -> crate::ProfileTargets {
+    std::sync::Arc::new(move |name: &str| {
+        let config = ProfileConfig::load(&path).ok()?;
+        config.get(name)?.target().ok()
+    })
 }
 
 /// App-only settings that live beside the profiles.

@@ -672,6 +672,15 @@ impl QueueStore {
         Ok(n == 1)
     }
 
+    /// Points an item at another endpoint and CDN (its profile's, after the profile moved).
+    pub fn set_target(&self, id: i64, target: &Target) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET endpoint = ?1, cdn = ?2, updated_at = ?3 WHERE id = ?4",
+            params![target.endpoint, target.cdn, now_secs(), id],
+        )?;
+        Ok(())
+    }
+
     /// Points a moved file's item at its new place (the after-upload move).
     pub fn set_path(&self, id: i64, path: &Path) -> Result<(), QueueError> {
         self.conn.execute(

@@ -136,6 +136,7 @@ mod tests {
         );
         let offline = UploadError::StorageUnreachable {
             reason: "Connection refused (os error 111)".into(),
+            connected: false,
         };
         assert!(offline.is_retryable() && offline.is_offline());
     }

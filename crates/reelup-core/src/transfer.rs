@@ -17,12 +17,19 @@ use crate::presign::root_cause;
 use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError, s3_xml};
 
 pub(crate) fn storage_unreachable(e: reqwest::Error) -> UploadError {
+    // A connection refused, a name that does not resolve, or a connect that timed out: the
+    // store was never reached. Anything else (a reset, a cut, a body that failed) happened on
+    // a connection that was made.
+    let connected = !e.is_connect();
+    // The URL is presigned: reqwest's text would carry its signature.
+    let e = e.without_url();
     UploadError::StorageUnreachable {
         reason: if e.is_timeout() {
             "no answer in time".into()
         } else {
-            root_cause(&e)
+            crate::redact_urls(&root_cause(&e))
         },
+        connected,
     }
 }
 
@@ -39,7 +46,8 @@ pub(crate) async fn storage_failure(resp: reqwest::Response) -> UploadError {
     UploadError::Storage {
         status,
         code,
-        message,
+        // Stores and proxies may quote the request's URL, signature and all.
+        message: crate::redact_urls(&message),
         retry_after,
     }
 }
@@ -148,6 +156,9 @@ async fn watched<T>(
                 if activity.deadline(stall_timeout).is_some_and(|d| d <= Instant::now()) {
                     return Err(UploadError::StorageUnreachable {
                         reason: format!("no progress for {} s", stall_timeout.as_secs_f64()),
+                        // The connect timeout is shorter than any stall timeout: a stall is on
+                        // a connection that was made.
+                        connected: true,
                     });
                 }
             }
@@ -328,6 +339,7 @@ async fn failure_within(resp: reqwest::Response, stall_timeout: Duration) -> Upl
         .await
         .unwrap_or_else(|_| UploadError::StorageUnreachable {
             reason: format!("no progress for {} s", stall_timeout.as_secs_f64()),
+            connected: true,
         })
 }
 

@@ -86,6 +86,10 @@ enum Ended {
     Stopped,
 }
 
+/// Each profile's current target (endpoint, CDN, profile), by profile name; `None` when
+/// the profile is gone. See [`crate::profiles::targets_in`].
+pub type ProfileTargets = Arc<dyn Fn(&str) -> Option<Target> + Send + Sync>;
+
 /// The most parts in flight a queue allows, whatever the setting says.
 pub const MAX_PARTS_IN_FLIGHT: usize = 32;
 
@@ -111,39 +115,71 @@ pub struct UploadQueue<E> {
     /// Items this process is uploading, so a pause or cancel here stops them at once
     /// (another process's is noticed at its next heartbeat).
     running: Mutex<std::collections::HashMap<i64, CancellationToken>>,
+    /// Where each profile points now. An item queued under a profile is sent only while the
+    /// profile still points at the item's endpoint, since the token is the profile's.
+    profiles: Option<ProfileTargets>,
 }
 
 fn item_error(e: &UploadError) -> ItemError {
     ItemError {
         code: e.code().into(),
-        message: e.to_string(),
+        // The last guard: whatever an error quotes, no presigned URL's query reaches the
+        // queue (and from it the UI, `reelup queue --json` and support requests).
+        message: crate::redact_urls(&e.to_string()),
         retryable: e.is_retryable(),
+    }
+}
+
+/// Whether `target` may be sent its profile's token: it has no profile (its token is
+/// REELUP_TOKEN, given for it), or the profile still points at its endpoint.
+fn bound(profiles: Option<&ProfileTargets>, target: &Target) -> Result<(), UploadError> {
+    let (Some(profiles), Some(profile)) = (profiles, &target.profile) else {
+        return Ok(());
+    };
+    match profiles(profile) {
+        None => Err(UploadError::ProfileGone {
+            profile: profile.clone(),
+        }),
+        Some(now) if now.endpoint != target.endpoint => Err(UploadError::EndpointChanged {
+            profile: profile.clone(),
+            from: target.endpoint.clone(),
+            to: now.endpoint,
+        }),
+        Some(_) => Ok(()),
     }
 }
 
 impl UploadQueue<crate::CompanionClient> {
     /// The queue as the app and the CLI run it: each item's presign client speaks
-    /// Companion's S3 routes to the item's endpoint, with its profile's token.
+    /// Companion's S3 routes to the item's endpoint, with its profile's token, but only
+    /// while `profiles` says the profile still points there (otherwise with no token: a
+    /// profile's token never goes to a host that is not its endpoint).
     pub fn for_companion(
         store: QueueStore,
         tokens: Arc<crate::credentials::TokenCache>,
+        profiles: ProfileTargets,
         options: QueueOptions,
     ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         let connect_http = http.clone();
-        Ok(Self::new(
+        let connect_profiles = profiles.clone();
+        Ok(Self::with_profiles(
             store,
             move |target: &Target| {
-                crate::CompanionClient::new(
-                    connect_http.clone(),
-                    &target.endpoint,
-                    tokens.token(target.profile.as_deref()),
-                )
+                let token = match bound(Some(&connect_profiles), target) {
+                    Ok(()) => tokens.token(target.profile.as_deref()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sending no token");
+                        None
+                    }
+                };
+                crate::CompanionClient::new(connect_http.clone(), &target.endpoint, token)
             },
             http,
             options,
+            Some(profiles),
         ))
     }
 }
@@ -155,6 +191,19 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         connect: impl Fn(&Target) -> E + Send + Sync + 'static,
         http: reqwest::Client,
         options: QueueOptions,
+    ) -> Arc<Self> {
+        Self::with_profiles(store, connect, http, options, None)
+    }
+
+    /// Like [`UploadQueue::new`], with items bound to their profile's endpoint: an item
+    /// whose profile now points elsewhere (or is gone) is not sent, and fails with
+    /// `endpoint_changed` (`profile_gone`) until it is resumed on purpose.
+    pub fn with_profiles(
+        store: QueueStore,
+        connect: impl Fn(&Target) -> E + Send + Sync + 'static,
+        http: reqwest::Client,
+        options: QueueOptions,
+        profiles: Option<ProfileTargets>,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(1024);
         Arc::new(Self {
@@ -182,6 +231,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             owner: crate::queue_store::this_owner(),
             events,
             running: Mutex::new(std::collections::HashMap::new()),
+            profiles,
         })
     }
 
@@ -229,10 +279,18 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     /// a watched folder before (under any name, in any earlier run). None: already known.
     pub fn add_watched(&self, path: &Path, target: &Target) -> Result<Option<i64>, UploadError> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let meta = std::fs::metadata(&path).map_err(|e| UploadError::FileUnreadable {
+        // Not followed: a link planted in a shared folder could point anywhere (a key file,
+        // a credentials file). The watcher says so too; this holds for any caller.
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| UploadError::FileUnreadable {
             path: path.clone(),
             source: e,
         })?;
+        if meta.file_type().is_symlink() {
+            return Err(UploadError::Symlink { path });
+        }
+        if !meta.is_file() {
+            return Err(UploadError::NotAFile { path });
+        }
         let mtime_ns = meta
             .modified()
             .ok()
@@ -415,7 +473,12 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     }
 
     /// Puts a paused item, or one that failed, back in line; finished parts are kept.
+    ///
+    /// A resume is on purpose: an item whose profile now points at another endpoint is
+    /// re-targeted to the profile's current endpoint and CDN (its multipart upload, which
+    /// lives on the old endpoint's store, starts over there).
     pub fn resume(&self, id: i64) -> Result<bool, QueueError> {
+        self.retarget(id)?;
         let moved = self.store().transition(
             id,
             &[ItemState::Paused, ItemState::Failed],
@@ -424,6 +487,36 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         self.changed(id);
         self.work.notify_one();
         Ok(moved)
+    }
+
+    /// Points a paused or failed item at its profile's current target, if that moved.
+    fn retarget(&self, id: i64) -> Result<(), QueueError> {
+        let Some(profiles) = &self.profiles else {
+            return Ok(());
+        };
+        let item = self.store().get(id)?;
+        if !matches!(item.state, ItemState::Paused | ItemState::Failed) {
+            return Ok(());
+        }
+        let Some(profile) = &item.target.profile else {
+            return Ok(());
+        };
+        let Some(now) = profiles(profile) else {
+            // Gone: the item stays bound, and fails again with `profile_gone`.
+            return Ok(());
+        };
+        if now.endpoint != item.target.endpoint {
+            tracing::info!(
+                id,
+                from = %item.target.endpoint,
+                to = %now.endpoint,
+                "resumed on purpose: the upload goes to the profile's new endpoint"
+            );
+            let store = self.store();
+            store.set_target(id, &now)?;
+            store.clear_multipart(id)?;
+        }
+        Ok(())
     }
 
     /// Cancels an item and aborts its multipart upload on S3, so nothing is left behind.
@@ -550,7 +643,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 Ok(Ended::Done) => Ok(()),
                 Ok(Ended::Stopped) => store.release(id, &self.owner),
                 Err(e) => {
-                    tracing::warn!(id, path = %item.path.display(), error = %e, "upload failed");
+                    let error = crate::redact_urls(&e.to_string());
+                    tracing::warn!(id, path = %item.path.display(), %error, "upload failed");
                     store
                         .set_state(id, ItemState::Failed, Some(&item_error(e)))
                         .and_then(|()| store.release(id, &self.owner))
@@ -586,6 +680,9 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             }
             Err(e) => return Err(UploadError::FileUnreadable { path, source: e }),
         }
+        // Checked before any request: the token is the profile's, and goes only where the
+        // profile points now.
+        bound(self.profiles.as_ref(), &item.target)?;
         self.store()
             .transition(item.id, &[ItemState::Queued], ItemState::Uploading)
             .map_err(queue_failure)?;
@@ -673,6 +770,14 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 r = op() => r,
                 () = stop.cancelled() => return Ok(None),
             };
+            if let Err(UploadError::StorageUnreachable {
+                connected: true, ..
+            }) = &result
+            {
+                // A connection was made, then reset or cut: the store is there; this is
+                // passing trouble, waited out like a lost network, not a wrong URL.
+                reached.store(true, Ordering::Relaxed);
+            }
             match result {
                 Ok(v) => {
                     reached.store(true, Ordering::Relaxed);
@@ -729,6 +834,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         self.retrying(stop, reached, || async {
             // A fresh policy per attempt: an expired one is the commonest reason to retry.
             let policy = endpoint.post_policy(meta).await?;
+            crate::check_presigned_url(&item.target.endpoint, &policy.url, "POST policy URL")?;
             transfer::post_object(
                 &self.http,
                 &policy,
@@ -809,6 +915,11 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     let etag = self
                         .retrying(stop, reached, || async {
                             let signed = endpoint.sign_part(key, upload_id, number).await?;
+                            crate::check_presigned_url(
+                                &item.target.endpoint,
+                                &signed.url,
+                                "part URL",
+                            )?;
                             transfer::put_part(
                                 &self.http,
                                 &signed.url,

@@ -8,6 +8,9 @@
 //!   stops.
 //! - Within one run an unchanged file is reported once; it is reported again only if its size
 //!   or mtime change. (Across restarts the queue dedupes by fingerprint.)
+//! - Links are never followed: a file in a watched folder that is a symbolic link (or lies
+//!   under a linked folder) is refused with a [`WatchEvent::Refused`] naming it, never
+//!   reported. A shared drop folder must not be a way to upload `~/.aws/credentials`.
 //! - Junk never gets through: partial downloads, editor backups, hidden files and folders,
 //!   other extensions, and the folder's own `uploaded/` (where [`move_to_uploaded`] puts
 //!   finished files).
@@ -95,6 +98,13 @@ pub enum WatchEvent {
     Ready { folder: PathBuf, path: PathBuf },
     /// The folder's state, sent for every folder at start and on every change.
     Folder { folder: PathBuf, state: FolderState },
+    /// `path` would have been reported but is a symbolic link, or lies under a linked
+    /// folder; `message` says so, for the user. Sent once per link (again if it changes).
+    Refused {
+        folder: PathBuf,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 /// Why watching could not start at all. Problems with one folder are not errors: they are a
@@ -160,7 +170,8 @@ impl FolderWatcher {
             move |event| {
                 let _ = raw_tx.send(event);
             },
-            notify::Config::default(),
+            // Linked folders are not watched into: nothing outside the folder, no loops.
+            notify::Config::default().with_follow_symlinks(false),
         )
         .map_err(|e| WatchError::Backend {
             reason: e.to_string(),
@@ -286,6 +297,18 @@ pub fn move_to_uploaded(folder: &Path, file: &Path) -> io::Result<PathBuf> {
         Some(parent) => folder.join(UPLOADED_DIR).join(parent),
         None => folder.join(UPLOADED_DIR),
     };
+    // A linked `uploaded/` (or a linked folder inside it) would carry the file wherever the
+    // link points: somebody else's folder, a synced share. Only real folders are used.
+    if let Some(link) = first_link(folder, &dest_dir) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link; Reelup moves uploaded files only into real folders, so {} stays where it is. Replace the link with a folder",
+                link.display(),
+                file.display()
+            ),
+        ));
+    }
     fs::create_dir_all(&dest_dir)?;
     for n in 1..=10_000u32 {
         let dest = dest_dir.join(numbered(Path::new(name), n));
@@ -303,6 +326,38 @@ pub fn move_to_uploaded(folder: &Path, file: &Path) -> io::Result<PathBuf> {
             name.to_string_lossy()
         ),
     ))
+}
+
+/// The first component of `path` below `root` (`root` itself excluded: the user chose it)
+/// that is a symbolic link; components that do not exist end the search.
+pub fn first_link(root: &Path, path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut at = root.to_path_buf();
+    for component in rel.components() {
+        at.push(component);
+        match fs::symlink_metadata(&at) {
+            Ok(md) if md.file_type().is_symlink() => return Some(at),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// What to tell the user about a link found at `link` on the way to `path` (said after
+/// the path).
+fn refusal(path: &Path, link: &Path) -> String {
+    let target = fs::read_link(link)
+        .map(|t| format!(" (to {})", t.display()))
+        .unwrap_or_default();
+    let what = if link == path {
+        format!("it is a symbolic link{target}")
+    } else {
+        format!("it is inside {}, a symbolic link{target}", link.display())
+    };
+    format!(
+        "not uploaded: {what}; watch folders never follow links. Put the video itself in the folder to upload it"
+    )
 }
 
 /// `name` for n = 1, else "stem (n).ext".
@@ -729,20 +784,27 @@ impl Engine {
     /// whole window that opens for reading is reported and forgotten.
     async fn settle(&mut self) -> Result<(), Closed> {
         let started = Instant::now();
-        let looks: Vec<(PathBuf, Option<Stamp>, bool)> = self
+        let looks: Vec<(PathBuf, PathBuf, Option<Stamp>, bool)> = self
             .candidates
             .iter()
             .map(|(path, c)| {
                 let window = self.folders[c.folder].spec.stable_for;
                 let due = c.stamp.is_some() && started.duration_since(c.since) >= window;
-                (path.clone(), c.stamp, due)
+                let root = self.folders[c.folder].root().to_owned();
+                (path.clone(), root, c.stamp, due)
             })
             .collect();
         let seen = tokio::task::spawn_blocking(move || {
             looks
                 .into_iter()
-                .map(|(path, before, due)| {
-                    let now = fs::metadata(&path)
+                .map(|(path, root, before, due)| {
+                    // A link is refused at first sight, whatever its target does: its own
+                    // stamp says whether it changed.
+                    if let Some(link) = first_link(&root, &path) {
+                        let now = fs::symlink_metadata(&path).ok().map(|md| Stamp::of(&md));
+                        return (path.clone(), now, None, Some(refusal(&path, &link)));
+                    }
+                    let now = fs::symlink_metadata(&path)
                         .ok()
                         .filter(|md| md.is_file())
                         .map(|md| Stamp::of(&md));
@@ -750,7 +812,7 @@ impl Engine {
                     // a way to watch.
                     let opens = (due && now.is_some() && now == before)
                         .then(|| fs::File::open(&path).is_ok());
-                    (path, now, opens)
+                    (path, now, opens, None)
                 })
                 .collect::<Vec<_>>()
         })
@@ -763,7 +825,8 @@ impl Engine {
         }
 
         let mut ready = Vec::new();
-        for (path, now, opens) in seen {
+        let mut refused = Vec::new();
+        for (path, now, opens, link) in seen {
             let Some(candidate) = self.candidates.get_mut(&path) else {
                 continue;
             };
@@ -774,6 +837,13 @@ impl Engine {
             if self.reported.get(&path) == Some(&now) {
                 // Touched but not changed (chmod, a rewrite of the same bytes and time).
                 self.candidates.remove(&path);
+                continue;
+            }
+            if let Some(message) = link {
+                let folder = candidate.folder;
+                self.candidates.remove(&path);
+                self.reported.insert(path.clone(), now);
+                refused.push((folder, path, message));
                 continue;
             }
             if candidate.stamp != Some(now) {
@@ -825,6 +895,15 @@ impl Engine {
             .min()
             .unwrap_or(after);
 
+        for (i, path, message) in refused {
+            tracing::warn!("watch folders: {}: {message}", path.display());
+            self.send(WatchEvent::Refused {
+                folder: self.folders[i].root().to_owned(),
+                path,
+                message,
+            })
+            .await?;
+        }
         for (i, path) in ready {
             self.send(WatchEvent::Ready {
                 folder: self.folders[i].root().to_owned(),
@@ -1018,12 +1097,19 @@ struct ScanJob {
 }
 
 impl ScanJob {
-    /// Symlinked files are followed, symlinked directories are not (no loops).
+    /// Nothing is followed: a linked directory is not walked (no loops, nothing outside the
+    /// folder) and a link to a file becomes a candidate only to be refused by `settle`.
+    /// The root itself is walked whatever it is: the user chose it.
     fn run(&self, found: &mut Vec<(usize, PathBuf, Stamp)>) {
-        let Ok(md) = fs::metadata(&self.start) else {
+        let md = if self.start == self.root {
+            fs::metadata(&self.start)
+        } else {
+            fs::symlink_metadata(&self.start)
+        };
+        let Ok(md) = md else {
             return;
         };
-        if md.is_file() {
+        if md.is_file() || md.file_type().is_symlink() {
             self.consider(&self.start, &md, found);
             return;
         }
@@ -1045,7 +1131,7 @@ impl ScanJob {
                         dirs.push(path);
                     }
                 } else if !is_ignored(&self.root, &path, &self.extensions)
-                    && let Ok(md) = fs::metadata(&path)
+                    && let Ok(md) = fs::symlink_metadata(&path)
                 {
                     self.consider(&path, &md, found);
                 }
@@ -1054,7 +1140,7 @@ impl ScanJob {
     }
 
     fn consider(&self, path: &Path, md: &Metadata, found: &mut Vec<(usize, PathBuf, Stamp)>) {
-        let wanted = md.is_file()
+        let wanted = (md.is_file() || md.file_type().is_symlink())
             && !is_ignored(&self.root, path, &self.extensions)
             && (self.recursive || path.parent() == Some(self.root.as_path()));
         if wanted {

@@ -71,6 +71,9 @@ pub async fn watch_into_queue<E: PresignEndpoint + 'static>(
                     };
                     let _ = reports.send(report).await;
                 }
+                Some(WatchEvent::Refused { path, message, .. }) => {
+                    let _ = reports.send(WatchReport::NotQueued { path, message }).await;
+                }
                 Some(WatchEvent::Folder { folder, state }) => {
                     let _ = reports.send(WatchReport::Folder { folder, state }).await;
                 }

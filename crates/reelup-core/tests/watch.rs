@@ -109,7 +109,7 @@ impl Watch {
         while Instant::now() < deadline {
             match self.next(quiet).await {
                 Some(WatchEvent::Ready { path, .. }) => ready.push(path),
-                Some(WatchEvent::Folder { .. }) => {}
+                Some(WatchEvent::Folder { .. } | WatchEvent::Refused { .. }) => {}
                 None => return ready,
             }
         }
@@ -129,6 +129,26 @@ fn write(path: &Path, bytes: usize) {
         fs::create_dir_all(parent).expect("mkdir");
     }
     fs::write(path, vec![7u8; bytes]).expect("write");
+}
+
+impl Watch {
+    /// Every Ready and every Refused (path, message) until nothing has happened for `quiet`.
+    async fn outcomes_until_quiet(
+        &mut self,
+        quiet: Duration,
+    ) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+        let (mut ready, mut refused) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + PATIENCE * 2;
+        while Instant::now() < deadline {
+            match self.next(quiet).await {
+                Some(WatchEvent::Ready { path, .. }) => ready.push(path),
+                Some(WatchEvent::Refused { path, message, .. }) => refused.push((path, message)),
+                Some(WatchEvent::Folder { .. }) => {}
+                None => return (ready, refused),
+            }
+        }
+        panic!("events never stopped coming; received {:#?}", self.log)
+    }
 }
 
 fn sorted(paths: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -533,4 +553,100 @@ async fn stopping_ends_the_watch_and_closes_the_events() {
     }
     let expected: BTreeSet<PathBuf> = [dir.path().to_owned(), other.path().to_owned()].into();
     assert_eq!(watching, expected);
+}
+
+/// A shared drop folder is a way in for anyone who can write to it: a link planted there
+/// (`clip.mp4 -> ~/.aws/credentials`) must never be reported, whether it is there when
+/// watching starts or appears later, and neither may a file reached through a linked folder.
+/// Each link is named in a `Refused` event, so the user hears why.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_refused_never_followed() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("credentials");
+    fs::write(&secret, b"[default]\naws_secret_access_key = not-for-upload\n").expect("write");
+    let elsewhere = outside.path().join("videos");
+    write(&elsewhere.join("far.mp4"), 1024);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(&root.join("real.mp4"), 1024);
+    symlink(&secret, root.join("clip.mp4")).expect("symlink");
+    symlink(&elsewhere, root.join("linked.mp4")).expect("symlink to a folder");
+    symlink(&elsewhere, root.join("more")).expect("symlink to a folder");
+
+    let mut watch = Watch::watching(root, true, WINDOW).await;
+    let (ready, refused) = watch.outcomes_until_quiet(WINDOW * 4).await;
+    assert_eq!(ready, vec![root.join("real.mp4")], "{:#?}", watch.log);
+    let refused_paths = sorted(refused.iter().map(|(p, _)| p.clone()).collect());
+    assert_eq!(
+        refused_paths,
+        vec![root.join("clip.mp4"), root.join("linked.mp4")],
+        "links found at start are named"
+    );
+    for (path, message) in &refused {
+        assert!(
+            message.contains("symbolic link") && message.contains("not uploaded"),
+            "{}: {message}",
+            path.display()
+        );
+    }
+    assert!(
+        refused[0].1.contains(&secret.display().to_string())
+            || refused[1].1.contains(&secret.display().to_string()),
+        "says where the link points: {refused:?}"
+    );
+
+    // Planted while watching, and a file written through the linked folder.
+    symlink(&secret, root.join("later.mov")).expect("symlink");
+    write(&elsewhere.join("new.mp4"), 1024);
+    write(&root.join("real2.mp4"), 1024);
+    let (ready, refused) = watch.outcomes_until_quiet(WINDOW * 4).await;
+    assert_eq!(ready, vec![root.join("real2.mp4")], "{:#?}", watch.log);
+    assert!(
+        refused.iter().any(|(p, m)| *p == root.join("later.mov") && m.contains("symbolic link")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().all(|(p, _)| p.starts_with(root)),
+        "{refused:?}"
+    );
+}
+
+/// A linked `uploaded/` (or a linked folder inside it) would carry finished files wherever
+/// it points; the move is refused with a message naming the link, and the file stays.
+#[cfg(unix)]
+#[test]
+fn a_linked_uploaded_folder_does_not_redirect_moves() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+
+    symlink(outside.path(), root.join("uploaded")).expect("symlink");
+    write(&root.join("take.mp4"), 1024);
+    let err = move_to_uploaded(root, &root.join("take.mp4")).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(&root.join("uploaded").display().to_string()) && text.contains("symbolic link"),
+        "{text}"
+    );
+    assert!(root.join("take.mp4").exists(), "the file stays");
+    assert_eq!(fs::read_dir(outside.path()).expect("ls").count(), 0);
+
+    // A real uploaded/ with a linked subfolder, for a file in a subfolder.
+    fs::remove_file(root.join("uploaded")).expect("rm link");
+    fs::create_dir(root.join("uploaded")).expect("mkdir");
+    symlink(outside.path(), root.join("uploaded/day1")).expect("symlink");
+    write(&root.join("day1/b.mp4"), 1024);
+    let err = move_to_uploaded(root, &root.join("day1/b.mp4")).expect_err("refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(root.join("day1/b.mp4").exists());
+    assert_eq!(fs::read_dir(outside.path()).expect("ls").count(), 0);
+
+    // And with real folders, the move still works.
+    fs::remove_file(root.join("uploaded/day1")).expect("rm link");
+    let moved = move_to_uploaded(root, &root.join("day1/b.mp4")).expect("move");
+    assert_eq!(moved, root.join("uploaded/day1/b.mp4"));
 }
