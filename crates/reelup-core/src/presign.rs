@@ -17,6 +17,10 @@ pub struct FileMeta {
     pub content_type: String,
     #[serde(skip)]
     pub size: u64,
+    /// The part size a multipart upload will use, declared at create with `size` so the
+    /// server can bound each part when it signs it.
+    #[serde(skip)]
+    pub part_size: Option<u64>,
 }
 
 /// A presigned POST policy: send every field, then the file, as multipart/form-data.
@@ -266,11 +270,16 @@ impl PresignEndpoint for CompanionClient {
 
     async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
         let url = format!("{}/s3/multipart", self.base);
-        let body = serde_json::json!({
+        // `size` and `partSize` are reelup-server's extension; Companion ignores them.
+        let mut body = serde_json::json!({
             "filename": file.filename,
             "type": file.content_type,
             "metadata": { "name": file.filename },
+            "size": file.size,
         });
+        if let Some(part_size) = file.part_size {
+            body["partSize"] = part_size.into();
+        }
         self.send("POST /s3/multipart", self.http.post(url).json(&body))
             .await
     }

@@ -695,6 +695,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 .unwrap_or_else(|| "video".into()),
             content_type: content_type_for(&path),
             size: item.size,
+            part_size: None,
         };
         let progress = self.progress_reporter(item.id, item.size, item.confirmed);
         let reached = AtomicBool::new(false);
@@ -863,14 +864,20 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         let (key, upload_id, part_size) = match (&item.key, &item.upload_id, item.part_size) {
             (Some(k), Some(u), Some(ps)) => (k.clone(), u.clone(), ps),
             _ => {
+                // Planned before create, so the server can be told the part size and bound
+                // each part to it.
+                let part_size = self.part_size.load(std::sync::atomic::Ordering::SeqCst);
+                let plan = PartPlan::new(item.size, part_size);
+                let meta = FileMeta {
+                    part_size: Some(plan.part_size()),
+                    ..meta.clone()
+                };
                 let Some(start) = self
-                    .retrying(stop, reached, || endpoint.create_multipart(meta))
+                    .retrying(stop, reached, || endpoint.create_multipart(&meta))
                     .await?
                 else {
                     return Ok(None);
                 };
-                let part_size = self.part_size.load(std::sync::atomic::Ordering::SeqCst);
-                let plan = PartPlan::new(item.size, part_size);
                 self.store()
                     .set_multipart(id, &start.key, &start.upload_id, plan.part_size())
                     .map_err(queue_failure)?;

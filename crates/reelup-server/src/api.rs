@@ -16,14 +16,22 @@ use reelup_core::StreamingUrlBase;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::content_type::{ContentType, Pattern};
 use crate::credentials::StsIssuer;
 use crate::post_policy::{PostPolicySpec, presign_post};
+use crate::secret::{Declared, ServerSecret};
 use crate::store::{ObjectStore, StoreError};
 use crate::users::{User, Users};
 
 /// S3's limit for one object.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 const MAX_PART_NUMBER: u32 = 10_000;
+/// S3's smallest part (all but the last), and its largest.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Most distinct part numbers signed in one batch request. Uppy asks for a handful at a
+/// time; a cap keeps one request from costing the server thousands of signatures.
+pub const MAX_BATCH_PARTS: usize = 100;
 /// Request bodies are small JSON; a complete with 10,000 parts is well under this.
 const MAX_BODY: usize = 2 * 1024 * 1024;
 
@@ -31,20 +39,17 @@ const MAX_BODY: usize = 2 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct UploadLimits {
     pub max_object_size: u64,
-    /// `video/*` or exact types; matched case-insensitively.
+    /// `video/*` or exact types; matched case-insensitively. Entries that are not valid
+    /// patterns (the config check refuses them) match nothing.
     pub allowed_content_types: Vec<String>,
 }
 
 impl UploadLimits {
-    pub fn allows(&self, content_type: &str) -> bool {
-        let t = content_type.to_ascii_lowercase();
-        self.allowed_content_types.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            match allowed.strip_suffix("/*") {
-                Some(family) => t.split_once('/').is_some_and(|(f, _)| f == family),
-                None => t == allowed,
-            }
-        })
+    pub fn allows(&self, content_type: &ContentType) -> bool {
+        self.allowed_content_types
+            .iter()
+            .filter_map(|allowed| Pattern::parse(allowed).ok())
+            .any(|pattern| pattern.matches(content_type))
     }
 }
 
@@ -54,7 +59,10 @@ pub struct ApiState {
     pub cdn: StreamingUrlBase,
     pub limits: UploadLimits,
     pub rate_limit: Option<DefaultKeyedRateLimiter<String>>,
+    /// `/s3/sts`, only when the config turns it on.
     pub sts: Option<StsIssuer>,
+    /// Keys the tags of the uploadIds handed out.
+    pub secret: ServerSecret,
 }
 
 /// A per-user limiter allowing `per_minute` requests with bursts of `burst`.
@@ -240,8 +248,9 @@ async fn sts(
         return Err(ApiError {
             status: StatusCode::NOT_IMPLEMENTED,
             code: "sts_unavailable",
-            message: "this server has no credentials.role_arn, so it hands out no temporary \
-                      credentials; upload through /s3/params or /s3/multipart"
+            message: "this server hands out no temporary credentials: /s3/sts is off unless \
+                      its config sets [sts] enabled = true (with credentials.role_arn); \
+                      upload through /s3/params or /s3/multipart"
                 .into(),
         });
     };
@@ -318,14 +327,12 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-fn checked_content_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<String> {
-    let t = t.unwrap_or("application/octet-stream").trim();
-    if t.is_empty() || t.len() > 200 || !t.contains('/') || t.chars().any(|c| c.is_control()) {
-        return Err(ApiError::bad_request(format!(
-            "type {t:?} is not a MIME type such as video/mp4"
-        )));
-    }
-    if !limits.allows(t) {
+/// The client's content type, parsed strictly; what is signed and stored is the parsed,
+/// lowercased form, never the text as sent.
+fn checked_content_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<ContentType> {
+    let t = crate::content_type::parse(t.unwrap_or("application/octet-stream"))
+        .map_err(|e| ApiError::bad_request(format!("type {e}")))?;
+    if !limits.allows(&t) {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "type_not_allowed",
@@ -335,7 +342,7 @@ fn checked_content_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<Str
             ),
         });
     }
-    Ok(t.to_owned())
+    Ok(t)
 }
 
 async fn params(
@@ -377,7 +384,7 @@ async fn params(
         bucket: state.store.bucket_name(),
         region: state.store.region(),
         key: &key,
-        content_type: &content_type,
+        content_type: content_type.as_str(),
         max_size: state.limits.max_object_size,
         exact_size,
         metadata: &metadata,
@@ -404,6 +411,64 @@ struct CreateBody {
     content_type: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, Value>,
+    /// Reelup's extension: the file's size in bytes, so parts can be bounded when they are
+    /// signed. Companion clients leave it out and are held to `max_object_size` at complete.
+    #[serde(default)]
+    size: Option<u64>,
+    /// Reelup's extension, with `size`: the size of every part but the last.
+    #[serde(default, rename = "partSize")]
+    part_size: Option<u64>,
+}
+
+/// Checks what a client declared at create against the limits and S3's rules.
+fn checked_declared(limits: &UploadLimits, body: &CreateBody) -> ApiResult<Declared> {
+    let declared = Declared {
+        size: body.size,
+        part_size: body.part_size,
+    };
+    let Some(size) = declared.size else {
+        if declared.part_size.is_some() {
+            return Err(ApiError::bad_request(
+                "partSize needs size: declare the file's size in bytes too",
+            ));
+        }
+        return Ok(declared);
+    };
+    if size > limits.max_object_size {
+        return Err(too_large(size, limits.max_object_size));
+    }
+    if let Some(part_size) = declared.part_size {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+            return Err(ApiError::bad_request(format!(
+                "partSize {part_size} must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes, S3's part sizes"
+            )));
+        }
+        if size.div_ceil(part_size) > u64::from(MAX_PART_NUMBER) {
+            return Err(ApiError::bad_request(format!(
+                "{size} bytes in parts of {part_size} would take more than {MAX_PART_NUMBER} parts, S3's limit; use larger parts"
+            )));
+        }
+    }
+    Ok(declared)
+}
+
+/// The highest part number an upload may use: what its declared size needs at its part
+/// size; with a size alone, what it could need at S3's smallest part size; else S3's limit.
+fn last_part(declared: Declared) -> u32 {
+    let parts = match (declared.size, declared.part_size) {
+        (Some(size), Some(part_size)) => size.div_ceil(part_size),
+        (Some(size), None) => size.div_ceil(MIN_PART_SIZE),
+        (None, _) => u64::from(MAX_PART_NUMBER),
+    };
+    parts.clamp(1, u64::from(MAX_PART_NUMBER)) as u32
+}
+
+/// The exact length of part `number` when the upload declared both sizes: signed into the
+/// part's URL, so the store refuses a part of any other length.
+fn part_length(declared: Declared, number: u32) -> Option<u64> {
+    let (size, part_size) = (declared.size?, declared.part_size?);
+    let start = u64::from(number - 1) * part_size;
+    Some(part_size.min(size.saturating_sub(start)))
 }
 
 async fn create_multipart(
@@ -411,13 +476,15 @@ async fn create_multipart(
     Extension(user): Extension<Arc<User>>,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(body) =
-        body.map_err(|e| ApiError::json_body(e, r#"{"filename","type","metadata"}"#))?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::json_body(e, r#"{"filename","type","metadata","size","partSize"}"#)
+    })?;
+    let content_type = checked_content_type(&state.limits, body.content_type.as_deref())?;
+    let declared = checked_declared(&state.limits, &body)?;
     let filename = body
         .filename
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("filename is required"))?;
-    let content_type = checked_content_type(&state.limits, body.content_type.as_deref())?;
     let given: BTreeMap<String, String> = body
         .metadata
         .into_iter()
@@ -430,11 +497,11 @@ async fn create_multipart(
     let key = new_key(&user.prefix, &filename);
     let upload_id = state
         .store
-        .create_multipart(&key, &content_type, &metadata)
+        .create_multipart(&key, content_type.as_str(), &metadata)
         .await?;
     Ok(Json(json!({
         "key": key,
-        "uploadId": user.seal_upload_id(&key, &upload_id),
+        "uploadId": state.secret.seal_upload_id(&user.name, &key, &upload_id, declared),
         "bucket": state.store.bucket_name(),
     })))
 }
@@ -466,17 +533,64 @@ impl KeyQuery {
         Ok(key)
     }
 
-    /// The key and S3's uploadId, both checked to be `user`'s and to belong together.
-    fn upload_of<'a>(&'a self, user: &User, sealed: &'a str) -> ApiResult<(&'a str, &'a str)> {
+    /// The key, S3's uploadId and what the client declared at create, checked to be
+    /// `user`'s and to belong together.
+    fn upload_of<'a>(
+        &'a self,
+        secret: &ServerSecret,
+        user: &User,
+        sealed: &'a str,
+    ) -> ApiResult<Upload<'a>> {
         let key = self.key_of(user)?;
-        let id = user.open_upload_id(key, sealed).ok_or_else(|| ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: "this uploadId was not issued to you for this key; use the uploadId and \
+        let (id, declared) = secret
+            .open_upload_id(&user.name, key, sealed)
+            .ok_or_else(|| ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: "this uploadId was not issued to you for this key; use the uploadId and \
                       key that POST /s3/multipart returned"
-                .into(),
-        })?;
-        Ok((key, id))
+                    .into(),
+            })?;
+        Ok(Upload { key, id, declared })
+    }
+}
+
+/// A multipart upload as a request names it, once checked.
+struct Upload<'a> {
+    key: &'a str,
+    id: &'a str,
+    declared: Declared,
+}
+
+impl Upload<'_> {
+    /// `n` as a part number this upload may use.
+    fn part_number(&self, n: &str) -> ApiResult<u16> {
+        let number = part_number(n)?;
+        let last = last_part(self.declared);
+        if u32::from(number) > last {
+            let why = match (self.declared.size, self.declared.part_size) {
+                (Some(size), Some(part_size)) => format!(
+                    "its declared size of {size} bytes in parts of {part_size} bytes needs parts 1 to {last}"
+                ),
+                (Some(size), None) => format!(
+                    "its declared size of {size} bytes needs at most {last} parts of S3's smallest part size"
+                ),
+                (None, _) => format!("S3 allows parts 1 to {last}"),
+            };
+            return Err(ApiError::bad_request(format!(
+                "part {number} is beyond this upload: {why}"
+            )));
+        }
+        Ok(number)
+    }
+
+    fn part_url(&self, store: &ObjectStore, number: u16) -> url::Url {
+        store.part_url(
+            self.key,
+            self.id,
+            number,
+            part_length(self.declared, u32::from(number)),
+        )
     }
 }
 
@@ -506,25 +620,37 @@ async fn sign_part(
     Path((upload_id, part)): Path<(String, String)>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
+    let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     let expires = state.store.url_lifetime.as_secs();
     if part == "batch" {
         let numbers = q.part_numbers.as_deref().unwrap_or_default();
-        let mut urls = serde_json::Map::new();
+        let mut wanted = std::collections::BTreeSet::new();
         for n in numbers.split(',').filter(|s| !s.is_empty()) {
-            let number = part_number(n)?;
-            let url = state.store.part_url(key, upload_id, number);
-            urls.insert(number.to_string(), Value::String(url.into()));
+            wanted.insert(upload.part_number(n)?);
+            if wanted.len() > MAX_BATCH_PARTS {
+                return Err(ApiError::bad_request(format!(
+                    "at most {MAX_BATCH_PARTS} part numbers per request; ask for the rest in further requests"
+                )));
+            }
         }
-        if urls.is_empty() {
+        if wanted.is_empty() {
             return Err(ApiError::bad_request(
                 "partNumbers is required, e.g. ?partNumbers=1,2,3",
             ));
         }
+        let urls: serde_json::Map<String, Value> = wanted
+            .into_iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Value::String(upload.part_url(&state.store, n).into()),
+                )
+            })
+            .collect();
         return Ok(Json(json!({ "presignedUrls": urls })));
     }
-    let number = part_number(&part)?;
-    let url = state.store.part_url(key, upload_id, number);
+    let number = upload.part_number(&part)?;
+    let url = upload.part_url(&state.store, number);
     Ok(Json(json!({ "url": url.as_str(), "expires": expires })))
 }
 
@@ -534,8 +660,8 @@ async fn list_parts(
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
-    let parts = state.store.list_parts(key, upload_id).await?;
+    let upload = q.upload_of(&state.secret, &user, &upload_id)?;
+    let parts = state.store.list_parts(upload.key, upload.id).await?;
     Ok(Json(Value::Array(
         parts
             .into_iter()
@@ -571,7 +697,8 @@ async fn complete(
     Query(q): Query<KeyQuery>,
     body: Result<Json<CompleteBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
+    let upload = q.upload_of(&state.secret, &user, &upload_id)?;
+    let (key, upload_id) = (upload.key, upload.id);
     let Json(body) =
         body.map_err(|e| ApiError::json_body(e, r#"{"parts":[{"PartNumber":1,"ETag":"..."}]}"#))?;
     if body.parts.is_empty() {
@@ -579,25 +706,49 @@ async fn complete(
     }
     let mut parts: Vec<(u32, String)> = Vec::with_capacity(body.parts.len());
     for p in body.parts {
-        part_number(&p.part_number.to_string())?;
+        upload.part_number(&p.part_number.to_string())?;
         parts.push((p.part_number, p.etag));
     }
     parts.sort_by_key(|(n, _)| *n);
+    // A part listed twice would be counted once here but could be joined twice by a store
+    // that does not refuse it (S3 does), making the object larger than checked.
+    if let Some(w) = parts.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(ApiError::bad_request(format!(
+            "part {} is listed more than once; list each part once",
+            w[0].0
+        )));
+    }
     // S3 cannot cap a multipart object's size, so the cap is enforced here, from what S3
-    // holds, before the object comes into being.
+    // holds, before the object comes into being. Parts signed with their length cannot
+    // have grown since; for clients that declared no part size this is the only check.
     let stored: u64 = state
         .store
         .list_parts(key, upload_id)
         .await?
         .iter()
-        .filter(|p| parts.iter().any(|(n, _)| *n == p.number))
+        .filter(|p| parts.binary_search_by_key(&p.number, |(n, _)| *n).is_ok())
         .map(|p| p.size)
         .sum();
-    if stored > state.limits.max_object_size {
+    let refusal = if stored > state.limits.max_object_size {
+        Some(too_large(stored, state.limits.max_object_size))
+    } else {
+        upload
+            .declared
+            .size
+            .filter(|declared| stored > *declared)
+            .map(|declared| ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!(
+                    "the parts hold {stored} bytes, more than the {declared} declared when the upload was created; the upload is aborted, start it again"
+                ),
+            })
+    };
+    if let Some(refusal) = refusal {
         if let Err(e) = state.store.abort(key, upload_id).await {
             tracing::warn!(error = %e, "could not abort an oversized upload");
         }
-        return Err(too_large(stored, state.limits.max_object_size));
+        return Err(refusal);
     }
     state.store.complete(key, upload_id, &parts).await?;
     let mut location = state.store.bucket_url();
@@ -620,8 +771,8 @@ async fn abort_multipart(
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let (key, upload_id) = q.upload_of(&user, &upload_id)?;
-    state.store.abort(key, upload_id).await?;
+    let upload = q.upload_of(&state.secret, &user, &upload_id)?;
+    state.store.abort(upload.key, upload.id).await?;
     Ok(Json(json!({})))
 }
 
@@ -636,7 +787,7 @@ mod tests {
         assert_eq!(k.len(), 6 + 36 + 4);
         assert_eq!(new_key("a", "x.../../etc").len(), 2 + 36);
         assert_eq!(new_key("a", "noext").len(), 2 + 36);
-        let user = User::new("alice", "alice", [0; 32]);
+        let user = User::new("alice", "alice");
         assert!(user.owns(&k));
     }
 
@@ -646,11 +797,43 @@ mod tests {
             max_object_size: 1,
             allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
         };
-        assert!(limits.allows("video/mp4"));
-        assert!(limits.allows("Video/QuickTime"));
-        assert!(limits.allows("application/mxf"));
-        assert!(!limits.allows("application/pdf"));
-        assert!(!limits.allows("videos/mp4"));
+        let allows = |t: &str| limits.allows(&crate::content_type::parse(t).expect(t));
+        assert!(allows("video/mp4"));
+        assert!(allows("Video/QuickTime"));
+        assert!(allows("application/mxf"));
+        assert!(!allows("application/pdf"));
+        assert!(!allows("videos/mp4"));
+    }
+
+    #[test]
+    fn part_bounds_follow_the_declared_size() {
+        const MIB: u64 = 1024 * 1024;
+        let both = Declared {
+            size: Some(12 * MIB + 1),
+            part_size: Some(5 * MIB),
+        };
+        assert_eq!(last_part(both), 3);
+        assert_eq!(part_length(both, 1), Some(5 * MIB));
+        assert_eq!(part_length(both, 3), Some(2 * MIB + 1));
+        let exact = Declared {
+            size: Some(10 * MIB),
+            part_size: Some(5 * MIB),
+        };
+        assert_eq!(
+            (last_part(exact), part_length(exact, 2)),
+            (2, Some(5 * MIB))
+        );
+        let empty = Declared {
+            size: Some(0),
+            part_size: Some(5 * MIB),
+        };
+        assert_eq!((last_part(empty), part_length(empty, 1)), (1, Some(0)));
+        let size_only = Declared {
+            size: Some(11 * MIB),
+            part_size: None,
+        };
+        assert_eq!((last_part(size_only), part_length(size_only, 1)), (3, None));
+        assert_eq!(last_part(Declared::default()), 10_000);
     }
 
     #[test]

@@ -23,6 +23,8 @@ const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
     ("URL_LIFETIME_SECS", "url_lifetime_secs", EnvKind::Int),
     ("MAX_OBJECT_SIZE", "max_object_size", EnvKind::Str),
     ("LOG_FORMAT", "log_format", EnvKind::Str),
+    ("SECRET_FILE", "secret_file", EnvKind::Str),
+    ("STS_ENABLED", "sts.enabled", EnvKind::Bool),
     ("ROLE_ARN", "credentials.role_arn", EnvKind::Str),
     ("PROFILE", "credentials.profile", EnvKind::Str),
     ("EXTERNAL_ID", "credentials.external_id", EnvKind::Str),
@@ -69,8 +71,15 @@ pub struct ServerConfig {
     pub allowed_content_types: Vec<String>,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// The file holding the server's own secret, which keys the tags of multipart
+    /// uploadIds. Relative paths are taken from the config file's directory; by default it
+    /// is the config file's name with the extension `.secret`. Made (mode 0600) if missing.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    #[serde(default)]
+    pub sts: StsConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
@@ -90,6 +99,16 @@ pub struct CredentialsConfig {
     pub sts_endpoint: Option<String>,
     #[serde(default = "default_session_duration")]
     pub session_duration_secs: u64,
+}
+
+/// Companion's `GET /s3/sts`: temporary credentials for clients that sign their own
+/// requests. Off unless turned on here, because those credentials bypass the server's
+/// checks (content types, sizes, fresh keys) for as long as they last.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StsConfig {
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,7 +264,26 @@ impl ServerConfig {
                 },
             }],
         })?;
-        Self::parse(&text, &shown, env)
+        let mut config = Self::parse(&text, &shown, env)?;
+        config.secret_file = Some(config.secret_path(path));
+        Ok(config)
+    }
+
+    /// Where the server secret of a config read from `config_path` lives: `secret_file`,
+    /// relative to the config file's directory, or the config file's name with `.secret`.
+    pub fn secret_path(&self, config_path: &Path) -> PathBuf {
+        let dir = config_path.parent().unwrap_or(Path::new(""));
+        match &self.secret_file {
+            Some(p) => dir.join(p),
+            None => {
+                let beside = config_path.with_extension("secret");
+                if beside == config_path {
+                    PathBuf::from(format!("{}.secret", config_path.display()))
+                } else {
+                    beside
+                }
+            }
+        }
     }
 
     pub fn parse(
@@ -356,13 +394,15 @@ impl ServerConfig {
             );
         }
         for t in &self.allowed_content_types {
-            let valid = t
-                .split_once('/')
-                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !a.contains('*'));
-            if !valid {
+            // The same parser that checks what clients send, so an entry that could never
+            // match (or would match too much) is caught here.
+            if let Err(e) = crate::content_type::Pattern::parse(t) {
                 bad(
                     "allowed_content_types",
-                    format!("{t:?} is not a type such as video/mp4 or video/*"),
+                    format!(
+                        "{t:?} is not an exact type such as video/mp4 or a family such as video/*: {}",
+                        e.reason
+                    ),
                 );
             }
         }
@@ -386,6 +426,12 @@ impl ServerConfig {
                     "must exceed url_lifetime_secs by at least 5 minutes: a URL stops working when the credentials that signed it expire".into(),
                 );
             }
+        }
+        if self.sts.enabled && self.credentials.role_arn.is_none() {
+            bad(
+                "enabled",
+                "[sts] enabled needs credentials.role_arn: /s3/sts hands out credentials of that role".into(),
+            );
         }
         if let Some(Err(m)) = self
             .credentials
@@ -647,6 +693,75 @@ mod tests {
         assert_eq!(ByteSize::parse("500MB"), Ok(ByteSize(500_000_000)));
         assert_eq!(ByteSize::parse("1.5 KiB"), Ok(ByteSize(1536)));
         assert!(ByteSize::parse("lots").is_err());
+    }
+
+    #[test]
+    fn allowed_content_types_are_checked_with_the_request_parser() {
+        let text = format!(
+            "{MINIMAL}allowed_content_types = [\"video/*\", \"Video/MP4\", \"video/mp4;codecs=avc1\", \"*/*\", \"video/\", \"text/html,video/mp4\"]\n"
+        );
+        let err = parse(&text, &[]).unwrap_err();
+        let shown: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 4, "{shown:#?}");
+        for (problem, entry) in shown.iter().zip([
+            "video/mp4;codecs=avc1",
+            "*/*",
+            "video/",
+            "text/html,video/mp4",
+        ]) {
+            assert!(
+                problem.starts_with("server.toml:3: allowed_content_types: ")
+                    && problem.contains(&format!("{entry:?}")),
+                "{problem}"
+            );
+        }
+        assert!(shown[0].contains("parameters"), "{}", shown[0]);
+    }
+
+    #[test]
+    fn sts_is_off_unless_turned_on_and_needs_a_role() {
+        let role = "[credentials]\nrole_arn = \"arn:aws:iam::1:role/r\"\n";
+        let c = parse(&format!("{MINIMAL}{role}"), &[]).expect("valid");
+        assert!(!c.sts.enabled, "a role alone keeps /s3/sts off");
+        let c = parse(&format!("{MINIMAL}{role}[sts]\nenabled = true\n"), &[]).expect("valid");
+        assert!(c.sts.enabled);
+        let c = parse(
+            &format!("{MINIMAL}{role}"),
+            &[("REELUP_SERVER_STS_ENABLED", "true")],
+        )
+        .expect("valid");
+        assert!(c.sts.enabled);
+        let err = parse(&format!("{MINIMAL}[sts]\nenabled = true\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.toml:4: enabled:") && err.contains("credentials.role_arn"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_secret_lives_beside_the_config_unless_moved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("reelup-server.toml");
+        std::fs::write(&path, MINIMAL).expect("write");
+        let c = ServerConfig::load(&path, std::iter::empty()).expect("valid");
+        assert_eq!(c.secret_file, Some(dir.path().join("reelup-server.secret")));
+        let c = ServerConfig::load(
+            &path,
+            [(
+                "REELUP_SERVER_SECRET_FILE".to_owned(),
+                "/run/credentials/x/secret".to_owned(),
+            )],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.secret_file,
+            Some(PathBuf::from("/run/credentials/x/secret"))
+        );
+        std::fs::write(&path, format!("secret_file = \"s/k\"\n{MINIMAL}")).expect("write");
+        let c = ServerConfig::load(&path, std::iter::empty()).expect("valid");
+        assert_eq!(c.secret_file, Some(dir.path().join("s/k")));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn bucket_session_policy(bucket: &str, prefix: Option<&str>) -> String {
 }
 
 /// What the server needs from AWS: a refreshing signing key, and an STS client for
-/// `/s3/sts` when a role is configured.
+/// `/s3/sts` when a role is configured and `[sts] enabled` is set.
 pub struct AwsSigning {
     pub keys: SigningKeys,
     pub sts: Option<StsIssuer>,
@@ -243,14 +243,16 @@ impl AwsSigning {
                     builder = builder.external_id(id);
                 }
                 let provider = builder.configure(&sts_sdk).build().await;
-                let issuer = StsIssuer {
+                // Signing with the role does not turn on /s3/sts: that hands out credentials
+                // the server's checks cannot follow, so only an explicit switch does.
+                let issuer = config.sts.enabled.then(|| StsIssuer {
                     client: aws_sdk_sts::Client::new(&sts_sdk),
                     role_arn: role.clone(),
                     external_id: creds.external_id.clone(),
                     bucket: config.bucket.clone(),
                     region: config.region.clone(),
-                };
-                (SharedCredentialsProvider::new(provider), Some(issuer))
+                });
+                (SharedCredentialsProvider::new(provider), issuer)
             }
         };
         let keys = fetch(&provider)

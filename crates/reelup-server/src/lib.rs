@@ -5,9 +5,11 @@
 pub mod api;
 pub mod cdn;
 pub mod config;
+pub mod content_type;
 pub mod credentials;
 pub mod local;
 pub mod post_policy;
+pub mod secret;
 pub mod serve;
 pub mod store;
 pub mod tokens;

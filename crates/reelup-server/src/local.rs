@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router};
 use crate::credentials::SigningKeys;
+use crate::secret::ServerSecret;
 use crate::store::{Clock, ObjectStore};
 use crate::users::Users;
 
@@ -28,6 +29,8 @@ pub const REGION: &str = "us-east-1";
 /// The local stack's one user: every key it hands out starts with `dev/`.
 pub const DEV_USER: &str = "dev";
 const TOKEN_FILE: &str = "dev-token";
+/// Keys the uploadId tags; kept so that uploads in progress survive a restart.
+pub const SECRET_FILE: &str = "server-secret";
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -53,6 +56,8 @@ pub struct LocalOptions {
     /// Requests per minute and burst, per token; none by default, as the local stack is
     /// one person's and a limit would only skew benchmarks.
     pub rate_limit: Option<(u32, u32)>,
+    /// The secret keying uploadId tags; by default one kept in the data dir.
+    pub secret: Option<ServerSecret>,
 }
 
 impl LocalOptions {
@@ -74,6 +79,7 @@ impl LocalOptions {
                 allowed_content_types: vec!["video/*".into(), "application/mxf".into()],
             },
             rate_limit: None,
+            secret: None,
         }
     }
 }
@@ -130,6 +136,10 @@ impl LocalStack {
         let token = match opts.token {
             Some(t) => t,
             None => dev_token(&opts.data_dir)?,
+        };
+        let secret = match opts.secret {
+            Some(s) => s,
+            None => ServerSecret::load_or_create(&opts.data_dir.join(SECRET_FILE))?,
         };
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -200,6 +210,7 @@ impl LocalStack {
                 .rate_limit
                 .and_then(|(per_minute, burst)| rate_limiter(per_minute, burst)),
             sts: None,
+            secret,
         });
         let app = router(state);
         let stop = cancel.clone();

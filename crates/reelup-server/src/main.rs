@@ -165,6 +165,14 @@ async fn check(c: &ConfigArg) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // Made here when missing, so an operator can create it once as the config's owner
+    // for a service that cannot write beside its config.
+    let secret_path = reelup_server::serve::secret_path(&config);
+    let existed = secret_path.exists();
+    if let Err(e) = reelup_server::secret::ServerSecret::load_or_create(&secret_path) {
+        eprintln!("reelup-server: {}: {e}", c.path().display());
+        return ExitCode::FAILURE;
+    }
     match reelup_server::credentials::AwsSigning::resolve(&config).await {
         Ok(signing) => {
             let keys = signing.keys.current();
@@ -181,6 +189,20 @@ async fn check(c: &ConfigArg) -> ExitCode {
                     ""
                 }
             );
+            println!(
+                "Server secret: {} ({}).",
+                secret_path.display(),
+                if existed {
+                    "present"
+                } else {
+                    "created, mode 0600"
+                }
+            );
+            if config.sts.enabled {
+                println!(
+                    "GET /s3/sts is on: token holders can get temporary credentials of the role."
+                );
+            }
             if config.users.is_empty() {
                 println!("No users yet: add one with `reelup-server token add NAME`.");
             }

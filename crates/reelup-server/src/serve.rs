@@ -1,5 +1,6 @@
 //! `reelup-server serve`: signing for a real bucket, from a config file.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::api::{ApiState, UploadLimits, rate_limiter, router};
 use crate::config::ServerConfig;
 use crate::credentials::AwsSigning;
+use crate::secret::ServerSecret;
 use crate::store::ObjectStore;
 use crate::users::Users;
 
@@ -29,7 +31,17 @@ fn store_endpoint(config: &ServerConfig) -> String {
         .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region))
 }
 
+/// The server secret's file for `config`: as `ServerConfig::load` resolved it, or beside
+/// the default config file when the config did not come from a file.
+pub fn secret_path(config: &ServerConfig) -> PathBuf {
+    config
+        .secret_file
+        .clone()
+        .unwrap_or_else(|| config.secret_path(&crate::config::default_path()))
+}
+
 pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
+    let secret = ServerSecret::load_or_create(&secret_path(config))?;
     let signing = AwsSigning::resolve(config).await?;
     let store = ObjectStore::new(
         store_endpoint(config)
@@ -60,6 +72,7 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
             config.rate_limit.burst,
         ),
         sts: signing.sts,
+        secret,
     });
     let listener = TcpListener::bind(config.listen)
         .await

@@ -126,11 +126,25 @@ impl ObjectStore {
         self.bucket.base_url().clone()
     }
 
-    pub fn part_url(&self, key: &str, upload_id: &str, part_number: u16) -> Url {
+    /// A presigned UploadPart URL. With `content_length`, the length is a signed header:
+    /// the store refuses the part unless it is exactly that long.
+    pub fn part_url(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        content_length: Option<u64>,
+    ) -> Url {
         let keys = self.keys.current();
-        self.bucket
-            .upload_part(Some(&keys.s3), key, part_number, upload_id)
-            .sign_with_time(self.url_lifetime, &self.now())
+        let mut action = self
+            .bucket
+            .upload_part(Some(&keys.s3), key, part_number, upload_id);
+        if let Some(len) = content_length {
+            action
+                .headers_mut()
+                .insert("content-length", len.to_string());
+        }
+        action.sign_with_time(self.url_lifetime, &self.now())
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -7,65 +7,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::UserConfig;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub prefix: String,
-    /// Keys the uploadIds handed to this user; the SHA-256 of their token, so it is stable
-    /// across restarts and changes when the token does.
-    seal_key: [u8; 32],
 }
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("name", &self.name)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Hex characters of the tag that binds an uploadId to its user and key.
-const TAG_LEN: usize = 32;
 
 impl User {
-    pub fn new(name: &str, prefix: &str, seal_key: [u8; 32]) -> Self {
+    pub fn new(name: &str, prefix: &str) -> Self {
         Self {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
-            seal_key,
         }
-    }
-
-    fn tag(&self, key: &str, s3_upload_id: &str) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.seal_key).expect("HMAC takes any key length");
-        mac.update(key.as_bytes());
-        mac.update(&[0]);
-        mac.update(s3_upload_id.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..TAG_LEN / 2])
-    }
-
-    /// The uploadId a client sees: S3's, plus a tag binding it to this user and `key`.
-    ///
-    /// AWS ties an uploadId to its key, but not every S3-compatible store does (s3s-fs
-    /// completes any uploadId under any key), so the binding is checked here, statelessly.
-    pub fn seal_upload_id(&self, key: &str, s3_upload_id: &str) -> String {
-        format!("{s3_upload_id}~{}", self.tag(key, s3_upload_id))
-    }
-
-    /// S3's uploadId, if `sealed` was issued to this user for `key`.
-    pub fn open_upload_id<'a>(&self, key: &str, sealed: &'a str) -> Option<&'a str> {
-        let (id, tag) = sealed.rsplit_once('~')?;
-        let expected = self.tag(key, id);
-        bool::from(tag.as_bytes().ct_eq(expected.as_bytes())).then_some(id)
     }
 
     /// Whether `key` is one of this user's objects: `<prefix>/<uuid>[.<ext>]`.
@@ -106,7 +65,7 @@ impl Users {
             .filter_map(|u| {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(&u.token_sha256, &mut hash).ok()?;
-                Some((hash, Arc::new(User::new(&u.name, u.prefix(), hash))))
+                Some((hash, Arc::new(User::new(&u.name, u.prefix()))))
             })
             .collect();
         Self { by_hash }
@@ -116,7 +75,7 @@ impl Users {
     pub fn single(name: &str, prefix: &str, token: &str) -> Self {
         let hash = hash_token(token);
         Self {
-            by_hash: HashMap::from([(hash, Arc::new(User::new(name, prefix, hash)))]),
+            by_hash: HashMap::from([(hash, Arc::new(User::new(name, prefix)))]),
         }
     }
 
@@ -171,7 +130,7 @@ mod tests {
 
     #[test]
     fn users_own_exactly_their_prefix_and_key_shape() {
-        let u = User::new("alice", "alice", [7; 32]);
+        let u = User::new("alice", "alice");
         let id = "0d9c6a36-8f43-4c51-9a6e-2f8f2a6f7a11";
         assert!(u.owns(&format!("alice/{id}.mp4")));
         assert!(u.owns(&format!("alice/{id}")));
@@ -181,28 +140,5 @@ mod tests {
         assert!(!u.owns(&format!("alice/x/{id}.mp4")));
         assert!(!u.owns("alice/anything.mp4"));
         assert!(!u.owns(&format!("alice/{}.mp4", id.to_uppercase())));
-    }
-}
-
-#[cfg(test)]
-mod seal_tests {
-    use super::*;
-
-    #[test]
-    fn upload_ids_open_only_for_their_user_and_key() {
-        let alice = User::new("alice", "alice", [1; 32]);
-        let bob = User::new("bob", "bob", [2; 32]);
-        let sealed = alice.seal_upload_id("alice/k.mp4", "s3-id.with~odd.chars");
-        assert_eq!(
-            alice.open_upload_id("alice/k.mp4", &sealed),
-            Some("s3-id.with~odd.chars")
-        );
-        assert_eq!(alice.open_upload_id("alice/other.mp4", &sealed), None);
-        assert_eq!(bob.open_upload_id("alice/k.mp4", &sealed), None);
-        assert_eq!(
-            alice.open_upload_id("alice/k.mp4", "s3-id.with~odd.chars"),
-            None
-        );
-        assert_eq!(alice.open_upload_id("alice/k.mp4", "no-tag"), None);
     }
 }

@@ -57,7 +57,11 @@ fn hex_of(token: &str) -> String {
 }
 
 async fn start(edit: impl FnOnce(&mut LocalOptions)) -> Stack {
-    let dir = tempfile::tempdir().expect("tempdir");
+    start_in(tempfile::tempdir().expect("tempdir"), edit).await
+}
+
+/// A stack keeping its data (objects, secret) in `dir`, which may hold an earlier one's.
+async fn start_in(dir: tempfile::TempDir, edit: impl FnOnce(&mut LocalOptions)) -> Stack {
     let clock = Arc::new(TestClock::default());
     let mut opts = LocalOptions::new(dir.path().to_owned());
     opts.users = Some(Users::from_config(&[
@@ -536,4 +540,496 @@ async fn post_uploads_survive_a_carriage_return_at_a_read_boundary() {
     assert_eq!(body.len(), size);
     assert_eq!(&body[..head], &first[..]);
     assert!(body[head..].iter().all(|b| *b == b'b'));
+}
+
+impl Stack {
+    async fn get_query(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `Content-Type` the CDN route serves `key` with.
+    async fn served_type(&self, key: &str) -> Option<String> {
+        let r = self
+            .http
+            .get(format!("{}/{key}", self.stack.cdn))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "{key} is served");
+        r.headers()
+            .get("content-type")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+
+    async fn create_with(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, token, "/s3/multipart", body)
+            .await
+    }
+
+    /// PUTs `bytes` to the URL signed for part `n`, returning the status and ETag.
+    async fn put_part_etag(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, String) {
+        self.try_put_part(key, upload_id, n, bytes)
+            .await
+            .expect("PUT")
+    }
+
+    /// As `put_part_etag`, but a store that answers before reading the whole body may
+    /// close the connection under the sender: that is an error here, not a panic.
+    async fn try_put_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        bytes: Vec<u8>,
+    ) -> Result<(StatusCode, String), reqwest::Error> {
+        let (status, body) = self
+            .get(
+                ALICE,
+                &format!("/s3/multipart/{}/{n}?key={}", enc(upload_id), enc(key)),
+            )
+            .await;
+        assert_eq!(status, 200, "signing part {n}: {body}");
+        let r = self
+            .http
+            .put(body["url"].as_str().expect("url"))
+            .body(bytes)
+            .send()
+            .await?;
+        let etag = r
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default();
+        Ok((r.status(), etag))
+    }
+
+    async fn complete_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, &str)],
+    ) -> (StatusCode, Value) {
+        let parts: Vec<Value> = parts
+            .iter()
+            .map(|(n, etag)| json!({"PartNumber": n, "ETag": etag}))
+            .collect();
+        self.send(
+            reqwest::Method::POST,
+            ALICE,
+            &format!("/s3/multipart/{}/complete?key={}", enc(upload_id), enc(key)),
+            json!({ "parts": parts }),
+        )
+        .await
+    }
+}
+
+/// Types that are not exactly `type/subtype`, though each begins with `video/`.
+const SMUGGLED_TYPES: &[&str] = &[
+    "video/mp4,text/html",
+    "video/mp4;text/html",
+    "video/",
+    "video/../text/html",
+    "video/mp4 text/html",
+];
+
+/// Each smuggled type is refused by both routes; were one signed, the attack is carried
+/// through (upload, then fetch from the CDN) and the test fails saying what was served.
+#[tokio::test]
+async fn content_types_must_be_exactly_type_slash_subtype() {
+    let s = start(|_| {}).await;
+    let html = b"<script>alert(document.domain)</script>".to_vec();
+    for t in SMUGGLED_TYPES {
+        let (status, params) = s
+            .get_query(ALICE, "/s3/params", &[("filename", "x.mp4"), ("type", t)])
+            .await;
+        if status == StatusCode::OK {
+            let key = params["fields"]["key"].as_str().expect("key").to_owned();
+            let posted = s.post_form(&params, |_, v| v.to_owned(), &html).await;
+            let served = s.served_type(&key).await;
+            panic!(
+                "/s3/params signed type {t:?}; the upload answered {posted} and the CDN serves it as Content-Type {served:?}"
+            );
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{t:?}: {params}");
+        assert_eq!(params["error"], "bad_request");
+        let message = params["message"].as_str().expect("message");
+        assert!(
+            message.contains("type/subtype") && message.contains(&format!("{t:?}")),
+            "{message}"
+        );
+
+        let (status, created) = s
+            .create_with(
+                ALICE,
+                json!({"filename": "x.mp4", "type": t, "metadata": {}}),
+            )
+            .await;
+        if status == StatusCode::OK {
+            let key = created["key"].as_str().expect("key").to_owned();
+            let id = created["uploadId"].as_str().expect("uploadId").to_owned();
+            let (put, etag) = s.put_part_etag(&key, &id, 1, html.clone()).await;
+            let (done, _) = s.complete_parts(&key, &id, &[(1, &etag)]).await;
+            let served = s.served_type(&key).await;
+            panic!(
+                "POST /s3/multipart accepted type {t:?}; the part answered {put}, complete {done}, and the CDN serves it as Content-Type {served:?}"
+            );
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{t:?}: {created}");
+        assert!(
+            created["message"]
+                .as_str()
+                .expect("message")
+                .contains("type/subtype"),
+            "{created}"
+        );
+    }
+
+    // Well formed but not allowed: 415, naming what is.
+    let (status, body) = s
+        .get_query(
+            ALICE,
+            "/s3/params",
+            &[("filename", "x.html"), ("type", "text/html")],
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!("type_not_allowed")
+        )
+    );
+
+    // Allowed types are signed and stored in their canonical, lowercase form.
+    let (status, params) = s
+        .get_query(
+            ALICE,
+            "/s3/params",
+            &[("filename", "x.mp4"), ("type", "Video/MP4")],
+        )
+        .await;
+    assert_eq!(status, 200, "{params}");
+    assert_eq!(params["fields"]["content-type"], "video/mp4");
+    let key = params["fields"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        s.post_form(&params, |_, v| v.to_owned(), b"ten bytes!")
+            .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.served_type(&key).await.as_deref(), Some("video/mp4"));
+
+    let (status, created) = s
+        .create_with(
+            ALICE,
+            json!({"filename": "x.mov", "type": "VIDEO/QuickTime"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["uploadId"].as_str().expect("uploadId").to_owned();
+    let (put, etag) = s.put_part_etag(&key, &id, 1, vec![1; 1024]).await;
+    assert_eq!(put, 200);
+    assert_eq!(s.complete_parts(&key, &id, &[(1, &etag)]).await.0, 200);
+    assert_eq!(
+        s.served_type(&key).await.as_deref(),
+        Some("video/quicktime")
+    );
+}
+
+/// Parts are bounded when they are signed, from the size the client declared at create.
+#[tokio::test]
+async fn multipart_uploads_are_bounded_at_sign_time() {
+    const MAX: usize = 20 * MIB;
+    let s = start(|o| {
+        o.limits = UploadLimits {
+            max_object_size: MAX as u64,
+            allowed_content_types: vec!["video/*".into()],
+        };
+    })
+    .await;
+    let clip = |extra: Value| {
+        let mut body = json!({"filename": "clip.mp4", "type": "video/mp4", "metadata": {}});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+
+    // Over the cap: refused at create, before any part exists.
+    let (status, body) = s
+        .create_with(ALICE, clip(json!({"size": MAX + 1, "partSize": 5 * MIB})))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"], "too_large");
+
+    // 6 MiB in 5 MiB parts: parts 1 and 2, of 5 MiB and 1 MiB.
+    let (status, created) = s
+        .create_with(ALICE, clip(json!({"size": 6 * MIB, "partSize": 5 * MIB})))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["uploadId"].as_str().expect("uploadId").to_owned();
+    let part_path = |n: &str| format!("/s3/multipart/{}/{n}?key={}", enc(&id), enc(&key));
+    let (status, body) = s.get(ALICE, &part_path("3")).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "part 3 of a 2-part upload: {body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("needs parts 1 to 2"),
+        "{body}"
+    );
+    let (status, body) = s
+        .get(ALICE, &format!("{}&partNumbers=1,2,3", part_path("batch")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The client cannot raise its own bounds: they are under the uploadId's tag.
+    let raised = id.replacen(&format!("~{}-", 6 * MIB), &format!("~{}-", 20 * MIB), 1);
+    assert_ne!(raised, id);
+    let (status, _) = s
+        .get(
+            ALICE,
+            &format!("/s3/multipart/{}/3?key={}", enc(&raised), enc(&key)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A part larger than planned: the length is signed into its URL, so the store refuses it.
+    for (n, len) in [(2, 5 * MIB), (1, 5 * MIB + 1)] {
+        if let Ok((status, _)) = s.try_put_part(&key, &id, n, vec![2; len]).await {
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "the store took {len} bytes for part {n}, signed for its planned length"
+            );
+        }
+    }
+    let (_, listed) = s
+        .get(
+            ALICE,
+            &format!("/s3/multipart/{}?key={}", enc(&id), enc(&key)),
+        )
+        .await;
+    assert_eq!(listed, json!([]), "no oversized part was stored");
+    // The planned parts go through and complete.
+    let (status, etag1) = s.put_part_etag(&key, &id, 1, vec![1; 5 * MIB]).await;
+    assert_eq!(status, 200);
+    let (status, etag2) = s.put_part_etag(&key, &id, 2, vec![2; MIB]).await;
+    assert_eq!(status, 200);
+    let (status, done) = s
+        .complete_parts(&key, &id, &[(1, &etag1), (2, &etag2)])
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(s.stored(&key).await, StatusCode::OK);
+
+    // A size without a part size: part numbers are bounded by S3's smallest part, and the
+    // listed total is checked against the size at complete.
+    let (status, created) = s.create_with(ALICE, clip(json!({"size": 6 * MIB}))).await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["uploadId"].as_str().expect("uploadId").to_owned();
+    let (status, _) = s
+        .get(
+            ALICE,
+            &format!("/s3/multipart/{}/3?key={}", enc(&id), enc(&key)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, etag1) = s.put_part_etag(&key, &id, 1, vec![1; 5 * MIB]).await;
+    let (_, etag2) = s.put_part_etag(&key, &id, 2, vec![2; 5 * MIB]).await;
+    let (status, body) = s
+        .complete_parts(&key, &id, &[(1, &etag1), (2, &etag2)])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "10 MiB for a declared 6: {body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("declared"),
+        "{body}"
+    );
+    assert_eq!(s.stored(&key).await, StatusCode::NOT_FOUND);
+
+    // No size (a Companion client): S3's 10,000 parts, 100 per batch, each part listed once.
+    let (key, id) = s.create(ALICE).await;
+    let numbers = |range: std::ops::RangeInclusive<u32>| {
+        range.map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+    };
+    let batch = |list: String| {
+        format!(
+            "/s3/multipart/{}/batch?key={}&partNumbers={list}",
+            enc(&id),
+            enc(&key)
+        )
+    };
+    let (status, body) = s.get(ALICE, &batch(numbers(1..=101))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a batch of 101");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("at most 100"),
+        "{body}"
+    );
+    let (status, body) = s.get(ALICE, &batch(numbers(9_901..=10_000))).await;
+    assert_eq!(status, 200, "a batch of 100");
+    assert_eq!(body["presignedUrls"].as_object().expect("urls").len(), 100);
+    let (status, _) = s.get(ALICE, &batch("1,1,1,2".into())).await;
+    assert_eq!(status, 200, "repeats count once");
+    let (status, _) = s
+        .get(
+            ALICE,
+            &format!("/s3/multipart/{}/10001?key={}", enc(&id), enc(&key)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, etag) = s.put_part_etag(&key, &id, 1, vec![1; 5 * MIB]).await;
+    let (status, body) = s.complete_parts(&key, &id, &[(1, &etag), (1, &etag)]).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a part listed twice: {body}"
+    );
+    assert_eq!(s.stored(&key).await, StatusCode::NOT_FOUND);
+}
+
+/// The uploadId tag is keyed with the server's secret: a user who knows their own token
+/// (and so its SHA-256, the old key) cannot mint uploadIds.
+#[tokio::test]
+async fn upload_id_tags_cannot_be_forged_from_a_token() {
+    use hmac::{Hmac, Mac};
+    use reelup_server::secret::{Declared, ServerSecret};
+    let s = start(|_| {}).await;
+    let (key, sealed) = s.create(ALICE).await;
+    let s3_id = sealed.split('~').next().expect("S3's uploadId").to_owned();
+    let other_key = "alice/00000000-0000-4000-8000-000000000000.mp4";
+
+    // The old scheme: HMAC-SHA256 keyed with SHA-256(token) over key, 0, uploadId.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&hash_token(ALICE)).expect("key");
+    mac.update(other_key.as_bytes());
+    mac.update(&[0]);
+    mac.update(s3_id.as_bytes());
+    let old_tag = hex::encode(&mac.finalize().into_bytes()[..16]);
+    // The same forgery in today's layout, keyed the old way.
+    let token_keyed = ServerSecret::from_bytes(hash_token(ALICE));
+    let forgeries = [
+        (other_key, format!("{s3_id}~{old_tag}")),
+        (
+            other_key,
+            token_keyed.seal_upload_id("alice", other_key, &s3_id, Declared::default()),
+        ),
+        (
+            key.as_str(),
+            token_keyed.seal_upload_id("alice", &key, &s3_id, Declared::default()),
+        ),
+    ];
+    for (k, forged) in &forgeries {
+        for path in [
+            format!("/s3/multipart/{}/1?key={}", enc(forged), enc(k)),
+            format!("/s3/multipart/{}?key={}", enc(forged), enc(k)),
+        ] {
+            let (status, body) = s.get(ALICE, &path).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "forged {forged} for {k}: {body}"
+            );
+            assert!(
+                body["message"]
+                    .as_str()
+                    .expect("message")
+                    .contains("not issued to you"),
+                "{body}"
+            );
+        }
+    }
+    // The uploadId as issued still works.
+    assert_eq!(
+        s.put_part(ALICE, &key, &sealed, 1, vec![1; 1024]).await,
+        200
+    );
+}
+
+/// The secret is kept in the data dir: an upload started before a restart finishes after it.
+#[tokio::test]
+async fn upload_ids_survive_a_restart() {
+    // s3s-fs ties an upload to the access key that created it, so both runs of the store
+    // keep the same keys, as a real store does.
+    let same_keys = |o: &mut LocalOptions| {
+        o.store_keys = Some((
+            "REELUPRESTART".into(),
+            reelup_core::Secret::new("restart-test-secret-key"),
+        ));
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_owned();
+    let s = start_in(dir, same_keys).await;
+    let secret_file = data.join(reelup_server::local::SECRET_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file)
+            .expect("the secret is made at start")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let before = std::fs::read(&secret_file).expect("secret");
+    let (status, created) = s
+        .create_with(
+            ALICE,
+            json!({"filename": "clip.mp4", "type": "video/mp4", "size": 6 * MIB, "partSize": 5 * MIB}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["uploadId"].as_str().expect("uploadId").to_owned();
+    let (status, etag1) = s.put_part_etag(&key, &id, 1, vec![1; 5 * MIB]).await;
+    assert_eq!(status, 200);
+    let Stack {
+        stack, _dir: dir, ..
+    } = s;
+    stack.shutdown().await;
+
+    let s = start_in(dir, same_keys).await;
+    assert_eq!(
+        std::fs::read(&secret_file).expect("secret"),
+        before,
+        "kept, not remade"
+    );
+    let (status, etag2) = s.put_part_etag(&key, &id, 2, vec![2; MIB]).await;
+    assert_eq!(status, 200);
+    let (status, done) = s
+        .complete_parts(&key, &id, &[(1, &etag1), (2, &etag2)])
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(s.stored(&key).await, StatusCode::OK);
 }

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use reelup_server::users::{User, hash_token};
+use reelup_server::secret::{Declared, ServerSecret};
+use reelup_server::users::hash_token;
 use serde_json::Value;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_reelup-server");
@@ -164,7 +165,7 @@ fn assumed_role_credentials_sign_everything_and_reach_clients_via_sts() {
         dir.path(),
         &format!(
             "[credentials]\nrole_arn = \"arn:aws:iam::123456789012:role/reelup-signer\"\n\
-             sts_endpoint = \"{sts}\"\nsession_duration_secs = 3600\n"
+             sts_endpoint = \"{sts}\"\nsession_duration_secs = 3600\n[sts]\nenabled = true\n"
         ),
     );
     let token = add_token(&config, "alice");
@@ -184,6 +185,7 @@ fn assumed_role_credentials_sign_everything_and_reach_clients_via_sts() {
         said.contains("OK") && said.contains("(temporary credentials)"),
         "{said}"
     );
+    assert!(said.contains("GET /s3/sts is on"), "{said}");
 
     let (server, endpoint, mut stderr) = serve(&config);
     let (status, params) = get(
@@ -218,10 +220,12 @@ fn assumed_role_credentials_sign_everything_and_reach_clients_via_sts() {
         "the token is pinned in the policy"
     );
 
-    // Part URLs carry the same temporary credentials.
+    // Part URLs carry the same temporary credentials. (The store is unreachable here, so
+    // the uploadId is sealed as the server would, with the secret it made beside the config.)
     let key = "alice/0d9c6a36-8f43-4c51-9a6e-2f8f2a6f7a11.mp4";
-    let upload_id =
-        User::new("alice", "alice", hash_token(&token)).seal_upload_id(key, "s3-upload-1");
+    let upload_id = ServerSecret::load(&dir.path().join("server.secret"))
+        .expect("the server made its secret")
+        .seal_upload_id("alice", key, "s3-upload-1", Declared::default());
     let (status, part) = get(
         &endpoint,
         &token,
@@ -364,4 +368,154 @@ fn static_credentials_and_token_lifecycle() {
         "a removed user's token stops working"
     );
     assert_eq!(get(&endpoint, &bob, "/whoami").0, 200);
+}
+
+/// A role to sign with is not a switch for `/s3/sts`: its credentials ignore the type and
+/// size rules and can overwrite the user's objects, so only `[sts] enabled` hands them out.
+#[test]
+fn a_role_alone_does_not_turn_on_sts() {
+    let (_moto, sts) = moto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[credentials]\nrole_arn = \"arn:aws:iam::123456789012:role/reelup-signer\"\n\
+             sts_endpoint = \"{sts}\"\nsession_duration_secs = 3600\n"
+        ),
+    );
+    let token = add_token(&config, "alice");
+    let (server, endpoint, _stderr) = serve(&config);
+    let (status, body) = get(&endpoint, &token, "/s3/sts");
+    assert_eq!(status, 501, "role_arn alone handed out credentials: {body}");
+    assert_eq!(body["error"], "sts_unavailable");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("[sts] enabled = true"),
+        "{body}"
+    );
+    // Signing still uses the role.
+    let (status, params) = get(
+        &endpoint,
+        &token,
+        "/s3/params?filename=a.mp4&type=video/mp4",
+    );
+    assert_eq!(status, 200, "{params}");
+    assert!(params["fields"]["X-Amz-Security-Token"].is_string());
+    assert!(terminate(server).success());
+
+    // And the switch without a role is a config problem, named with its line.
+    let bad = write_config(dir.path(), "[sts]\nenabled = true\n");
+    let out = aws_env(&mut Command::new(SERVER))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server.toml:9: enabled:") && err.contains("credentials.role_arn"),
+        "{err}"
+    );
+}
+
+/// The uploadId secret: made at first start beside the config (mode 0600), the same after
+/// a restart, and a clear refusal to start when it is unusable.
+#[test]
+fn the_server_secret_is_made_once_kept_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    let alice = add_token(&config, "alice");
+    let secret_file = dir.path().join("server.secret");
+    assert!(!secret_file.exists());
+
+    let (server, endpoint, _stderr) = serve(&config);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file)
+            .expect("made at start")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let key = "alice/0d9c6a36-8f43-4c51-9a6e-2f8f2a6f7a11.mp4";
+    let sealed = ServerSecret::load(&secret_file)
+        .expect("secret")
+        .seal_upload_id("alice", key, "s3-upload-1", Declared::default());
+    let sign = |endpoint: &str, id: &str| {
+        get(endpoint, &alice, &format!("/s3/multipart/{id}/1?key={key}")).0
+    };
+    assert_eq!(sign(&endpoint, &sealed), 200);
+    // Keyed the old way, with what the user knows: refused.
+    let token_keyed = ServerSecret::from_bytes(hash_token(&alice)).seal_upload_id(
+        "alice",
+        key,
+        "s3-upload-1",
+        Declared::default(),
+    );
+    assert_eq!(sign(&endpoint, &token_keyed), 403);
+    let before = std::fs::read(&secret_file).expect("secret");
+    assert!(terminate(server).success());
+
+    let (server, endpoint, _stderr) = serve(&config);
+    assert_eq!(std::fs::read(&secret_file).expect("secret"), before);
+    assert_eq!(sign(&endpoint, &sealed), 200, "uploadIds survive a restart");
+    assert!(terminate(server).success());
+
+    let start_fails = |what: &str| {
+        let out = aws_env(&mut Command::new(SERVER))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "started with {what}: {err}");
+        assert!(
+            err.contains(&secret_file.display().to_string()),
+            "{what}: {err}"
+        );
+        err
+    };
+    std::fs::write(&secret_file, "0123abcd\n").expect("write");
+    let err = start_fails("a short secret");
+    assert!(
+        err.contains("not 64 hex characters") && err.contains("8 hex characters"),
+        "{err}"
+    );
+    std::fs::remove_file(&secret_file).expect("remove");
+    std::fs::create_dir(&secret_file).expect("a directory in its place");
+    let err = start_fails("an unreadable secret");
+    assert!(err.contains("cannot read the server secret"), "{err}");
+    std::fs::remove_dir(&secret_file).expect("remove");
+
+    // secret_file moves it; `check` makes it when missing and says so.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).expect("read").replacen(
+            "bucket =",
+            "secret_file = \"keys/upload.secret\"\nbucket =",
+            1,
+        ),
+    )
+    .expect("write");
+    std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
+    let out = aws_env(&mut Command::new(SERVER))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("upload.secret (created, mode 0600)"),
+        "{said}"
+    );
+    assert!(dir.path().join("keys/upload.secret").exists());
+    assert!(!secret_file.exists());
 }
