@@ -2,7 +2,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use reelup_core::parse_rate;
+use reelup_core::BandwidthLimit;
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    BandwidthLimit::parse_rate(text)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -119,8 +119,11 @@ struct Tuning {
     limit_rate: Option<u64>,
 }
 
-/// Rates are parsed by the engine, so the app, the CLI and the fuzz targets share one parser.
-pub(crate) use reelup_core::parse_rate;
+/// A rate such as `5000000`, `5MB`, `1.5MiB`; parsed by the engine, so the CLI and the fuzz
+/// targets share one parser.
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    reelup_core::BandwidthLimit::parse_rate(text)
+}
 
 const MIB: u64 = 1024 * 1024;
 

@@ -25,7 +25,7 @@ mod upload_queue;
 pub mod watch;
 pub mod watch_uploads;
 
-pub use bandwidth::{BandwidthLimit, parse_rate};
+pub use bandwidth::BandwidthLimit;
 pub use error::UploadError;
 pub use fingerprint::Fingerprint;
 pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use reelup_core::BandwidthLimit;
 use reelup_core::VIDEO_EXTENSIONS;
-use reelup_core::parse_rate;
 use reelup_core::profiles::{
     AfterUpload, ConfigError, Flavour, Profile, ProfileConfig, WatchFolder,
 };
@@ -466,6 +466,10 @@ proptest! {
 }
 
 // ----------------------------------------------------------------------------------- rates
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    BandwidthLimit::parse_rate(text)
+}
 
 const UNITS: &[(&str, u64)] = &[
     ("", 1),
