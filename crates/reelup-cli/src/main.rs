@@ -120,37 +120,10 @@ struct Tuning {
     limit_rate: Option<u64>,
 }
 
-/// A rate such as `5000000`, `5MB`, `1.5MiB`: decimal (kB, MB, GB) and binary (KiB, MiB,
-/// GiB) units, any case, an optional `/s`.
+/// A rate such as `5000000`, `5MB`, `1.5MiB`; parsed by the engine, so the CLI and the fuzz
+/// targets share one parser.
 pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = (&t[..split], t[split..].trim());
-    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?}; use bytes per second, e.g. 5000000, 5MB or 4MiB"
-            ));
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a rate; use e.g. 5000000, 5MB or 4MiB"))?;
-    let bytes = (value * scale as f64).round();
-    if !(1.0..=u64::MAX as f64).contains(&bytes) {
-        return Err("the rate must be at least 1 byte per second".into());
-    }
-    Ok(bytes as u64)
+    reelup_core::BandwidthLimit::parse_rate(text)
 }
 
 const MIB: u64 = 1024 * 1024;

@@ -60,6 +60,62 @@ impl BandwidthLimit {
         };
         tokio::time::sleep_until(ready_at).await;
     }
+
+    /// A rate such as `5000000`, `5MB`, `1.5MiB`: decimal (kB, MB, GB) and binary (KiB, MiB,
+    /// GiB) units, any case, an optional `/s`. Whole numbers are exact; a fraction is rounded
+    /// to the nearest byte. More than `u64::MAX` bytes per second is refused, not clamped.
+    pub fn parse_rate(text: &str) -> Result<u64, String> {
+        let t = text.trim();
+        let t = t.strip_suffix("/s").unwrap_or(t).trim_end();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = (&t[..split], t[split..].trim());
+        let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            _ => {
+                return Err(format!(
+                    "unknown unit {unit:?}; use bytes per second, e.g. 5000000, 5MB or 4MiB"
+                ));
+            }
+        };
+        let not_a_rate = || format!("{text:?} is not a rate; use e.g. 5000000, 5MB or 4MiB");
+        let too_large = || {
+            format!(
+                "{text:?} is too large; the most is {} bytes per second",
+                u64::MAX
+            )
+        };
+        let bytes = if number.contains('.') {
+            let value: f64 = number.parse().map_err(|_| not_a_rate())?;
+            let bytes = (value * scale as f64).round();
+            // 2^64: `u64::MAX as f64` rounds up to it, and `as u64` would clamp anything above.
+            if bytes >= 18_446_744_073_709_551_616.0 {
+                return Err(too_large());
+            }
+            bytes as u64
+        } else {
+            // Whole numbers stay exact (f64 loses bytes above 2^53).
+            let value: u64 =
+                number
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| match e.kind() {
+                        std::num::IntErrorKind::PosOverflow => too_large(),
+                        _ => not_a_rate(),
+                    })?;
+            value.checked_mul(scale).ok_or_else(too_large)?
+        };
+        if bytes == 0 {
+            return Err("the rate must be at least 1 byte per second".into());
+        }
+        Ok(bytes)
+    }
 }
 
 #[cfg(test)]

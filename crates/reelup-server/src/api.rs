@@ -132,6 +132,21 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
+            // The parts the client named do not fit together: its mistake, not the store's.
+            StoreError::S3 { code, .. }
+                if matches!(
+                    code.as_str(),
+                    "InvalidPart" | "InvalidPartOrder" | "EntityTooSmall"
+                ) =>
+            {
+                Self {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid_part",
+                    message: format!(
+                        "the store refused the parts ({code}); complete with each part's number and the ETag its upload returned"
+                    ),
+                }
+            }
             StoreError::S3 { code, .. } if code == "NoSuchUpload" => Self {
                 status: StatusCode::NOT_FOUND,
                 code: "no_such_upload",
@@ -161,6 +176,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/s3/multipart/{upload_id}/complete", post(complete))
         .route("/s3/sts", get(sts))
         .route("/whoami", get(whoami))
+        .route_layer(middleware::from_fn(json_errors))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(signed)
@@ -188,6 +204,35 @@ async fn log_request(req: Request, next: Next) -> Response {
         tracing::debug!(%method, %path, status, micros, "request");
     }
     resp
+}
+
+/// Requests refused before a handler runs (by axum's extractors: a query string with `key`
+/// twice, a path that is not UTF-8) get plain text from axum; clients get every refusal in
+/// the API's JSON, as they do every other error.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    ApiError {
+        status,
+        code: if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_request"
+        },
+        message: format!("the request does not parse ({text}); send each parameter once, as UTF-8"),
+    }
+    .into_response()
 }
 
 async fn require_token(
@@ -721,10 +766,22 @@ async fn complete(
     // S3 cannot cap a multipart object's size, so the cap is enforced here, from what S3
     // holds, before the object comes into being. Parts signed with their length cannot
     // have grown since; for clients that declared no part size this is the only check.
-    let stored: u64 = state
-        .store
-        .list_parts(key, upload_id)
-        .await?
+    let listed = state.store.list_parts(key, upload_id).await?;
+    // A part never uploaded is the client's mistake: say so (400), rather than pass it on
+    // for the store to refuse (InvalidPart, or a 500 from s3s-fs) as a storage_error.
+    if let Some((n, _)) = parts
+        .iter()
+        .find(|(n, _)| !listed.iter().any(|p| p.number == *n))
+    {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_part",
+            message: format!(
+                "part {n} was never uploaded; complete with the parts that GET /s3/multipart/{{uploadId}}?key=... lists"
+            ),
+        });
+    }
+    let stored: u64 = listed
         .iter()
         .filter(|p| parts.binary_search_by_key(&p.number, |(n, _)| *n).is_ok())
         .map(|p| p.size)

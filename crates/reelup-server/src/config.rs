@@ -295,6 +295,7 @@ impl ServerConfig {
             problems: vec![toml_problem(file, text, &e)],
         })?;
         let mut problems = Vec::new();
+        let mut overridden = Vec::new();
         for (name, value) in env {
             let Some(setting) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -310,7 +311,10 @@ impl ServerConfig {
                 continue;
             };
             match env_value(&value, *kind) {
-                Ok(v) => set_path(&mut table, path, v),
+                Ok(v) => {
+                    set_path(&mut table, path, v);
+                    overridden.push(name.clone());
+                }
                 Err(m) => problems.push(Problem {
                     at: name.clone(),
                     message: m,
@@ -321,7 +325,7 @@ impl ServerConfig {
             Ok(c) => c,
             Err(e) => {
                 problems.push(Problem {
-                    at: file.to_owned(),
+                    at: wrong_type_at(file, text, &e, &overridden),
                     message: e.message().to_owned(),
                 });
                 return Err(ConfigError { problems });
@@ -547,11 +551,33 @@ fn line_of(text: &str, key: &str) -> usize {
         .map_or(1, |i| i + 1)
 }
 
+/// The 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Where a value of the wrong type or shape is. The merged table has no spans, so the file
+/// is read alone again: if it fails the same way, its span gives the line; if it does not,
+/// an environment override is to blame.
+fn wrong_type_at(file: &str, text: &str, e: &toml::de::Error, overridden: &[String]) -> String {
+    match toml::from_str::<ServerConfig>(text) {
+        Err(alone) if alone.message() == e.message() || overridden.is_empty() => {
+            format!(
+                "{file}:{}",
+                alone.span().map_or(1, |s| line_at(text, s.start))
+            )
+        }
+        _ if !overridden.is_empty() => overridden.join(", "),
+        _ => format!("{file}:1"),
+    }
+}
+
 fn toml_problem(file: &str, text: &str, e: &toml::de::Error) -> Problem {
-    let line = e
-        .span()
-        .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
-        .unwrap_or(1);
+    let line = e.span().map_or(1, |span| line_at(text, span.start));
     Problem {
         at: format!("{file}:{line}"),
         message: format!("{}; fix the TOML syntax there", e.message()),

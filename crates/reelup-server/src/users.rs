@@ -27,7 +27,9 @@ impl User {
         }
     }
 
-    /// Whether `key` is one of this user's objects: `<prefix>/<uuid>[.<ext>]`.
+    /// Whether `key` is one of this user's objects, in exactly the shape `new_key` hands out:
+    /// `<prefix>/<uuid>[.<ext>]`, a lower-case hyphenated uuid and 1 to 8 lower-case letters or
+    /// digits. Anything else (`<uuid>.`, `<uuid>.MP4`) names an object the server never made.
     pub fn owns(&self, key: &str) -> bool {
         let Some(rest) = key
             .strip_prefix(self.prefix.as_str())
@@ -35,10 +37,16 @@ impl User {
         else {
             return false;
         };
-        let (id, ext) = rest.split_once('.').unwrap_or((rest, ""));
+        let (id, ext) = match rest.split_once('.') {
+            Some((id, ext)) => (id, Some(ext)),
+            None => (rest, None),
+        };
         uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
-            && ext.len() <= 8
-            && ext.chars().all(|c| c.is_ascii_alphanumeric())
+            && ext.is_none_or(|e| {
+                (1..=8).contains(&e.len())
+                    && e.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
     }
 }
 
@@ -140,5 +148,8 @@ mod tests {
         assert!(!u.owns(&format!("alice/x/{id}.mp4")));
         assert!(!u.owns("alice/anything.mp4"));
         assert!(!u.owns(&format!("alice/{}.mp4", id.to_uppercase())));
+        // Keys the server never hands out: an empty or upper-case extension.
+        assert!(!u.owns(&format!("alice/{id}.")));
+        assert!(!u.owns(&format!("alice/{id}.MP4")));
     }
 }
