@@ -6,6 +6,7 @@ pub mod api;
 pub mod cdn;
 pub mod config;
 pub mod credentials;
+pub mod edge;
 pub mod local;
 pub mod post_policy;
 pub mod serve;
@@ -13,5 +14,5 @@ pub mod store;
 pub mod tokens;
 pub mod users;
 
-pub use api::{ApiState, router};
+pub use api::{ApiState, router, router_with};
 pub use local::{LocalOptions, LocalStack};

@@ -70,17 +70,25 @@ impl User {
 
     /// Whether `key` is one of this user's objects: `<prefix>/<uuid>[.<ext>]`.
     pub fn owns(&self, key: &str) -> bool {
-        let Some(rest) = key
-            .strip_prefix(self.prefix.as_str())
+        key.strip_prefix(self.prefix.as_str())
             .and_then(|r| r.strip_prefix('/'))
-        else {
-            return false;
-        };
-        let (id, ext) = rest.split_once('.').unwrap_or((rest, ""));
-        uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
-            && ext.len() <= 8
-            && ext.chars().all(|c| c.is_ascii_alphanumeric())
+            .is_some_and(is_object_name)
     }
+}
+
+/// `<uuid>[.<ext>]`, the name part of every key the server hands out.
+fn is_object_name(rest: &str) -> bool {
+    let (id, ext) = rest.split_once('.').unwrap_or((rest, ""));
+    uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
+        && ext.len() <= 8
+        && ext.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether `key` has the shape of a key the server hands out, `<prefix>/<uuid>[.<ext>]`
+/// with a prefix a user may have, whoever it belongs to.
+pub fn is_issued_key(key: &str) -> bool {
+    key.split_once('/')
+        .is_some_and(|(prefix, rest)| crate::config::valid_name(prefix) && is_object_name(rest))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +189,21 @@ mod tests {
         assert!(!u.owns(&format!("alice/x/{id}.mp4")));
         assert!(!u.owns("alice/anything.mp4"));
         assert!(!u.owns(&format!("alice/{}.mp4", id.to_uppercase())));
+        assert!(is_issued_key(&format!("alice/{id}.mp4")));
+        assert!(is_issued_key(&format!("dev/{id}")));
+        for bad in [
+            "",
+            ".",
+            "../",
+            "dev/",
+            &format!("dev/../{id}"),
+            &format!("../dev/{id}"),
+            &format!("dev/{id}/.."),
+            &format!("dev/{id}.mp4?list-type=2"),
+            &format!("/dev/{id}"),
+        ] {
+            assert!(!is_issued_key(bad), "{bad}");
+        }
     }
 }
 
