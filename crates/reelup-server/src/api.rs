@@ -153,18 +153,28 @@ impl From<StoreError> for ApiError {
                 message: "no such multipart upload: it was completed, aborted or never existed"
                     .into(),
             },
-            _ => Self {
-                status: StatusCode::BAD_GATEWAY,
-                code: "storage_error",
-                message: e.to_string(),
-            },
+            _ => {
+                tracing::warn!(error = %e, "an object store call failed");
+                Self {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "storage_error",
+                    message: e.to_string(),
+                }
+            }
         }
     }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The presign routes and `/health`: all that `reelup-server serve` answers.
 pub fn router(state: Arc<ApiState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes under the same layers: the local stack adds its CDN
+/// stand-in ([`crate::cdn::routes`]), which a production server must not have.
+pub fn router_with(state: Arc<ApiState>, extra: Router<Arc<ApiState>>) -> Router {
     let signed = Router::new()
         .route("/s3/params", get(params))
         .route("/s3/multipart", post(create_multipart))
@@ -181,10 +191,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .merge(signed)
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route(
-            "/cdn/{*key}",
-            get(crate::cdn::serve).head(crate::cdn::serve),
-        )
+        .merge(extra)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

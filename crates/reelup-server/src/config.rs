@@ -40,6 +40,24 @@ const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
         EnvKind::Int,
     ),
     ("BURST", "rate_limit.burst", EnvKind::Int),
+    (
+        "HEADER_READ_TIMEOUT_SECS",
+        "limits.header_read_timeout_secs",
+        EnvKind::Int,
+    ),
+    (
+        "REQUEST_TIMEOUT_SECS",
+        "limits.request_timeout_secs",
+        EnvKind::Int,
+    ),
+    ("MAX_CONNECTIONS", "limits.max_connections", EnvKind::Int),
+    (
+        "ANONYMOUS_REQUESTS_PER_MINUTE",
+        "limits.anonymous_requests_per_minute",
+        EnvKind::Int,
+    ),
+    ("ANONYMOUS_BURST", "limits.anonymous_burst", EnvKind::Int),
+    ("TRUSTED_PROXIES", "limits.trusted_proxies", EnvKind::List),
 ];
 
 #[derive(Clone, Copy)]
@@ -47,6 +65,8 @@ enum EnvKind {
     Str,
     Bool,
     Int,
+    /// Comma-separated strings.
+    List,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +102,8 @@ pub struct ServerConfig {
     pub sts: StsConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     #[serde(default)]
     pub users: Vec<UserConfig>,
 }
@@ -125,6 +147,55 @@ impl Default for RateLimitConfig {
         Self {
             requests_per_minute: default_rpm(),
             burst: default_burst(),
+        }
+    }
+}
+
+/// What one client may hold of the server: `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_anonymous_rpm")]
+    pub anonymous_requests_per_minute: u32,
+    #[serde(default = "default_anonymous_burst")]
+    pub anonymous_burst: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; none by default.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: default_header_read_timeout(),
+            request_timeout_secs: default_request_timeout(),
+            max_connections: default_max_connections(),
+            anonymous_requests_per_minute: default_anonymous_rpm(),
+            anonymous_burst: default_anonymous_burst(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits as the HTTP edge takes them; call on a checked config.
+    pub fn http_limits(&self) -> crate::edge::HttpLimits {
+        crate::edge::HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections as usize,
+            anonymous_rate: Some((self.anonymous_requests_per_minute, self.anonymous_burst)),
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.trim().parse().ok())
+                .collect(),
         }
     }
 }
@@ -175,6 +246,21 @@ fn default_rpm() -> u32 {
 }
 fn default_burst() -> u32 {
     200
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    120
+}
+fn default_max_connections() -> u32 {
+    512
+}
+fn default_anonymous_rpm() -> u32 {
+    120
+}
+fn default_anonymous_burst() -> u32 {
+    30
 }
 
 /// A size in bytes, written as a number or as "50 GiB", "500MB", "5 TiB".
@@ -451,6 +537,43 @@ impl ServerConfig {
                 "requests_per_minute and burst must be at least 1".into(),
             );
         }
+        let limits = &self.limits;
+        if !(1..=300).contains(&limits.header_read_timeout_secs) {
+            bad(
+                "header_read_timeout_secs",
+                "must be between 1 and 300 seconds: how long a client may take to send a request's headers"
+                    .into(),
+            );
+        }
+        if !(1..=3600).contains(&limits.request_timeout_secs) {
+            bad(
+                "request_timeout_secs",
+                "must be between 1 and 3600 seconds: how long a request may take to be answered"
+                    .into(),
+            );
+        }
+        if !(1..=100_000).contains(&limits.max_connections) {
+            bad(
+                "max_connections",
+                "must be between 1 and 100000 (and below the service's open-file limit)".into(),
+            );
+        }
+        if limits.anonymous_requests_per_minute == 0 || limits.anonymous_burst == 0 {
+            bad(
+                "limits",
+                "anonymous_requests_per_minute and anonymous_burst must be at least 1".into(),
+            );
+        }
+        for proxy in &limits.trusted_proxies {
+            if proxy.trim().parse::<std::net::IpAddr>().is_err() {
+                bad(
+                    "trusted_proxies",
+                    format!(
+                        "{proxy:?} is not an IP address; list the addresses of your reverse proxies, e.g. [\"127.0.0.1\", \"::1\"]"
+                    ),
+                );
+            }
+        }
         let mut names = std::collections::HashSet::new();
         let mut prefixes = std::collections::HashSet::new();
         let mut hashes = std::collections::HashSet::new();
@@ -596,6 +719,14 @@ fn env_value(value: &str, kind: EnvKind) -> Result<toml::Value, String> {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("{value:?} is not a whole number")),
+        EnvKind::List => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
+        )),
     }
 }
 
@@ -763,6 +894,45 @@ mod tests {
         assert!(
             err.contains("server.toml:4: enabled:") && err.contains("credentials.role_arn"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_have_defaults_env_overrides_and_lined_problems() {
+        let c = parse(MINIMAL, &[]).expect("valid");
+        let l = c.limits.http_limits();
+        assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(l.max_connections, 512);
+        assert_eq!(l.anonymous_rate, Some((120, 30)));
+        assert!(l.trusted_proxies.is_empty(), "X-Forwarded-For is not trusted by default");
+
+        let c = parse(
+            MINIMAL,
+            &[
+                ("REELUP_SERVER_HEADER_READ_TIMEOUT_SECS", "3"),
+                ("REELUP_SERVER_MAX_CONNECTIONS", "64"),
+                ("REELUP_SERVER_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ],
+        )
+        .expect("valid");
+        let l = c.limits.http_limits();
+        assert_eq!(l.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(l.max_connections, 64);
+        assert_eq!(l.trusted_proxies.len(), 2);
+
+        let text = format!(
+            "{MINIMAL}[limits]\nheader_read_timeout_secs = 0\nmax_connections = 0\ntrusted_proxies = [\"proxy.internal\"]\n"
+        );
+        let err = parse(&text, &[]).unwrap_err();
+        let shown: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert!(
+            shown.contains(&"server.toml:4: header_read_timeout_secs: must be between 1 and 300 seconds: how long a client may take to send a request's headers".to_owned()),
+            "{shown:?}"
+        );
+        assert!(shown.iter().any(|p| p.starts_with("server.toml:5: max_connections:")), "{shown:?}");
+        assert!(
+            shown.iter().any(|p| p.starts_with("server.toml:6: trusted_proxies:") && p.contains("not an IP address")),
+            "{shown:?}"
         );
     }
 

@@ -7,6 +7,7 @@ pub mod cdn;
 pub mod config;
 pub mod content_type;
 pub mod credentials;
+pub mod edge;
 pub mod local;
 pub mod post_policy;
 pub mod secret;
@@ -15,5 +16,5 @@ pub mod store;
 pub mod tokens;
 pub mod users;
 
-pub use api::{ApiState, router};
+pub use api::{ApiState, router, router_with};
 pub use local::{LocalOptions, LocalStack};

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use rand::Rng;
 use reelup_core::{Secret, StreamingUrlBase};
 use s3s::auth::SimpleAuth;
@@ -18,9 +16,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router};
+use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router_with};
 use crate::credentials::SigningKeys;
 use crate::secret::ServerSecret;
+use crate::edge::{self, HttpLimits, LoopbackHost};
 use crate::store::{Clock, ObjectStore};
 use crate::users::Users;
 
@@ -58,6 +57,10 @@ pub struct LocalOptions {
     pub rate_limit: Option<(u32, u32)>,
     /// The secret keying uploadId tags; by default one kept in the data dir.
     pub secret: Option<ServerSecret>,
+    /// Timeouts and the connection cap of every listener, and the limit per address for
+    /// requests without a valid token (none by default: a video player's many Range
+    /// requests to the CDN route carry no token).
+    pub http: HttpLimits,
 }
 
 impl LocalOptions {
@@ -80,6 +83,10 @@ impl LocalOptions {
             },
             rate_limit: None,
             secret: None,
+            http: HttpLimits {
+                anonymous_rate: None,
+                ..HttpLimits::default()
+            },
         }
     }
 }
@@ -166,6 +173,7 @@ impl LocalStack {
         tasks.push(tokio::spawn(serve_s3(
             s3_listener,
             s3_service,
+            opts.http.clone(),
             cancel.clone(),
         )));
 
@@ -203,7 +211,7 @@ impl LocalStack {
             .unwrap_or_else(|| Users::single(DEV_USER, DEV_USER, token.expose()));
         let state = Arc::new(ApiState {
             store,
-            users,
+            users: users.clone(),
             cdn: StreamingUrlBase::new(&cdn),
             limits: opts.limits,
             rate_limit: opts
@@ -212,15 +220,28 @@ impl LocalStack {
             sts: None,
             secret,
         });
-        let app = router(state);
+        let app = edge::harden(
+            router_with(state, crate::cdn::routes()),
+            users,
+            &opts.http,
+        );
+        let app = edge::loopback_only(
+            app,
+            LoopbackHost {
+                port: Some(addr.port()),
+            },
+        );
         let stop = cancel.clone();
+        let limits = opts.http;
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "presign server stopped");
-            }
+            edge::serve_app(
+                listener,
+                &limits,
+                app,
+                stop.cancelled_owned(),
+                Duration::from_secs(10),
+            )
+            .await;
         }));
 
         Ok(Self {
@@ -267,49 +288,46 @@ fn rechunk(body: hyper::body::Incoming) -> s3s::Body {
     s3s::Body::http_body_unsync(http_body_util::StreamBody::new(frames))
 }
 
+/// The store's listener. Its requests are signed with keys only this process and the
+/// signer hold, so a rebinding page could not use them anyway; the `Host` check is kept as a
+/// second wall (any port, since tests reach the store through a proxy on another one).
 async fn serve_s3(
     listener: TcpListener,
     service: s3s::service::S3Service,
+    limits: HttpLimits,
     cancel: CancellationToken,
 ) {
-    let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let socket = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((socket, _)) => socket,
-                Err(e) => {
-                    tracing::warn!(error = %e, "local store: accept failed");
-                    continue;
-                }
-            },
-            () = cancel.cancelled() => break,
-        };
+    let rule = LoopbackHost { port: None };
+    let handle = move |req: http::Request<hyper::body::Incoming>, _peer: SocketAddr| {
         let service = service.clone();
-        let rechunked =
-            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                // Only browser-style POST uploads go through s3s's form parser; every other
-                // body keeps its exact length, which s3s needs for Content-Length checks.
-                let form = req
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|t| t.starts_with("multipart/form-data"));
-                async move {
-                    let req = if form {
-                        req.map(rechunk)
-                    } else {
-                        req.map(s3s::Body::from)
-                    };
-                    service.call(req).await
-                }
-            });
-        let conn = http.serve_connection(TokioIo::new(socket), rechunked);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+        async move {
+            if let Some(message) = rule.check(&req) {
+                tracing::warn!(%message, "local store: refused a request for another host name");
+                let mut resp = http::Response::new(s3s::Body::from(message));
+                *resp.status_mut() = http::StatusCode::MISDIRECTED_REQUEST;
+                return Ok(resp);
+            }
+            // Only browser-style POST uploads go through s3s's form parser; every other
+            // body keeps its exact length, which s3s needs for Content-Length checks.
+            let form = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("multipart/form-data"));
+            let req = if form {
+                req.map(rechunk)
+            } else {
+                req.map(s3s::Body::from)
+            };
+            service.call(req).await
+        }
+    };
+    edge::serve(
+        listener,
+        &limits,
+        handle,
+        cancel.cancelled_owned(),
+        Duration::from_secs(10),
+    )
+    .await;
 }

@@ -12,6 +12,7 @@ use crate::api::{ApiState, UploadLimits, rate_limiter, router};
 use crate::config::ServerConfig;
 use crate::credentials::AwsSigning;
 use crate::secret::ServerSecret;
+use crate::edge::{self, HttpLimits};
 use crate::store::ObjectStore;
 use crate::users::Users;
 
@@ -20,6 +21,7 @@ pub struct Prepared {
     pub listener: TcpListener,
     pub app: axum::Router,
     pub endpoint: String,
+    pub limits: HttpLimits,
     refresh: tokio::task::JoinHandle<()>,
 }
 
@@ -59,9 +61,11 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
         );
     }
     let refresh = signing.spawn_refresh(config.url_lifetime());
+    let users = Users::from_config(&config.users);
+    let limits = config.limits.http_limits();
     let state = Arc::new(ApiState {
         store,
-        users: Users::from_config(&config.users),
+        users: users.clone(),
         cdn: StreamingUrlBase::new(&config.cdn_base_url),
         limits: UploadLimits {
             max_object_size: config.max_object_size.0,
@@ -78,10 +82,14 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
         .await
         .with_context(|| format!("cannot listen on {}; is the address in use?", config.listen))?;
     let endpoint = format!("http://{}", listener.local_addr()?);
+    // No CDN route here: viewers read through the real CDN, which has its own permission
+    // to read the bucket; this server must never read it for someone without a token.
+    let app = edge::harden(router(state), users, &limits);
     Ok(Prepared {
         listener,
-        app: router(state),
+        app,
         endpoint,
+        limits,
         refresh,
     })
 }
@@ -89,23 +97,18 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
 impl Prepared {
     /// Serves until `shutdown` resolves, then lets requests in flight finish (up to 30 s).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, self.app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        shutdown.await;
-        tracing::info!("shutting down; finishing requests in flight");
-        let _ = tx.send(());
-        if tokio::time::timeout(Duration::from_secs(30), server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("requests still running after 30 s; stopping anyway");
-        }
+        let announced = async {
+            shutdown.await;
+            tracing::info!("shutting down; finishing requests in flight");
+        };
+        edge::serve_app(
+            self.listener,
+            &self.limits,
+            self.app,
+            announced,
+            Duration::from_secs(30),
+        )
+        .await;
         self.refresh.abort();
     }
 }

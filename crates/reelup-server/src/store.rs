@@ -32,7 +32,9 @@ impl Clock for SystemClock {
 /// A failure talking to the object store, as S3 reported it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the object store could not be reached: {0}")]
+    #[error(
+        "the object store could not be reached ({0}): it is down, or the server's endpoint setting is wrong"
+    )]
     Unreachable(String),
     #[error("the object store answered {status} {code}: {message}")]
     S3 {
@@ -42,6 +44,26 @@ pub enum StoreError {
     },
     #[error("the object store sent a response that is not S3 XML: {0}")]
     Malformed(String),
+}
+
+/// What went wrong in a request to the store, without the request's URL: every URL the
+/// server sends to the store is presigned (`X-Amz-Credential`, `X-Amz-Signature`, and with
+/// temporary credentials `X-Amz-Security-Token`), and reqwest's errors quote it whole. The
+/// causes are kept, since "connection refused" is what an operator needs to read.
+pub fn without_secrets(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        // hyper repeats its cause in its own text; say each thing once.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// One part S3 holds for an unfinished multipart upload.
@@ -91,7 +113,14 @@ impl ObjectStore {
             bucket: Bucket::new(endpoint, style, bucket.to_owned(), region.to_owned())?,
             keys,
             clock: Arc::new(SystemClock),
-            http: reqwest::Client::new(),
+            // Bounds on the server's own calls, so that a store that stops answering
+            // cannot hold requests (and their connections) open: connecting, and each wait
+            // for more bytes, which also ends a stalled CDN stream.
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(120))
+                .build()
+                .unwrap_or_default(),
             url_lifetime,
         })
     }
@@ -169,12 +198,12 @@ impl ObjectStore {
         let resp = req
             .send()
             .await
-            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+            .map_err(|e| StoreError::Unreachable(without_secrets(e)))?;
         let status = resp.status();
         let body = resp
             .text()
             .await
-            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+            .map_err(|e| StoreError::Unreachable(without_secrets(e)))?;
         // S3 can answer 200 and still carry an <Error> (CompleteMultipartUpload does).
         if !status.is_success() || body.contains("<Error>") {
             return Err(StoreError::S3 {

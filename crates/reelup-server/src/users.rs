@@ -31,23 +31,31 @@ impl User {
     /// `<prefix>/<uuid>[.<ext>]`, a lower-case hyphenated uuid and 1 to 8 lower-case letters or
     /// digits. Anything else (`<uuid>.`, `<uuid>.MP4`) names an object the server never made.
     pub fn owns(&self, key: &str) -> bool {
-        let Some(rest) = key
-            .strip_prefix(self.prefix.as_str())
+        key.strip_prefix(self.prefix.as_str())
             .and_then(|r| r.strip_prefix('/'))
-        else {
-            return false;
-        };
-        let (id, ext) = match rest.split_once('.') {
-            Some((id, ext)) => (id, Some(ext)),
-            None => (rest, None),
-        };
-        uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
-            && ext.is_none_or(|e| {
-                (1..=8).contains(&e.len())
-                    && e.bytes()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            })
+            .is_some_and(is_object_name)
     }
+}
+
+/// `<uuid>[.<ext>]`, the name part of every key the server hands out: a lower-case
+/// hyphenated uuid and an extension of 1 to 8 lower-case letters or digits.
+fn is_object_name(rest: &str) -> bool {
+    let (id, ext) = match rest.split_once('.') {
+        Some((id, ext)) => (id, Some(ext)),
+        None => (rest, None),
+    };
+    uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
+        && ext.is_none_or(|e| {
+            (1..=8).contains(&e.len())
+                && e.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// Whether `key` has the shape of a key the server hands out, `<prefix>/<uuid>[.<ext>]`
+/// with a prefix a user may have, whoever it belongs to.
+pub fn is_issued_key(key: &str) -> bool {
+    key.split_once('/')
+        .is_some_and(|(prefix, rest)| crate::config::valid_name(prefix) && is_object_name(rest))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -151,5 +159,20 @@ mod tests {
         // Keys the server never hands out: an empty or upper-case extension.
         assert!(!u.owns(&format!("alice/{id}.")));
         assert!(!u.owns(&format!("alice/{id}.MP4")));
+        assert!(is_issued_key(&format!("alice/{id}.mp4")));
+        assert!(is_issued_key(&format!("dev/{id}")));
+        for bad in [
+            "",
+            ".",
+            "../",
+            "dev/",
+            &format!("dev/../{id}"),
+            &format!("../dev/{id}"),
+            &format!("dev/{id}/.."),
+            &format!("dev/{id}.mp4?list-type=2"),
+            &format!("/dev/{id}"),
+        ] {
+            assert!(!is_issued_key(bad), "{bad}");
+        }
     }
 }
