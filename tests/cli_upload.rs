@@ -312,7 +312,6 @@ fn a_plain_http_endpoint_on_this_machine_is_allowed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(fetch_sha256(line["url"].as_str().expect("url")), sha);
 }

@@ -211,7 +211,9 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
     a_opts.token = Some(token.clone());
     let a_listen = a_opts.listen;
     let a = LocalStack::start(a_opts).await.expect("server A");
-    let a_front = FaultProxy::start(a_listen).await.expect("proxy in front of A");
+    let a_front = FaultProxy::start(a_listen)
+        .await
+        .expect("proxy in front of A");
     let mut b_opts = LocalOptions::new(dir.path().join("b"));
     b_opts.token = Some(token.clone());
     let b = LocalStack::start(b_opts).await.expect("server B");
@@ -221,9 +223,7 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
     save_profile(&config_path, &a_front.url());
 
     let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
-    let tokens = Arc::new(TokenCache::new(Arc::new(Tokens(
-        token.expose().to_owned(),
-    ))));
+    let tokens = Arc::new(TokenCache::new(Arc::new(Tokens(token.expose().to_owned()))));
     let queue = UploadQueue::for_companion(
         store,
         tokens,
@@ -232,7 +232,11 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
     )
     .expect("queue");
     let config = ProfileConfig::load(&config_path).expect("config");
-    let target = config.get("work").expect("profile").target().expect("target");
+    let target = config
+        .get("work")
+        .expect("profile")
+        .target()
+        .expect("target");
     let (small, small_sha) = random_file(dir.path(), "small.mp4", 300 * 1024);
     let (large, large_sha) = random_file(dir.path(), "large.mp4", (7 * MIB) as usize);
     let small_id = queue.add(&small, &target).expect("add");
@@ -289,9 +293,7 @@ async fn small_files_whose_post_is_reset_cut_or_refused_are_retried() {
     let client_http = http();
     let queue = UploadQueue::new(
         store,
-        move |_: &Target| {
-            CompanionClient::new(client_http.clone(), &endpoint, Some(token.clone()))
-        },
+        move |_: &Target| CompanionClient::new(client_http.clone(), &endpoint, Some(token.clone())),
         http(),
         options(),
     );
@@ -352,9 +354,7 @@ async fn a_store_that_refuses_the_connection_still_fails_at_once() {
     let client_http = http();
     let queue = UploadQueue::new(
         store,
-        move |_: &Target| {
-            CompanionClient::new(client_http.clone(), &endpoint, Some(token.clone()))
-        },
+        move |_: &Target| CompanionClient::new(client_http.clone(), &endpoint, Some(token.clone())),
         http(),
         options(),
     );
@@ -443,7 +443,11 @@ async fn a_failed_parts_stored_error_carries_no_signature() {
         "still says what went wrong: {}",
         error.message
     );
-    for secret in ["X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token"] {
+    for secret in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+    ] {
         assert!(!error.message.contains(secret), "{}", error.message);
     }
 }

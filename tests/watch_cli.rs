@@ -321,7 +321,11 @@ fn links_in_a_watched_folder_are_refused_and_a_linked_uploaded_folder_is_not_use
     let outside = env.dir.path().join("outside");
     std::fs::create_dir_all(&outside).expect("mkdir");
     let secret = outside.join("credentials");
-    std::fs::write(&secret, "[default]\naws_secret_access_key = not-for-upload\n").expect("write");
+    std::fs::write(
+        &secret,
+        "[default]\naws_secret_access_key = not-for-upload\n",
+    )
+    .expect("write");
     let elsewhere = env.dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
 
@@ -343,20 +347,25 @@ fn links_in_a_watched_folder_are_refused_and_a_linked_uploaded_folder_is_not_use
 
     for link in ["clip.mp4", "later.mov"] {
         assert!(
-            log.lines().any(|l| l.contains(&inbox.join(link).display().to_string())
-                && l.contains("symbolic link")
-                && l.contains("not uploaded")),
+            log.lines()
+                .any(|l| l.contains(&inbox.join(link).display().to_string())
+                    && l.contains("symbolic link")
+                    && l.contains("not uploaded")),
             "{link} is named, with why:\n{log}"
         );
     }
     assert!(
-        log.lines()
-            .any(|l| l.contains(&inbox.join("uploaded").display().to_string())
+        log.lines().any(
+            |l| l.contains(&inbox.join("uploaded").display().to_string())
                 && l.contains("symbolic link")
-                && l.contains("stays where it is")),
+                && l.contains("stays where it is")
+        ),
         "the refused move is explained:\n{log}"
     );
-    assert!(first.exists() && second.exists(), "not moved through the link");
+    assert!(
+        first.exists() && second.exists(),
+        "not moved through the link"
+    );
     assert_eq!(std::fs::read_dir(&elsewhere).expect("ls").count(), 0);
     let queue = env.queue();
     assert_eq!(queue.len(), 2, "only the real files: {queue:?}");

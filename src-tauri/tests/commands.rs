@@ -227,8 +227,8 @@ fn queue_commands_map_onto_the_engine() {
     std::fs::write(&video, vec![7u8; 4096]).expect("video");
     std::fs::write(&notes, "hello").expect("notes");
     // Files come in by a drop or a second launch (Rust side), never from the webview.
-    let added = serde_json::to_value(rig.shell.add(vec![video, notes]).expect("added"))
-        .expect("json");
+    let added =
+        serde_json::to_value(rig.shell.add(vec![video, notes]).expect("added")).expect("json");
     assert_eq!(added["added"].as_array().expect("added").len(), 1);
     assert_eq!(added["added"][0]["name"], "take one.mp4");
     assert_eq!(added["added"][0]["profile"], "local");
@@ -300,7 +300,11 @@ fn ui_invokes() -> std::collections::BTreeSet<String> {
                 continue;
             };
             let args = args.trim_start();
-            let Some(quote) = args.chars().next().filter(|c| matches!(c, '"' | '\'' | '`')) else {
+            let Some(quote) = args
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '"' | '\'' | '`'))
+            else {
                 continue;
             };
             let body = &args[1..];
@@ -363,8 +367,14 @@ fn the_capability_grants_only_what_the_ui_invokes() {
 #[test]
 fn a_second_launch_resolves_relative_paths_against_its_own_directory() {
     let second = Path::new("/home/someone/Videos");
-    let args = ["reelup", "clip.mp4", "day1/take.mov", "/abs/b.mp4", "--in-tray"]
-        .map(String::from);
+    let args = [
+        "reelup",
+        "clip.mp4",
+        "day1/take.mov",
+        "/abs/b.mp4",
+        "--in-tray",
+    ]
+    .map(String::from);
     assert_eq!(
         reelup_app::path_args(args, second),
         vec![

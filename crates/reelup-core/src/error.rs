@@ -189,7 +189,10 @@ mod tests {
         let out = redact_urls(text);
         assert!(!out.contains("X-Amz"), "{out}");
         assert!(!out.contains("partNumber"), "{out}");
-        assert!(out.contains("https://s3.example.com/b/k?[redacted]): reset"), "{out}");
+        assert!(
+            out.contains("https://s3.example.com/b/k?[redacted]): reset"),
+            "{out}"
+        );
         assert!(out.contains("http://plain/path"), "{out}");
         assert_eq!(redact_urls("no urls here"), "no urls here");
     }

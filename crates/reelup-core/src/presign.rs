@@ -217,7 +217,11 @@ impl CompanionClient {
 /// over plain http to somewhere other than this machine: a remote endpoint must hand back
 /// https URLs. Only an endpoint on this machine (the local stack, a dev server) may hand back
 /// http ones. `endpoint` is the presign endpoint the item was queued for.
-pub fn check_presigned_url(endpoint: &str, url: &str, what: &'static str) -> Result<(), UploadError> {
+pub fn check_presigned_url(
+    endpoint: &str,
+    url: &str,
+    what: &'static str,
+) -> Result<(), UploadError> {
     let parsed = url::Url::parse(url).map_err(|e| UploadError::Endpoint {
         route: what.into(),
         status: 200,
@@ -344,13 +348,26 @@ mod tests {
         assert!(text.contains("http://store.example.com"), "{text}");
         assert!(!text.contains("X-Amz-Signature"), "{text}");
         assert!(
-            check_presigned_url("https://uploads.example.com", "https://s3.example.com/b/k?x=1", "part URL").is_ok()
+            check_presigned_url(
+                "https://uploads.example.com",
+                "https://s3.example.com/b/k?x=1",
+                "part URL"
+            )
+            .is_ok()
         );
-        for local in ["http://127.0.0.1:7300", "http://localhost:7300", "http://[::1]:7300"] {
+        for local in [
+            "http://127.0.0.1:7300",
+            "http://localhost:7300",
+            "http://[::1]:7300",
+        ] {
             assert!(check_presigned_url(local, "http://127.0.0.1:7301/b/k?x", "part URL").is_ok());
         }
         // Not http or https at all.
-        assert!(check_presigned_url("http://127.0.0.1:7300", "file:///etc/passwd", "part URL").is_err());
-        assert!(check_presigned_url("https://uploads.example.com", "ftp://h/x", "part URL").is_err());
+        assert!(
+            check_presigned_url("http://127.0.0.1:7300", "file:///etc/passwd", "part URL").is_err()
+        );
+        assert!(
+            check_presigned_url("https://uploads.example.com", "ftp://h/x", "part URL").is_err()
+        );
     }
 }

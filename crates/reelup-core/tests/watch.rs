@@ -565,7 +565,11 @@ async fn links_are_refused_never_followed() {
     use std::os::unix::fs::symlink;
     let outside = tempfile::tempdir().expect("tempdir");
     let secret = outside.path().join("credentials");
-    fs::write(&secret, b"[default]\naws_secret_access_key = not-for-upload\n").expect("write");
+    fs::write(
+        &secret,
+        b"[default]\naws_secret_access_key = not-for-upload\n",
+    )
+    .expect("write");
     let elsewhere = outside.path().join("videos");
     write(&elsewhere.join("far.mp4"), 1024);
 
@@ -605,7 +609,9 @@ async fn links_are_refused_never_followed() {
     let (ready, refused) = watch.outcomes_until_quiet(WINDOW * 4).await;
     assert_eq!(ready, vec![root.join("real2.mp4")], "{:#?}", watch.log);
     assert!(
-        refused.iter().any(|(p, m)| *p == root.join("later.mov") && m.contains("symbolic link")),
+        refused
+            .iter()
+            .any(|(p, m)| *p == root.join("later.mov") && m.contains("symbolic link")),
         "{refused:?}"
     );
     assert!(
@@ -629,7 +635,8 @@ fn a_linked_uploaded_folder_does_not_redirect_moves() {
     let err = move_to_uploaded(root, &root.join("take.mp4")).expect_err("refused");
     let text = err.to_string();
     assert!(
-        text.contains(&root.join("uploaded").display().to_string()) && text.contains("symbolic link"),
+        text.contains(&root.join("uploaded").display().to_string())
+            && text.contains("symbolic link"),
         "{text}"
     );
     assert!(root.join("take.mp4").exists(), "the file stays");
