@@ -199,6 +199,13 @@ impl Profile {
                 "bandwidth-limit is 0; remove it for no limit, or give bytes per second".into(),
             );
         }
+        // TOML integers are i64: a larger limit could be saved but never read back.
+        if let Some(b) = self.bandwidth_limit.filter(|&b| b > i64::MAX as u64) {
+            return Err(format!(
+                "bandwidth-limit is {b}; the most is {} bytes per second, or remove it for no limit",
+                i64::MAX
+            ));
+        }
         for w in &self.watch {
             if !w.path.is_absolute() {
                 return Err(format!(

@@ -836,7 +836,8 @@ fn part_number_lists_sign_exactly_the_valid_numbers() {
                     prop_assert_eq!(signed, numbers);
                     for (n, url) in urls {
                         let url = url::Url::parse(url.as_str().expect("url")).expect("a URL");
-                        prop_assert_eq!(url.path(), format!("/reelup/{key}"));
+                        let want = format!("/reelup/{key}");
+                        prop_assert_eq!(url.path(), want.as_str());
                         let part = url
                             .query_pairs()
                             .find(|(k, _)| k == "partNumber")
