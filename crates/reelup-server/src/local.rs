@@ -209,11 +209,7 @@ impl LocalStack {
                 .and_then(|(per_minute, burst)| rate_limiter(per_minute, burst)),
             sts: None,
         });
-        let app = edge::harden(
-            router_with(state, crate::cdn::routes()),
-            users,
-            &opts.http,
-        );
+        let app = edge::harden(router_with(state, crate::cdn::routes()), users, &opts.http);
         let app = edge::loopback_only(
             app,
             LoopbackHost {
