@@ -89,7 +89,7 @@ impl Drop for Local {
     }
 }
 
-fn aws_env(cmd: &mut Command, key: &str, secret: &str) -> &mut Command {
+fn aws_env<'a>(cmd: &'a mut Command, key: &str, secret: &str) -> &'a mut Command {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
