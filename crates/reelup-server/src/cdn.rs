@@ -115,7 +115,9 @@ async fn fetch(state: &ApiState, method: Method, key: &str, headers: &HeaderMap)
         }
     }
     // A failure mid-stream carries the signed URL too; only its cause goes on.
-    let stream = origin.bytes_stream().map_err(|e| std::io::Error::other(without_secrets(e)));
+    let stream = origin
+        .bytes_stream()
+        .map_err(|e| std::io::Error::other(without_secrets(e)));
     resp.body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

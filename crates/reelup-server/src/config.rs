@@ -904,7 +904,10 @@ mod tests {
         assert_eq!(l.header_read_timeout, Duration::from_secs(10));
         assert_eq!(l.max_connections, 512);
         assert_eq!(l.anonymous_rate, Some((120, 30)));
-        assert!(l.trusted_proxies.is_empty(), "X-Forwarded-For is not trusted by default");
+        assert!(
+            l.trusted_proxies.is_empty(),
+            "X-Forwarded-For is not trusted by default"
+        );
 
         let c = parse(
             MINIMAL,
@@ -929,9 +932,17 @@ mod tests {
             shown.contains(&"server.toml:4: header_read_timeout_secs: must be between 1 and 300 seconds: how long a client may take to send a request's headers".to_owned()),
             "{shown:?}"
         );
-        assert!(shown.iter().any(|p| p.starts_with("server.toml:5: max_connections:")), "{shown:?}");
         assert!(
-            shown.iter().any(|p| p.starts_with("server.toml:6: trusted_proxies:") && p.contains("not an IP address")),
+            shown
+                .iter()
+                .any(|p| p.starts_with("server.toml:5: max_connections:")),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|p| p.starts_with("server.toml:6: trusted_proxies:")
+                    && p.contains("not an IP address")),
             "{shown:?}"
         );
     }

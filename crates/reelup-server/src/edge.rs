@@ -180,10 +180,10 @@ async fn request_timeout(limit: Duration, req: Request, next: Next) -> Response 
         Err(_) => {
             tracing::info!(%method, %path, secs = limit.as_secs(), "request timed out");
             error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request took over {} s (a slow request body or a slow object store); try again",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "the request took over {} s (a slow request body or a slow object store); try again",
                     limit.as_secs()
                 ),
             )
@@ -292,9 +292,7 @@ async fn limit_anonymous(
         let mut resp = error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!(
-                "too many requests without a valid token from this address; retry in {secs} s"
-            ),
+            format!("too many requests without a valid token from this address; retry in {secs} s"),
         );
         resp.headers_mut().insert(
             header::RETRY_AFTER,
@@ -374,15 +372,17 @@ impl LoopbackHost {
 /// Refuses requests whose `Host` is not a loopback name; 421 says the request reached a
 /// server that does not serve that name.
 pub fn loopback_only(app: Router, rule: LoopbackHost) -> Router {
-    app.layer(middleware::from_fn(move |req: Request, next: Next| async move {
-        match rule.check(&req) {
-            None => next.run(req).await,
-            Some(message) => {
-                tracing::warn!(%message, "refused a request for another host name");
-                error(StatusCode::MISDIRECTED_REQUEST, "wrong_host", message)
+    app.layer(middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            match rule.check(&req) {
+                None => next.run(req).await,
+                Some(message) => {
+                    tracing::warn!(%message, "refused a request for another host name");
+                    error(StatusCode::MISDIRECTED_REQUEST, "wrong_host", message)
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -425,7 +425,10 @@ mod tests {
         let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
         let client: IpAddr = "203.0.113.7".parse().expect("ip");
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "198.51.100.1, 203.0.113.7".parse().expect("v"));
+        h.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.7".parse().expect("v"),
+        );
         assert_eq!(client_ip(proxy, &h, &[]), proxy, "untrusted by default");
         assert_eq!(client_ip(proxy, &h, &[proxy]), client, "the nearest hop");
         assert_eq!(client_ip(client, &h, &[proxy]), client);

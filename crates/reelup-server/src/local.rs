@@ -220,11 +220,7 @@ impl LocalStack {
             sts: None,
             secret,
         });
-        let app = edge::harden(
-            router_with(state, crate::cdn::routes()),
-            users,
-            &opts.http,
-        );
+        let app = edge::harden(router_with(state, crate::cdn::routes()), users, &opts.http);
         let app = edge::loopback_only(
             app,
             LoopbackHost {

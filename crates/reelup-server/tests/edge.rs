@@ -89,7 +89,7 @@ impl Drop for Local {
     }
 }
 
-fn aws_env(cmd: &mut Command, key: &str, secret: &str) -> &mut Command {
+fn aws_env<'a>(cmd: &'a mut Command, key: &str, secret: &str) -> &'a mut Command {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
@@ -256,7 +256,11 @@ fn serve_has_no_cdn_route() {
     let (server, endpoint, stderr) = serve(&config);
     let addr = addr_of(&endpoint);
     // Raw requests: an HTTP client would resolve `%2E` away before sending it.
-    for path in [format!("/cdn/{key}"), "/cdn/..%2F".into(), "/cdn/%2E".into()] {
+    for path in [
+        format!("/cdn/{key}"),
+        "/cdn/..%2F".into(),
+        "/cdn/%2E".into(),
+    ] {
         let resp = get_with_host(&addr, &path, &addr, None);
         assert_eq!(status_of(&resp), 404, "{path}: {resp}");
         assert!(
@@ -527,7 +531,10 @@ fn anonymous_clients_are_rate_limited_per_address() {
     let mut statuses = Vec::new();
     let mut limited = None;
     for i in 0..8 {
-        let mut req = http.get(format!("{api}/{}", if i % 2 == 0 { "health" } else { "whoami" }));
+        let mut req = http.get(format!(
+            "{api}/{}",
+            if i % 2 == 0 { "health" } else { "whoami" }
+        ));
         if i % 2 == 1 {
             req = req.bearer_auth(format!("rlp_guess_{i}"));
         }
@@ -548,7 +555,10 @@ fn anonymous_clients_are_rate_limited_per_address() {
     assert_eq!(&statuses[..3], &[200, 401, 200], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     let (retry_after, body) = limited.expect("limited");
-    assert!(retry_after.is_some_and(|s| s >= 1), "Retry-After: {retry_after:?}");
+    assert!(
+        retry_after.is_some_and(|s| s >= 1),
+        "Retry-After: {retry_after:?}"
+    );
     assert_eq!(body["error"], "rate_limited", "{body}");
 
     let whoami = http
