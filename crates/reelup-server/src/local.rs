@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router_with};
 use crate::credentials::SigningKeys;
-use crate::secret::ServerSecret;
 use crate::edge::{self, HttpLimits, LoopbackHost};
+use crate::secret::ServerSecret;
 use crate::store::{Clock, ObjectStore};
 use crate::users::Users;
 

@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use crate::api::{ApiState, UploadLimits, rate_limiter, router};
 use crate::config::ServerConfig;
 use crate::credentials::AwsSigning;
-use crate::secret::ServerSecret;
 use crate::edge::{self, HttpLimits};
+use crate::secret::ServerSecret;
 use crate::store::ObjectStore;
 use crate::users::Users;
 

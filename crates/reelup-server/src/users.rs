@@ -47,7 +47,8 @@ fn is_object_name(rest: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
         && ext.is_none_or(|e| {
             (1..=8).contains(&e.len())
-                && e.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && e.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         })
 }
 

@@ -35,16 +35,46 @@ fn acceptable(t: &str) -> bool {
 fn content_type() -> impl Strategy<Value = String> {
     let name = "[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,12}";
     let junk = prop::sample::select(vec![
-        ",", ";", " ", "\t", "/", "/..", ",text/html", ";text/html", ";codecs=avc1", "\r\n", "*",
-        "\"", "%2F", "\u{0}",
+        ",",
+        ";",
+        " ",
+        "\t",
+        "/",
+        "/..",
+        ",text/html",
+        ";text/html",
+        ";codecs=avc1",
+        "\r\n",
+        "*",
+        "\"",
+        "%2F",
+        "\u{0}",
     ]);
     prop_oneof![
-        (prop::sample::select(vec!["video", "Video", "VIDEO", "application", "text", "image"]), name)
+        (
+            prop::sample::select(vec![
+                "video",
+                "Video",
+                "VIDEO",
+                "application",
+                "text",
+                "image"
+            ]),
+            name
+        )
             .prop_map(|(t, s)| format!("{t}/{s}")),
         (name, name).prop_map(|(t, s)| format!("{t}/{s}")),
-        (prop::sample::select(vec!["video/mp4", "application/mxf", "video/"]), junk.clone(), name)
+        (
+            prop::sample::select(vec!["video/mp4", "application/mxf", "video/"]),
+            junk.clone(),
+            name
+        )
             .prop_map(|(t, j, s)| format!("{t}{j}{s}")),
-        (junk, prop::sample::select(vec!["video/mp4", "video/quicktime"])).prop_map(|(j, t)| format!("{j}{t}")),
+        (
+            junk,
+            prop::sample::select(vec!["video/mp4", "video/quicktime"])
+        )
+            .prop_map(|(j, t)| format!("{j}{t}")),
         Just("video/../text/html".to_owned()),
         Just("video/*".to_owned()),
         "[ -~]{0,20}",
@@ -86,18 +116,37 @@ fn types_are_accepted_exactly_when_well_formed_and_allowed() {
             enc(&t)
         )));
         prop_assert!(status < 500, "{:?} -> {}: {}", t, status, body);
-        prop_assert_eq!(status == 200, want, "/s3/params type {:?} -> {}: {}", t, status, body);
+        prop_assert_eq!(
+            status == 200,
+            want,
+            "/s3/params type {:?} -> {}: {}",
+            t,
+            status,
+            body
+        );
         if want {
             // Signed as a plain type, so the store serves back nothing else.
             let signed = body["fields"]["content-type"].as_str().unwrap_or_default();
-            prop_assert!(signed.eq_ignore_ascii_case(&t), "{:?} signed as {:?}", t, signed);
+            prop_assert!(
+                signed.eq_ignore_ascii_case(&t),
+                "{:?} signed as {:?}",
+                t,
+                signed
+            );
         }
         let (status, body) = send(
             http.post(format!("{endpoint}/s3/multipart"))
                 .json(&json!({"filename": "clip.mp4", "type": t})),
         );
         prop_assert!(status < 500, "{:?} -> {}: {}", t, status, body);
-        prop_assert_eq!(status == 200, want, "/s3/multipart type {:?} -> {}: {}", t, status, body);
+        prop_assert_eq!(
+            status == 200,
+            want,
+            "/s3/multipart type {:?} -> {}: {}",
+            t,
+            status,
+            body
+        );
         Ok(())
     });
     rt.block_on(stack.shutdown());
