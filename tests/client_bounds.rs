@@ -91,11 +91,19 @@ async fn fetch(url: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Requests that carry (or try to send) a file's bytes: a POST-policy form to the bucket,
+/// a part PUT, or anything with a body. The server's own calls to the store (creating the
+/// bucket, creating and listing a multipart upload) carry none and are not counted.
 fn store_uploads(proxy: &FaultProxy) -> usize {
     proxy
         .requests()
         .iter()
-        .filter(|s| s.method == Method::POST || s.method == Method::PUT)
+        .filter(|s| {
+            let query = s.query.as_deref().unwrap_or_default();
+            s.body_bytes > 0
+                || (s.method == Method::PUT && query.contains("partNumber="))
+                || (s.method == Method::POST && s.path.trim_end_matches('/') == "/reelup")
+        })
         .count()
 }
 

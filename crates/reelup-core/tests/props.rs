@@ -637,7 +637,8 @@ proptest! {
         dirs in prop::collection::vec(
             prop_oneof![
                 3 => "[^/\\x00.][^/\\x00]{0,6}",
-                1 => "\\.[^/\\x00]{0,6}",
+                // A hidden folder; not "." or "..", which name no folder of their own.
+                1 => "\\.[^/\\x00.][^/\\x00]{0,5}",
                 1 => Just("uploaded".to_owned()),
                 1 => Just("UpLoaded".to_owned()),
             ],
