@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reelup_tests::{Companion, LocalServer, fetch_sha256, http, random_file, reelup};
+use reelup_tests::{Companion, LocalServer, StoreKeys, fetch_sha256, http, random_file, reelup};
 use serde_json::{Value, json};
 
 const MIB: usize = 1024 * 1024;
@@ -68,9 +68,9 @@ fn reelup_cli_uploads_through_a_real_companion() {
             server.cdn
         );
         assert_eq!(
-            &fetch_sha256(url),
+            &fetch_sha256(&store.object_url(key)),
             sha,
-            "{} did not stream back byte-identical from {url}",
+            "{} was not stored byte-identical under {key}",
             path.display()
         );
     }
@@ -111,8 +111,8 @@ fn q(s: &str) -> String {
 /// Drives the S3 routes of `base` like a client: params, create, sign one part, sign a
 /// batch, upload part 1 (5 MiB), list parts, complete, then create and abort another.
 /// Records every answer; stops only when a later step needs what a failed one lacks.
-/// Checks the completed object streams back through `cdn`.
-fn exercise(base: &str, token: Option<&str>, cdn: &str, part: &[u8], who: &str) -> Answers {
+/// Checks the completed object is in `store`, byte for byte.
+fn exercise(base: &str, token: Option<&str>, store: &StoreKeys, part: &[u8], who: &str) -> Answers {
     let h = http();
     let mut routes = Vec::new();
     let need = |route: &str, v: &Value, name: &str| -> String {
@@ -189,9 +189,9 @@ fn exercise(base: &str, token: Option<&str>, cdn: &str, part: &[u8], who: &str) 
     );
     if status == 200 {
         assert_eq!(
-            fetch_sha256(&format!("{cdn}/{key}")),
+            fetch_sha256(&store.object_url(&key)),
             reelup_tests::sha256_hex(part),
-            "the object completed through {who} did not stream back byte-identical"
+            "the object completed through {who} was not stored byte-identical"
         );
     }
     routes.push((route, status, done));
@@ -349,7 +349,7 @@ fn every_s3_route_answers_in_companions_shape() {
     let mut part = vec![0u8; 5 * MIB];
     rand::Rng::fill(&mut rand::rng(), &mut part[..]);
 
-    let theirs = exercise(&companion.endpoint, None, &server.cdn, &part, "Companion");
+    let theirs = exercise(&companion.endpoint, None, &store, &part, "Companion");
     for (route, status, body) in &theirs.routes {
         assert_eq!(
             *status,
@@ -361,7 +361,7 @@ fn every_s3_route_answers_in_companions_shape() {
     let ours = exercise(
         &server.endpoint,
         Some(&server.token),
-        &server.cdn,
+        &store,
         &part,
         "reelup-server",
     );

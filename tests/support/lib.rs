@@ -165,6 +165,24 @@ pub struct StoreKeys {
     pub secret_key: String,
 }
 
+impl StoreKeys {
+    /// A presigned GET of `key` straight from the store. The local CDN route serves only
+    /// keys of the shape reelup-server hands out, so objects another signer named (Uppy
+    /// Companion's `<uuid>-<filename>`) are read back from the store itself.
+    pub fn object_url(&self, key: &str) -> String {
+        let store = reelup_server::store::ObjectStore::new(
+            self.s3.parse().expect("store URL"),
+            &self.bucket,
+            "us-east-1",
+            reelup_server::credentials::SigningKeys::fixed(&self.access_key, &self.secret_key),
+            true,
+            Duration::from_secs(300),
+        )
+        .expect("store");
+        store.get_url(key).to_string()
+    }
+}
+
 impl LocalServer {
     /// `reelup-server --local` whose embedded store uses fresh fixed keys
     /// (`REELUP_LOCAL_S3_ACCESS_KEY`/`_SECRET_KEY`); returns the server and the store.
