@@ -91,6 +91,30 @@ async fn fetch(url: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A queue whose presign client is the local stack's, wrapped by `wrap` (the fault under
+/// test); its queue file lives in `dir`.
+fn queue_through<E: PresignEndpoint>(
+    dir: &std::path::Path,
+    stack: &LocalStack,
+    wrap: impl Fn(CompanionClient) -> E + Send + Sync + 'static,
+) -> Arc<UploadQueue<E>> {
+    let store = QueueStore::open(&dir.join("queue.sqlite3")).expect("queue");
+    let (endpoint, token) = (stack.endpoint.clone(), stack.token.clone());
+    let client_http = http();
+    UploadQueue::new(
+        store,
+        move |_: &Target| {
+            wrap(CompanionClient::new(
+                client_http.clone(),
+                &endpoint,
+                Some(token.clone()),
+            ))
+        },
+        http(),
+        options(),
+    )
+}
+
 /// Requests that carry (or try to send) a file's bytes: a POST-policy form to the bucket,
 /// a part PUT, or anything with a body. The server's own calls to the store (creating the
 /// bucket, creating and listing a multipart upload) carry none and are not counted.
@@ -137,21 +161,7 @@ impl PresignEndpoint for PosingAsRemote {
 async fn a_remote_endpoint_handing_back_http_urls_gets_no_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stack, proxy) = stack_behind_proxy(&dir.path().join("server")).await;
-    let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
-    let (endpoint, token) = (stack.endpoint.clone(), stack.token.clone());
-    let client_http = http();
-    let queue = UploadQueue::new(
-        store,
-        move |_: &Target| {
-            PosingAsRemote(CompanionClient::new(
-                client_http.clone(),
-                &endpoint,
-                Some(token.clone()),
-            ))
-        },
-        http(),
-        options(),
-    );
+    let queue = queue_through(dir.path(), &stack, PosingAsRemote);
     let target = Target::new("https://uploads.example.com", "https://d1.cloudfront.net");
     let (small, _) = random_file(dir.path(), "small.mp4", 200 * 1024);
     let (large, _) = random_file(dir.path(), "large.mp4", (6 * MIB) as usize);
@@ -423,21 +433,7 @@ impl PresignEndpoint for LeakyErrors {
 async fn a_failed_parts_stored_error_carries_no_signature() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stack, _proxy) = stack_behind_proxy(&dir.path().join("server")).await;
-    let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
-    let (endpoint, token) = (stack.endpoint.clone(), stack.token.clone());
-    let client_http = http();
-    let queue = UploadQueue::new(
-        store,
-        move |_: &Target| {
-            LeakyErrors(CompanionClient::new(
-                client_http.clone(),
-                &endpoint,
-                Some(token.clone()),
-            ))
-        },
-        http(),
-        options(),
-    );
+    let queue = queue_through(dir.path(), &stack, LeakyErrors);
     let target = Target::new(&stack.endpoint, &stack.cdn);
     let (path, _) = random_file(dir.path(), "large.mp4", (6 * MIB) as usize);
     let id = queue.add(&path, &target).expect("add");
