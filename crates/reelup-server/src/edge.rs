@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::DefaultKeyedRateLimiter;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -151,7 +151,7 @@ pub fn harden(app: Router, users: Users, limits: &HttpLimits) -> Router {
     }));
     match limits.anonymous_rate {
         Some((per_minute, burst)) => {
-            let Some(limiter) = ip_limiter(per_minute, burst) else {
+            let Some(limiter) = crate::api::rate_limiter::<IpAddr>(per_minute, burst) else {
                 return app;
             };
             let gate = Arc::new(AnonymousGate {
@@ -198,12 +198,6 @@ struct AnonymousGate {
     /// Seconds since `started` of the last sweep of idle addresses.
     last_cleanup: AtomicU64,
     started: Instant,
-}
-
-fn ip_limiter(per_minute: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
-    let quota = Quota::per_minute(std::num::NonZeroU32::new(per_minute)?)
-        .allow_burst(std::num::NonZeroU32::new(burst)?);
-    Some(governor::RateLimiter::keyed(quota))
 }
 
 /// The address a limit is kept for: IPv6 clients by their /64, since one host commonly
@@ -285,20 +279,7 @@ async fn limit_anonymous(
         gate.limiter.shrink_to_fit();
     }
     if let Err(not_until) = gate.limiter.check_key(&ip) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-        let mut resp = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests without a valid token from this address; retry in {secs} s"),
-        );
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&secs.to_string()).expect("digits"),
-        );
-        return resp;
+        return crate::api::rate_limited(&not_until, "without a valid token from this address");
     }
     next.run(req).await
 }
