@@ -23,9 +23,25 @@ const COMMANDS: &[&str] = &[
     "set_app_options",
     "watch_status",
     "tray_menu",
+    "update_status",
+    "check_update",
+    "install_update",
+    "inspect_invite",
+    "accept_invite",
+    "take_opened_invite",
 ];
 
 fn main() {
+    // `generate_context!` embeds the built UI; without it the app would fail to compile
+    // with a panic deep in a macro. Say once what to run instead.
+    println!("cargo::rerun-if-changed=../ui/dist/index.html");
+    if !std::path::Path::new("../ui/dist/index.html").exists() {
+        println!(
+            "cargo::error=the UI is not built yet (ui/dist is missing): run `./dev run` (or \
+             `cd ui && npm ci && npm run build`), then build again"
+        );
+        return;
+    }
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),

@@ -482,3 +482,46 @@ async fn pause_keeps_parts_resume_finishes_cancel_aborts() {
     assert_eq!(aborts, 1, "the multipart upload was aborted on S3");
     drop(r.stack);
 }
+
+/// Before an update installs, the app holds the queue at a part boundary: the hold returns
+/// once the part on the wire has finished and been recorded, no part starts while held, and
+/// after release (an install that failed) the file finishes byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_lets_the_part_on_the_wire_finish_and_starts_no_other() {
+    let r = one_part_at_a_time(Duration::from_millis(800)).await;
+    let (file, sha) = random_file(r.dir.path(), "held.mp4", (15 * MIB) as usize);
+    let id = r.queue.add(&file, &r.target).expect("add");
+    let run = tokio::spawn({
+        let queue = r.queue.clone();
+        async move { queue.run(Some(vec![id]), CancellationToken::new()).await }
+    });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while in_flight(&r) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a part goes on the wire");
+
+    tokio::time::timeout(Duration::from_secs(30), r.queue.hold_at_part_boundary())
+        .await
+        .expect("the hold returns once the part on the wire is done");
+    let puts = r.part_puts();
+    assert_eq!(puts.len(), 1, "only the part that was on the wire was sent");
+    assert_eq!(puts[0].status, Some(200), "and it finished, not cut");
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(item.confirmed, 5 * MIB, "its ETag is recorded before the hold returns");
+
+    // Held: the next part does not start (it would be on the wire within milliseconds).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(r.part_puts().len(), 1, "a part started while the queue was held");
+
+    r.queue.release_hold();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the queue finishes after release")
+        .expect("join")
+        .expect("queue runs");
+    r.assert_streams_identical(id, &sha).await;
+    assert_eq!(r.part_puts().len(), 3, "no part was sent twice");
+}

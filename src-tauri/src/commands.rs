@@ -9,8 +9,8 @@ use tauri_plugin_clipboard_manager::ClipboardExt;
 
 use crate::Shell;
 use crate::ipc::{
-    AddedFiles, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, Settings,
-    UploadItem, WatchStatus,
+    AcceptedInvite, AddedFiles, AppOptions, Connection, ConnectionCheck, InvitePreview, IpcError,
+    ProfileInput, Settings, UpdateStatus, UploadItem, WatchStatus,
 };
 
 type Shared<'a> = State<'a, Arc<Shell>>;
@@ -184,4 +184,44 @@ pub fn watch_status(shell: Shared<'_>) -> Vec<WatchStatus> {
 #[tauri::command]
 pub async fn tray_menu<R: Runtime>(app: AppHandle<R>) -> Vec<String> {
     crate::tray::menu_texts(&app)
+}
+
+#[tauri::command]
+pub fn update_status<R: Runtime>(app: AppHandle<R>) -> UpdateStatus {
+    crate::updates::status(&app)
+}
+
+#[tauri::command]
+pub async fn check_update<R: Runtime>(app: AppHandle<R>) -> Result<UpdateStatus, IpcError> {
+    crate::updates::check(&app).await
+}
+
+/// Installs the release the last check found, with the user's consent (this call is it),
+/// and restarts as the new version.
+#[tauri::command]
+pub async fn install_update<R: Runtime>(app: AppHandle<R>) -> Result<(), IpcError> {
+    crate::updates::install(&app).await
+}
+
+/// Reads an invite link without redeeming it, for the user to agree to.
+#[tauri::command]
+pub fn inspect_invite(shell: Shared<'_>, link: String) -> Result<InvitePreview, IpcError> {
+    crate::invites::preview(&shell.profiles, &link)
+}
+
+/// Redeems the link's one-time code (the user agreed in Settings) and sets up its profile.
+#[tauri::command]
+pub async fn accept_invite<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    link: String,
+) -> Result<AcceptedInvite, IpcError> {
+    let accepted = crate::invites::accept(&shell.profiles, &link).await?;
+    shell.settings_changed(&app);
+    Ok(accepted)
+}
+
+#[tauri::command]
+pub fn take_opened_invite<R: Runtime>(app: AppHandle<R>) -> Option<InvitePreview> {
+    crate::invites::take_opened(&app)
 }

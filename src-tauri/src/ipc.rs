@@ -225,3 +225,50 @@ pub struct AppOptions {
     pub close_to_tray: bool,
     pub start_at_login: bool,
 }
+
+/// Emitted when a check finds a newer signed release, with the `UpdateStatus`.
+pub const EVENT_UPDATE: &str = "reelup://update";
+
+/// Emitted when an invite link is opened (from a browser, a chat, or the command line),
+/// with its `InvitePreview`. Nothing is connected until the user agrees in Settings.
+pub const EVENT_INVITE: &str = "reelup://invite";
+
+/// This build's version and its update channel.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStatus {
+    pub version: String,
+    /// False for builds from source: only packages carry an update key and a feed.
+    pub updates_enabled: bool,
+    /// A newer release whose manifest was read; its package is verified when downloaded.
+    pub available: Option<AvailableUpdate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableUpdate {
+    pub version: String,
+    pub notes: Option<String>,
+}
+
+/// What an invite link would connect to, shown for the user to agree to before anything
+/// is redeemed. Never carries the one-time code.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitePreview {
+    /// The link itself, to hand back to `accept_invite` once the user agrees.
+    pub link: String,
+    pub endpoint: String,
+    pub cdn: String,
+    pub profile: String,
+    /// Whether a profile of that name exists already (its endpoint and CDN would change).
+    pub replaces: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedInvite {
+    pub profile: String,
+    pub user: String,
+    pub check: ConnectionCheck,
+}

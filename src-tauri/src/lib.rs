@@ -2,10 +2,12 @@
 //! `reelup-core`; this crate only wires it to the webview, the tray and the OS.
 
 mod commands;
+mod invites;
 pub mod ipc;
 mod settings;
 pub mod summary;
 mod tray;
+mod updates;
 mod uploads;
 mod watching;
 
@@ -126,6 +128,18 @@ fn quit_on_signals<R: Runtime>(app: &tauri::AppHandle<R>) {
     let _ = app;
 }
 
+/// Invite links from the OS: the one this run was started with, and any opened later.
+fn listen_for_invites<R: Runtime>(app: &tauri::AppHandle<R>) {
+    use tauri_plugin_deep_link::DeepLinkExt;
+    let handle = app.clone();
+    app.deep_link().on_open_url(move |event| {
+        invites::opened(&handle, event.urls().into_iter().map(String::from));
+    });
+    if let Ok(Some(urls)) = app.deep_link().get_current() {
+        invites::opened(app, urls.into_iter().map(String::from));
+    }
+}
+
 pub(crate) fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.unminimize();
@@ -194,7 +208,8 @@ fn starts_in_tray<R: Runtime>(app: &tauri::AppHandle<R>, args: &[String]) -> boo
 pub fn path_args(args: impl IntoIterator<Item = String>, cwd: &std::path::Path) -> Vec<PathBuf> {
     args.into_iter()
         .skip(1)
-        .filter(|a| !a.starts_with('-'))
+        // Options, and invite links (the deep-link plugin takes those).
+        .filter(|a| !a.starts_with('-') && !a.starts_with(invites::SCHEME_PREFIX))
         .map(|a| cwd.join(a))
         .collect()
 }
@@ -243,6 +258,12 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::set_app_options,
         commands::watch_status,
         commands::tray_menu,
+        commands::update_status,
+        commands::check_update,
+        commands::install_update,
+        commands::inspect_invite,
+        commands::accept_invite,
+        commands::take_opened_invite,
     ]
 }
 
@@ -285,8 +306,18 @@ pub fn run() {
     init_logging();
 
     let shell = Arc::new(Shell::open(Arc::new(OsKeyring::default())));
-    let result = tauri::Builder::default()
-        // First: a second launch hands over its files and focuses this one, then exits.
+    let context = tauri::generate_context!();
+    // The first line of every run's log: which build this is (the update test reads it).
+    tracing::info!(version = %context.package_info().version, "Reelup starting");
+    let mut builder = tauri::Builder::default();
+    // Only packages carry an update key and feed (`./dev package`); without them the
+    // plugin has no config to start from, and a build from source never updates itself.
+    if updates::configured(context.config()) {
+        builder = builder.plugin(tauri_plugin_updater::Builder::new().build());
+    }
+    let result = builder
+        // First: a second launch hands over its files and focuses this one, then exits. Its
+        // invite links (a browser opening `reelup://`) reach the deep-link plugin first.
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             if !starts_in_tray(app, &argv) {
                 show_main_window(app);
@@ -309,6 +340,9 @@ pub fn run() {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec![IN_TRAY_ARG]),
         ))
+        // `reelup://` links: registered by the packages' desktop entry (Linux), Info.plist
+        // (macOS) and the installer (Windows); handled in `invites`.
+        .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
@@ -319,6 +353,8 @@ pub fn run() {
             }
         })
         .manage(shell.clone())
+        .manage(updates::Updates::default())
+        .manage(invites::OpenedInvite::default())
         .invoke_handler(handler())
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;
@@ -331,6 +367,8 @@ pub fn run() {
             quit_on_signals(app.handle());
             let cwd = std::env::current_dir().unwrap_or_default();
             add_and_report(app.handle(), path_args(args, &cwd));
+            updates::check_soon(app.handle());
+            listen_for_invites(app.handle());
             Ok(())
         })
         .on_window_event(|window, event| match event {
@@ -355,7 +393,7 @@ pub fn run() {
             }
             _ => {}
         })
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("Reelup could not start: {e}");
         std::process::exit(1);

@@ -112,6 +112,36 @@ impl ProfileSettings {
         self.config.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.config().path.clone()
+    }
+
+    pub fn keyring(&self) -> &dyn CredentialStore {
+        self.keyring.as_ref()
+    }
+
+    pub fn has_profile(&self, name: &str) -> bool {
+        self.config().get(name).is_some()
+    }
+
+    /// Reads the profiles file again after something else wrote it (an accepted invite),
+    /// and forgets cached tokens, which may have changed with it.
+    pub fn reload(&self) {
+        let path = self.config_path();
+        match ProfileConfig::load(&path) {
+            Ok(c) => {
+                for p in &c.profiles {
+                    self.tokens.forget(&p.name);
+                }
+                *self.config() = c;
+                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            Err(e) => {
+                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
+
     /// Applies `change` to the config; a good write clears a reported problem.
     fn edit(
         &self,

@@ -103,6 +103,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>, uploads: &Uploads) -> tauri::Result
     let (menu, status_item) = build_menu(app, &status, &links)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(icon_bytes(status.icon))?)
+        .icon_as_template(reelup_core::platform::TRAY_ICON_IS_TEMPLATE)
         .tooltip("Reelup")
         .menu(&menu)
         .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
@@ -191,6 +192,10 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, status: &TrayStatus, links: Option
     }
     if icon_changed && let Ok(image) = Image::from_bytes(icon_bytes(status.icon)) {
         let _ = tray.set_icon(Some(image));
+        // macOS forgets the template flag with a new image.
+        if reelup_core::platform::TRAY_ICON_IS_TEMPLATE {
+            let _ = tray.set_icon_as_template(true);
+        }
     }
 }
 

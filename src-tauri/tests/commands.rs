@@ -373,6 +373,8 @@ fn a_second_launch_resolves_relative_paths_against_its_own_directory() {
         "day1/take.mov",
         "/abs/b.mp4",
         "--in-tray",
+        // An invite link handed over by the desktop (deep link): not a file.
+        "reelup://connect?endpoint=https%3A%2F%2Fa.example&cdn=https%3A%2F%2Fb.example&code=x",
     ]
     .map(String::from);
     assert_eq!(
@@ -383,4 +385,17 @@ fn a_second_launch_resolves_relative_paths_against_its_own_directory() {
             Path::new("/abs/b.mp4").to_path_buf(),
         ]
     );
+}
+
+#[test]
+fn a_build_from_source_has_no_update_channel() {
+    let rig = rig_with_config(None);
+    let status = rig.invoke("update_status", json!({})).expect("update_status");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["updatesEnabled"], false);
+    assert_eq!(status["available"], Value::Null);
+    let err = rig.invoke("check_update", json!({})).unwrap_err();
+    assert_eq!(err["code"], "update_disabled", "{err}");
+    let err = rig.invoke("install_update", json!({})).unwrap_err();
+    assert_eq!(err["code"], "update_none", "{err}");
 }

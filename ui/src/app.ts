@@ -2,12 +2,14 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { button, byId, byTestId, h } from "./dom";
 import type { Schedule } from "./frame";
 import { HistoryView } from "./history";
-import { asIpcError, commands, events, type Connection, type UploadItem } from "./ipc";
+import { InviteView } from "./invite";
+import { asIpcError, commands, events, type Connection, type InvitePreview, type UploadItem } from "./ipc";
 import { notify, type Notify } from "./notices";
 import { Preview } from "./preview";
 import { QueueView, inQueue } from "./queue";
 import { SettingsView } from "./settings";
 import { Tabs } from "./tabs";
+import { UpdatesView } from "./updates";
 
 export { notify };
 
@@ -23,6 +25,8 @@ export interface App {
   queue: QueueView;
   history: HistoryView;
   settings: SettingsView;
+  updates: UpdatesView;
+  invite: InviteView;
   preview: Preview;
   refreshConnection(): Promise<void>;
 }
@@ -98,6 +102,13 @@ export async function start(opts: StartOptions = {}): Promise<App> {
     notify: toast,
     onChange: () => void refreshConnection(),
   });
+  const updates = new UpdatesView(byId("view-settings"), commands, toast);
+  const invite = new InviteView(byId("view-settings"), commands, toast, (s) => settings.render(s));
+  // An invite opened from outside: straight to Settings, where the user agrees or not.
+  const showInvite = (preview: InvitePreview) => {
+    tabs.show("settings", true);
+    invite.show(preview);
+  };
 
   // --- uploads: one item lives in the queue or in history, never both ---
   /** Ids an event has spoken for: newer than anything the initial list may say about them. */
@@ -146,6 +157,16 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       ++connectionSeq;
       showConnection(conn);
     }),
+    events.onUpdate((status) => {
+      updates.show(status);
+      if (status.available) {
+        toast(`Reelup ${status.available.version} is available.`, {
+          testid: "notice-update",
+          action: { label: "Show", run: () => tabs.show("settings", true) },
+        });
+      }
+    }),
+    events.onInvite(showInvite),
   ]);
 
   const loadUploads = async () => {
@@ -171,7 +192,17 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       errorNotice(e);
     }
   };
-  await Promise.all([refreshConnection(), loadUploads(), loadSettings(), loadWatch()]);
+  const loadOpenedInvite = async () => {
+    try {
+      const opened = await commands.takeOpenedInvite();
+      if (opened) showInvite(opened);
+    } catch (e) {
+      errorNotice(e);
+    }
+  };
+  await Promise.all([refreshConnection(), loadUploads(), loadSettings(), loadWatch(), updates.load()]);
+  // After the settings are drawn, so the confirmation is not drawn over.
+  await loadOpenedInvite();
 
   // Drops are handled by the app; here they only light up the drop zone.
   try {
@@ -193,5 +224,5 @@ export async function start(opts: StartOptions = {}): Promise<App> {
     }
   });
 
-  return { tabs, queue, history, settings, preview, refreshConnection };
+  return { tabs, queue, history, settings, updates, invite, preview, refreshConnection };
 }

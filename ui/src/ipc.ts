@@ -9,6 +9,8 @@ export const EVENT_NOTICE = "reelup://notice";
 export const EVENT_SETTINGS = "reelup://settings";
 export const EVENT_WATCH = "reelup://watch";
 export const EVENT_CONNECTION = "reelup://connection";
+export const EVENT_UPDATE = "reelup://update";
+export const EVENT_INVITE = "reelup://invite";
 
 export interface IpcError {
   code: string;
@@ -128,6 +130,33 @@ export interface AppOptions {
   startAtLogin: boolean;
 }
 
+export interface AvailableUpdate {
+  version: string;
+  notes: string | null;
+}
+
+export interface UpdateStatus {
+  version: string;
+  /** False for builds from source: only packages have an update key and feed. */
+  updatesEnabled: boolean;
+  available: AvailableUpdate | null;
+}
+
+/** What an invite link would connect to; the one-time code is never in here. */
+export interface InvitePreview {
+  link: string;
+  endpoint: string;
+  cdn: string;
+  profile: string;
+  replaces: boolean;
+}
+
+export interface AcceptedInvite {
+  profile: string;
+  user: string;
+  check: ConnectionCheck;
+}
+
 export const commands = {
   connection: () => invoke<Connection>("connection"),
   /** Every item in the queue store: unfinished ones and history (done), newest first. */
@@ -158,6 +187,18 @@ export const commands = {
   pickFolder: () => invoke<string | null>("pick_folder"),
   setAppOptions: (options: AppOptions) => invoke<Settings>("set_app_options", { options }),
   watchStatus: () => invoke<WatchStatus[]>("watch_status"),
+
+  updateStatus: () => invoke<UpdateStatus>("update_status"),
+  checkUpdate: () => invoke<UpdateStatus>("check_update"),
+  /** Downloads, verifies and installs the update found by the last check; restarts. */
+  installUpdate: () => invoke<void>("install_update"),
+
+  /** Reads an invite link without redeeming it, for the user to agree to. */
+  inspectInvite: (link: string) => invoke<InvitePreview>("inspect_invite", { link }),
+  /** Redeems the link's one-time code and sets up its profile with the token it gives. */
+  acceptInvite: (link: string) => invoke<AcceptedInvite>("accept_invite", { link }),
+  /** An invite link the app was opened with before this page was listening, once. */
+  takeOpenedInvite: () => invoke<InvitePreview | null>("take_opened_invite"),
 };
 
 export const events = {
@@ -175,6 +216,10 @@ export const events = {
     listen<Connection>(EVENT_CONNECTION, (e) => handler(e.payload)),
   onWatch: (handler: (statuses: WatchStatus[]) => void): Promise<UnlistenFn> =>
     listen<WatchStatus[]>(EVENT_WATCH, (e) => handler(e.payload)),
+  onUpdate: (handler: (status: UpdateStatus) => void): Promise<UnlistenFn> =>
+    listen<UpdateStatus>(EVENT_UPDATE, (e) => handler(e.payload)),
+  onInvite: (handler: (invite: InvitePreview) => void): Promise<UnlistenFn> =>
+    listen<InvitePreview>(EVENT_INVITE, (e) => handler(e.payload)),
 };
 
 /** Errors from `invoke` arrive as the serialised IpcError; anything else is wrapped. */

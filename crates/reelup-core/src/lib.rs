@@ -12,6 +12,7 @@ mod fingerprint;
 pub mod identity;
 mod media;
 mod plan;
+pub mod platform;
 mod presign;
 pub mod profiles;
 pub mod queue_store;

@@ -327,13 +327,12 @@ fn owner_is_gone(owner: &str) -> bool {
     if host != this_host() {
         return false;
     }
-    cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists()
+    pid.parse()
+        .is_ok_and(|pid| !crate::platform::process_is_running(pid))
 }
 
 fn this_host() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
+    crate::platform::host_name()
 }
 
 /// This process's name in leases: `<host>:<pid>`.

@@ -103,6 +103,12 @@ pub struct UploadQueue<E> {
     parts_target: std::sync::atomic::AtomicUsize,
     /// Permits still to take back after the setting was lowered.
     parts_owed: std::sync::atomic::AtomicUsize,
+    /// Set while the queue is held at a part boundary (an update about to install): no part
+    /// starts, parts on the wire finish. See [`UploadQueue::hold_at_part_boundary`].
+    held: tokio::sync::watch::Sender<bool>,
+    /// Parts on the wire now. Counted before `held` is looked at again, and `held` is set
+    /// before this is read, so a hold never returns while a part it did not see is starting.
+    parts_sending: Arc<tokio::sync::watch::Sender<usize>>,
     /// The part size for multipart uploads started from now on; one already started keeps
     /// the size it was planned with (its parts on S3 are numbered by it).
     part_size: std::sync::atomic::AtomicU64,
@@ -217,6 +223,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 options.parts_in_flight.clamp(1, MAX_PARTS_IN_FLIGHT),
             ),
             parts_owed: std::sync::atomic::AtomicUsize::new(0),
+            held: tokio::sync::watch::Sender::new(false),
+            parts_sending: Arc::new(tokio::sync::watch::Sender::new(0)),
             part_size: std::sync::atomic::AtomicU64::new(options.upload.part_size),
             pacing: Pacing {
                 stall_timeout: options.stall_timeout,
@@ -387,15 +395,41 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     }
 
     /// A permit to send one part, or None once `stop` fires (a paused or canceled file
-    /// must not wait its turn to find out).
-    async fn part_permit_unless(
-        &self,
-        stop: &CancellationToken,
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        tokio::select! {
-            permit = self.part_permit() => permit,
-            () = stop.cancelled() => None,
+    /// must not wait its turn to find out). While the queue is held, no permit is handed
+    /// out; one taken just as the hold began is given back.
+    async fn part_permit_unless(&self, stop: &CancellationToken) -> Option<PartPermit> {
+        loop {
+            let mut held = self.held.subscribe();
+            tokio::select! {
+                unheld = held.wait_for(|h| !*h) => { unheld.ok()?; }
+                () = stop.cancelled() => return None,
+            }
+            let permit = tokio::select! {
+                permit = self.part_permit() => permit?,
+                () = stop.cancelled() => return None,
+            };
+            let sending = PartPermit::new(permit, self.parts_sending.clone());
+            if !*self.held.borrow() {
+                return Some(sending);
+            }
         }
+    }
+
+    /// Stops the queue at a part boundary: from now on no part starts, and this returns once
+    /// the parts already on the wire have finished (each one's ETag recorded), so what was
+    /// sent is not sent again. Small files mid-POST are not waited for: they start over.
+    /// Used before an update installs and the app restarts; the durable queue carries on
+    /// from the last finished part on the next start. [`UploadQueue::release_hold`] undoes
+    /// it (an update that failed to install).
+    pub async fn hold_at_part_boundary(&self) {
+        self.held.send_replace(true);
+        let mut sending = self.parts_sending.subscribe();
+        let _ = sending.wait_for(|n| *n == 0).await;
+    }
+
+    /// Lets parts start again after [`UploadQueue::hold_at_part_boundary`].
+    pub fn release_hold(&self) {
+        self.held.send_replace(false);
     }
 
     /// Pauses everything not yet finished; returns how many items it paused.
@@ -1134,6 +1168,31 @@ fn queue_failure(e: QueueError) -> UploadError {
     }
 }
 
+/// A part's permit, counted in `parts_sending` for as long as the part is on the wire.
+struct PartPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    sending: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl PartPermit {
+    fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        sending: Arc<tokio::sync::watch::Sender<usize>>,
+    ) -> Self {
+        sending.send_modify(|n| *n += 1);
+        Self {
+            _permit: permit,
+            sending,
+        }
+    }
+}
+
+impl Drop for PartPermit {
+    fn drop(&mut self) {
+        self.sending.send_modify(|n| *n -= 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1163,3 +1222,4 @@ mod tests {
         assert_eq!(multipart_etag(&kms), None);
     }
 }
+

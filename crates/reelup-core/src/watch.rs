@@ -130,11 +130,7 @@ pub enum WatchError {
 }
 
 fn backend_hint() -> &'static str {
-    if cfg!(target_os = "linux") {
-        "this is usually the limit on inotify instances: raise it (sysctl -w fs.inotify.max_user_instances=512) or quit other programs that watch files"
-    } else {
-        "check that the system's file-change notifications are available, then start again"
-    }
+    crate::platform::watch_backend_hint()
 }
 
 /// A running set of watch folders. Watching stops when the `stop` token given to
@@ -411,17 +407,10 @@ impl Stamp {
 
 /// Which directory a root is: a different one after it was deleted and made again, or when a
 /// drive was mounted on it or taken away (the path stays, the device changes).
-type Identity = Option<(u64, u64)>;
+type Identity = crate::platform::DirIdentity;
 
-#[cfg(unix)]
 fn identity(md: &Metadata) -> Identity {
-    use std::os::unix::fs::MetadataExt;
-    Some((md.dev(), md.ino()))
-}
-
-#[cfg(not(unix))]
-fn identity(_md: &Metadata) -> Identity {
-    None
+    crate::platform::dir_identity(md)
 }
 
 struct Folder {
