@@ -99,6 +99,9 @@ pub struct LocalStack {
     pub cdn: String,
     pub s3_endpoint: String,
     pub token: Secret,
+    /// A one-time invite link for the dev user, new at every start; none when the caller
+    /// chose the users.
+    pub invite: Option<String>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -206,9 +209,24 @@ impl LocalStack {
         let addr = listener.local_addr()?;
         let endpoint = format!("http://{addr}");
         let cdn = format!("{endpoint}/cdn");
-        let users = opts
-            .users
-            .unwrap_or_else(|| Users::single(DEV_USER, DEV_USER, token.expose()));
+        let (users, invite) = match opts.users {
+            Some(users) => (users, None),
+            None => {
+                let issued = crate::invite::issue(
+                    &secret,
+                    DEV_USER,
+                    std::time::SystemTime::now(),
+                    crate::invite::DEFAULT_VALID_FOR,
+                );
+                let link = crate::invite::link(&endpoint, &cdn, &issued.code, Some("local"));
+                let users = Users::single(DEV_USER, DEV_USER, token.expose()).with_token(
+                    DEV_USER,
+                    DEV_USER,
+                    &issued.token,
+                );
+                (users, Some(link))
+            }
+        };
         let state = Arc::new(ApiState {
             store,
             users: users.clone(),
@@ -245,6 +263,7 @@ impl LocalStack {
             cdn,
             s3_endpoint,
             token,
+            invite,
             cancel,
             tasks,
         })
@@ -294,9 +313,21 @@ async fn serve_s3(
     cancel: CancellationToken,
 ) {
     let rule = LoopbackHost { port: None };
+    // s3s-fs checks `If-None-Match: *` and then writes, so two conditional writes of one
+    // key at once could both succeed. They are taken one at a time here (there are few:
+    // used-invite markers), which makes them atomic as on S3.
+    let conditional = Arc::new(tokio::sync::Mutex::new(()));
     let handle = move |req: http::Request<hyper::body::Incoming>, _peer: SocketAddr| {
         let service = service.clone();
+        let conditional = conditional.clone();
         async move {
+            let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
+            let _one_at_a_time = if writes && req.headers().contains_key(http::header::IF_NONE_MATCH)
+            {
+                Some(conditional.lock_owned().await)
+            } else {
+                None
+            };
             if let Some(message) = rule.check(&req) {
                 tracing::warn!(%message, "local store: refused a request for another host name");
                 let mut resp = http::Response::new(s3s::Body::from(message));

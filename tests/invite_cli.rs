@@ -1,0 +1,101 @@
+//! `reelup login --invite` end to end: the invite link of a real `reelup-server --local`
+//! (its ready line), the real `reelup` binary, and a real Secret Service (gnome-keyring on a
+//! private D-Bus) for the token.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use reelup_tests::{
+    KeyringSession, LocalServer, fetch_sha256, files_containing, random_file, reelup_command,
+};
+
+fn reelup_in(dirs: &Path, keyring: &KeyringSession, args: &[&str]) -> Output {
+    let mut cmd = reelup_command(&dirs.join("config"), &dirs.join("data"));
+    cmd.args(args)
+        .env("REELUP_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in keyring.env() {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("run reelup")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
+    let server = LocalServer::start();
+    let link = server.invite.clone().expect("the ready line has an invite");
+    assert!(link.starts_with("reelup://connect?"), "{link}");
+    assert!(!link.contains(&server.token), "the link holds no token");
+    let keyring = KeyringSession::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = dir.path();
+
+    // Not a link at all: refused before anything is asked of the server.
+    let out = reelup_in(dirs, &keyring, &["login", "--invite", "https://example.com/x"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not a Reelup invite link"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dirs.join("config/config.toml").exists());
+
+    let out = reelup_in(dirs, &keyring, &["login", "--invite", &link]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("added profile \"local\"") && said.contains("as dev"),
+        "{said}"
+    );
+    let token = keyring.stored_token("local").expect("token in the keyring");
+    assert_ne!(token, server.token, "a token of its own, not the dev token");
+    let config_path = dirs.join("config/config.toml");
+    let config = std::fs::read_to_string(&config_path).expect("config.toml");
+    assert!(config.contains("default = \"local\""), "{config}");
+    assert!(config.contains(&server.endpoint) && config.contains(&server.cdn));
+
+    // The stored token uploads.
+    let (file, sha) = random_file(dirs, "clip.mp4", 3 << 20);
+    let out = reelup_in(
+        dirs,
+        &keyring,
+        &["upload", file.to_str().expect("utf8"), "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("json line");
+    assert_eq!(fetch_sha256(line["url"].as_str().expect("url")), sha);
+
+    // The same link again: used, and nothing changes.
+    let out = reelup_in(
+        dirs,
+        &keyring,
+        &["login", "--invite", &link, "--profile", "again"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already been used") && text(&out).contains("new invite link"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config_path).expect("config.toml"),
+        config
+    );
+    assert_eq!(keyring.stored_token("again"), None);
+    assert_eq!(keyring.stored_token("local"), Some(token.clone()));
+
+    // The token is nowhere on disk.
+    let on_disk = files_containing(dirs, &token);
+    assert!(on_disk.is_empty(), "token found in {on_disk:?}");
+}
