@@ -243,12 +243,14 @@ async fn check(c: &ConfigArg) -> ExitCode {
     }
 }
 
-/// What `token add|invite` need from the config: its endpoint for links and its secret.
+/// What `token add|invite` need for a link: the config (for its URLs), the endpoint the
+/// link names, and the secret that MACs the code. `None` when `token add` has no endpoint
+/// (no public_url, no --endpoint): then it prints a token, as before invites.
 fn for_invites(
     c: &ConfigArg,
     flag: Option<&str>,
     required: bool,
-) -> anyhow::Result<(Option<String>, ServerConfig, ServerSecret)> {
+) -> anyhow::Result<Option<(String, ServerConfig, ServerSecret)>> {
     let config = ServerConfig::load(&c.path(), std::env::vars()).map_err(|e| {
         anyhow::anyhow!(
             "the configuration has problems:\n  {}",
@@ -259,13 +261,12 @@ fn for_invites(
                 .join("\n  ")
         )
     })?;
-    let endpoint = if required || flag.is_some() || config.public_url.is_some() {
-        Some(invite::public_endpoint(&config, &c.path(), flag)?)
-    } else {
-        None
-    };
+    if !required && flag.is_none() && config.public_url.is_none() {
+        return Ok(None);
+    }
+    let endpoint = invite::public_endpoint(&config, &c.path(), flag)?;
     let secret = ServerSecret::load_or_create(&reelup_server::serve::secret_path(&config))?;
-    Ok((endpoint, config, secret))
+    Ok(Some((endpoint, config, secret)))
 }
 
 /// The link on stdout, its own line first so scripts can read it; then the QR code.
@@ -297,45 +298,38 @@ fn token(command: TokenCommand) -> ExitCode {
             prefix,
             invite: args,
             config,
-        } => for_invites(&config, args.endpoint.as_deref(), false).and_then(
-            |(endpoint, server, secret)| {
-                let issued =
-                    invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
-                reelup_server::tokens::add(&config.path(), &name, prefix.as_deref(), &issued.token)?;
-                match endpoint {
-                    Some(endpoint) => {
-                        let link =
-                            invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
-                        eprintln!("Added {name}.");
-                        print_invite(&link, &name, &args);
-                    }
-                    None => {
-                        eprintln!(
-                            "Added {name}. This is the only time the token is shown; give it to \
-                             {name} and restart the server. (Set public_url in the config, or \
-                             pass --endpoint, to print a one-time invite link instead.)"
-                        );
-                        println!("{}", issued.token);
-                    }
-                }
-                Ok(())
-            },
-        ),
+        } => for_invites(&config, args.endpoint.as_deref(), false).and_then(|found| {
+            let path = config.path();
+            let Some((endpoint, server, secret)) = found else {
+                let token = reelup_server::users::new_token();
+                reelup_server::tokens::add(&path, &name, prefix.as_deref(), &token)?;
+                eprintln!(
+                    "Added {name}. This is the only time the token is shown; give it to {name} \
+                     and restart the server. (Set public_url in the config, or pass \
+                     --endpoint, to print a one-time invite link instead.)"
+                );
+                println!("{token}");
+                return Ok(());
+            };
+            let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
+            reelup_server::tokens::add(&path, &name, prefix.as_deref(), &issued.token)?;
+            let link = invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
+            eprintln!("Added {name}.");
+            print_invite(&link, &name, &args);
+            Ok(())
+        }),
         TokenCommand::Invite {
             name,
             invite: args,
             config,
-        } => for_invites(&config, args.endpoint.as_deref(), true).and_then(
-            |(endpoint, server, secret)| {
-                let endpoint = endpoint.expect("required");
-                let issued =
-                    invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
-                reelup_server::tokens::add_device(&config.path(), &name, &issued.token)?;
-                let link = invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
-                print_invite(&link, &name, &args);
-                Ok(())
-            },
-        ),
+        } => for_invites(&config, args.endpoint.as_deref(), true).and_then(|found| {
+            let (endpoint, server, secret) = found.expect("required, so found or an error");
+            let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
+            reelup_server::tokens::add_device(&config.path(), &name, &issued.token)?;
+            let link = invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
+            print_invite(&link, &name, &args);
+            Ok(())
+        }),
         TokenCommand::List(config) => reelup_server::tokens::list(&config.path()).map(|users| {
             for (name, prefix, devices) in users {
                 let s = if devices == 1 { "" } else { "s" };
