@@ -41,7 +41,11 @@ fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
     let dirs = dir.path();
 
     // Not a link at all: refused before anything is asked of the server.
-    let out = reelup_in(dirs, &keyring, &["login", "--invite", "https://example.com/x"]);
+    let out = reelup_in(
+        dirs,
+        &keyring,
+        &["login", "--invite", "https://example.com/x"],
+    );
     assert!(!out.status.success());
     assert!(
         text(&out).contains("not a Reelup invite link"),

@@ -59,24 +59,34 @@ pub struct Accepted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InviteError {
-    #[error("this is not a Reelup invite link: {reason}; copy the whole link again, or ask for a new invite link")]
+    #[error(
+        "this is not a Reelup invite link: {reason}; copy the whole link again, or ask for a new invite link"
+    )]
     NotAnInvite { reason: String },
     #[error("the server does not accept this invite code ({message}); ask for a new invite link")]
     Invalid { message: String },
     #[error("this invite link has expired; ask for a new invite link")]
     Expired,
-    #[error("this invite link has already been used; each link works once, so ask for a new invite link")]
+    #[error(
+        "this invite link has already been used; each link works once, so ask for a new invite link"
+    )]
     Used,
     #[error("the server no longer accepts this invite ({message}); ask for a new invite link")]
     Revoked { message: String },
-    #[error("cannot reach {endpoint} ({detail}); check your connection and try the same link again")]
+    #[error(
+        "cannot reach {endpoint} ({detail}); check your connection and try the same link again"
+    )]
     Unreachable { endpoint: String, detail: String },
-    #[error("{endpoint} is refusing requests for now (too many); wait {retry_after_secs} s and try the same link again")]
+    #[error(
+        "{endpoint} is refusing requests for now (too many); wait {retry_after_secs} s and try the same link again"
+    )]
     RateLimited {
         endpoint: String,
         retry_after_secs: u64,
     },
-    #[error("{endpoint} answered HTTP {status} to the invite ({detail}); is it a reelup-server? Ask whoever sent the link")]
+    #[error(
+        "{endpoint} answered HTTP {status} to the invite ({detail}); is it a reelup-server? Ask whoever sent the link"
+    )]
     Server {
         endpoint: String,
         status: u16,
@@ -88,7 +98,9 @@ pub enum InviteError {
     Keyring(#[from] CredentialError),
     /// The profile and token were saved, but the endpoint refused or could not be reached
     /// with the new token.
-    #[error("profile {profile:?} is saved with its token, but the connection test failed: {source}")]
+    #[error(
+        "profile {profile:?} is saved with its token, but the connection test failed: {source}"
+    )]
     ConnectionTest {
         profile: String,
         #[source]
@@ -407,17 +419,45 @@ mod tests {
     fn refuses_what_is_not_an_invite_and_says_why() {
         let ok_rest = format!("cdn=https://c.example.com&code={CODE}");
         for (bad, says) in [
-            ("https://example.com/connect".to_owned(), "starts with https"),
+            (
+                "https://example.com/connect".to_owned(),
+                "starts with https",
+            ),
             ("not a link".to_owned(), "does not parse"),
-            (format!("reelup://other?endpoint=https://e.example.com&{ok_rest}"), "not a connect link"),
+            (
+                format!("reelup://other?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
             (link(&ok_rest), "no endpoint"),
-            (link(&format!("endpoint=http://e.example.com&{ok_rest}")), "plain http"),
+            (
+                link(&format!("endpoint=http://e.example.com&{ok_rest}")),
+                "plain http",
+            ),
             (link(&format!("endpoint=file:///etc&{ok_rest}")), "scheme"),
-            (link(&format!("endpoint=https://e.example.com&code={CODE}")), "no cdn"),
-            (link("endpoint=https://e.example.com&cdn=https://c.example.com"), "no code"),
-            (link("endpoint=https://e.example.com&cdn=https://c.example.com&code=short"), "cut short"),
-            (link(&format!("endpoint=https://e.example.com&cdn=https://c.example.com&code={CODE}%20x")), "cut short"),
-            (link(&format!("endpoint=https://e.example.com&endpoint=https://f.example.com&{ok_rest}")), "endpoint twice"),
+            (
+                link(&format!("endpoint=https://e.example.com&code={CODE}")),
+                "no cdn",
+            ),
+            (
+                link("endpoint=https://e.example.com&cdn=https://c.example.com"),
+                "no code",
+            ),
+            (
+                link("endpoint=https://e.example.com&cdn=https://c.example.com&code=short"),
+                "cut short",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&cdn=https://c.example.com&code={CODE}%20x"
+                )),
+                "cut short",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&endpoint=https://f.example.com&{ok_rest}"
+                )),
+                "endpoint twice",
+            ),
             ("x".repeat(MAX_LINK_LEN + 1), "far more"),
         ] {
             let err = Invite::parse(&bad).expect_err(&bad);

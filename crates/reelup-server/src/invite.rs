@@ -148,10 +148,7 @@ impl Invite {
 
     /// Where the bucket records that this invite was used.
     pub fn marker_key(&self) -> String {
-        format!(
-            "{MARKER_PREFIX}{}",
-            hex::encode(Sha256::digest(self.nonce))
-        )
+        format!("{MARKER_PREFIX}{}", hex::encode(Sha256::digest(self.nonce)))
     }
 }
 

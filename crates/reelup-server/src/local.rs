@@ -322,12 +322,12 @@ async fn serve_s3(
         let conditional = conditional.clone();
         async move {
             let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
-            let _one_at_a_time = if writes && req.headers().contains_key(http::header::IF_NONE_MATCH)
-            {
-                Some(conditional.lock_owned().await)
-            } else {
-                None
-            };
+            let _one_at_a_time =
+                if writes && req.headers().contains_key(http::header::IF_NONE_MATCH) {
+                    Some(conditional.lock_owned().await)
+                } else {
+                    None
+                };
             if let Some(message) = rule.check(&req) {
                 tracing::warn!(%message, "local store: refused a request for another host name");
                 let mut resp = http::Response::new(s3s::Body::from(message));

@@ -226,8 +226,14 @@ fn an_invite_redeems_once_for_a_working_token() {
     assert_eq!(body["user"], "alice");
     let token = body["token"].as_str().expect("token").to_owned();
     assert!(token.starts_with("rlp_") && token.len() == 68, "{token}");
-    assert!(!link.contains(&token[4..]), "the link never carries the token");
-    assert!(!config.contains(&token[4..]), "the config keeps only hashes");
+    assert!(
+        !link.contains(&token[4..]),
+        "the link never carries the token"
+    );
+    assert!(
+        !config.contains(&token[4..]),
+        "the config keeps only hashes"
+    );
     let (status, who) = whoami(&endpoint, &token);
     assert_eq!((status, who["user"].as_str()), (200, Some("alice")));
     assert_eq!(s.markers().len(), 1);
@@ -253,8 +259,11 @@ fn an_invite_redeems_once_for_a_working_token() {
     let bare = s.dir.path().join("bare.toml");
     let text = config.replace("public_url = \"https://uploads.example.com\"\n", "");
     std::fs::write(&bare, text).expect("write");
-    std::fs::copy(s.config.with_extension("secret"), bare.with_extension("secret"))
-        .expect("secret");
+    std::fs::copy(
+        s.config.with_extension("secret"),
+        bare.with_extension("secret"),
+    )
+    .expect("secret");
     let out = aws_env(&mut Command::new(SERVER))
         .args(["token", "invite", "alice", "--config"])
         .arg(&bare)
@@ -301,7 +310,10 @@ fn expired_forged_and_orphaned_codes_are_refused_and_write_nothing() {
     let (_server, endpoint) = s.serve();
 
     let (status, body) = redeem(&endpoint, &expired.code);
-    assert_eq!((status, body["error"].as_str()), (410, Some("invite_expired")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("invite_expired"))
+    );
 
     let mut edited = good.code.clone().into_bytes();
     edited[12] = if edited[12] == b'A' { b'B' } else { b'A' };
@@ -327,7 +339,10 @@ fn expired_forged_and_orphaned_codes_are_refused_and_write_nothing() {
         (403, Some("invite_user_removed"))
     );
     let (status, body) = redeem(&endpoint, &unlisted.code);
-    assert_eq!((status, body["error"].as_str()), (403, Some("invite_revoked")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invite_revoked"))
+    );
 
     // Bodies that are not the shape, or far too big.
     let r = http()
