@@ -99,6 +99,13 @@ fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
     assert_eq!(keyring.stored_token("again"), None);
     assert_eq!(keyring.stored_token("local"), Some(token.clone()));
 
+    // On another machine (fresh config dir), the used link writes nothing at all.
+    let other = tempfile::tempdir().expect("tempdir");
+    let out = reelup_in(other.path(), &keyring, &["login", "--invite", &link]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already been used"), "{}", text(&out));
+    assert!(!other.path().join("config/config.toml").exists());
+
     // The token is nowhere on disk.
     let on_disk = files_containing(dirs, &token);
     assert!(on_disk.is_empty(), "token found in {on_disk:?}");

@@ -3,7 +3,7 @@
 //! whose embedded store is the bucket they share (and whose files show what was written).
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
@@ -471,5 +471,32 @@ fn used_invite_markers_are_out_of_every_users_reach() {
             assert!(!k.starts_with(".reelup"), "{k}");
         }
     }
-    let _ = Path::new(&s.local_endpoint);
+}
+
+#[test]
+fn redeeming_is_under_the_anonymous_rate_limit() {
+    let s = Setup::start();
+    let code = code_of(&s.token(&["add", "alice"]));
+    let text = std::fs::read_to_string(&s.config).expect("config");
+    let strict = text.replace(
+        "anonymous_requests_per_minute = 100000\nanonymous_burst = 100000",
+        "anonymous_requests_per_minute = 1\nanonymous_burst = 3",
+    );
+    assert_ne!(strict, text);
+    std::fs::write(&s.config, strict).expect("write");
+    let (_server, endpoint) = s.serve();
+    // Guessing codes: the burst, then 429 with Retry-After, before any code is looked at.
+    for _ in 0..3 {
+        assert_eq!(redeem(&endpoint, "guess-guess-guess-guess").0, 400);
+    }
+    let r = http()
+        .post(format!("{endpoint}/invites/redeem"))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .expect("POST");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["error"], "rate_limited");
+    assert!(s.markers().is_empty(), "the limited request wrote nothing");
 }
