@@ -234,6 +234,13 @@ async fn check(c: &ConfigArg) -> ExitCode {
             if config.users.is_empty() {
                 println!("No users yet: add one with `reelup-server token add NAME`.");
             }
+            match &config.public_url {
+                Some(url) => println!("Invite links name {url}."),
+                None => println!(
+                    "No public_url: `token add` prints tokens instead of invite links, and \
+                     `token invite` needs --endpoint."
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
