@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 use reelup_tests::{
-    KeyringSession, LocalServer, fetch_sha256, files_containing, random_file, reelup_command,
+    KeyringSession, LocalServer, fetch_sha256, files_containing, http, random_file, reelup_command,
 };
 
 fn reelup_in(dirs: &Path, keyring: &KeyringSession, args: &[&str]) -> Output {
@@ -32,7 +32,8 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
-    let server = LocalServer::start();
+    let server_dir = tempfile::tempdir().expect("server data dir");
+    let server = LocalServer::start_in(server_dir.path());
     let link = server.invite.clone().expect("the ready line has an invite");
     assert!(link.starts_with("reelup://connect?"), "{link}");
     assert!(!link.contains(&server.token), "the link holds no token");
@@ -105,6 +106,20 @@ fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
     assert!(!out.status.success());
     assert!(text(&out).contains("already been used"), "{}", text(&out));
     assert!(!other.path().join("config/config.toml").exists());
+
+    // A restart of the stack (a new invite in its ready line) keeps the invited device.
+    drop(server);
+    let server = LocalServer::start_in(server_dir.path());
+    assert_ne!(server.invite.as_deref(), Some(link.as_str()));
+    // (It listens on a new port, so the token is checked there directly.)
+    let who: serde_json::Value = http()
+        .get(format!("{}/whoami", server.endpoint))
+        .bearer_auth(&token)
+        .send()
+        .expect("GET /whoami")
+        .json()
+        .expect("json");
+    assert_eq!(who["user"], "dev");
 
     // The token is nowhere on disk.
     let on_disk = files_containing(dirs, &token);

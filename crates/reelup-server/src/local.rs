@@ -28,6 +28,9 @@ pub const REGION: &str = "us-east-1";
 /// The local stack's one user: every key it hands out starts with `dev/`.
 pub const DEV_USER: &str = "dev";
 const TOKEN_FILE: &str = "dev-token";
+/// SHA-256 (hex, one a line) of the tokens the ready line's invite links redeem for, so a
+/// device connected by an invite keeps working after the stack restarts.
+const INVITED_FILE: &str = "invited-tokens";
 /// Keys the uploadId tags; kept so that uploads in progress survive a restart.
 pub const SECRET_FILE: &str = "server-secret";
 
@@ -134,6 +137,31 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<Secret> {
     Ok(Secret::new(token))
 }
 
+/// The dev user's invited devices so far, plus `token` (a new invite's), written back.
+fn invited_tokens(data_dir: &Path, token: &str) -> anyhow::Result<Vec<[u8; 32]>> {
+    let path = data_dir.join(INVITED_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut hashes: Vec<[u8; 32]> = text
+        .lines()
+        .filter_map(|l| {
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(l.trim(), &mut h).ok().map(|()| h)
+        })
+        .collect();
+    hashes.push(crate::users::hash_token(token));
+    let mut out = String::new();
+    for h in &hashes {
+        out.push_str(&hex::encode(h));
+        out.push('\n');
+    }
+    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    Ok(hashes)
+}
+
 impl LocalStack {
     pub async fn start(opts: LocalOptions) -> anyhow::Result<Self> {
         let s3_root = opts.data_dir.join("s3");
@@ -219,11 +247,12 @@ impl LocalStack {
                     crate::invite::DEFAULT_VALID_FOR,
                 );
                 let link = crate::invite::link(&endpoint, &cdn, &issued.code, Some("local"));
-                let users = Users::single(DEV_USER, DEV_USER, token.expose()).with_token(
-                    DEV_USER,
-                    DEV_USER,
-                    &issued.token,
-                );
+                let users = invited_tokens(&opts.data_dir, &issued.token)?
+                    .into_iter()
+                    .fold(
+                        Users::single(DEV_USER, DEV_USER, token.expose()),
+                        |users, hash| users.with_hash(DEV_USER, DEV_USER, hash),
+                    );
                 (users, Some(link))
             }
         };

@@ -91,10 +91,10 @@ impl Users {
         Self { by_hash }
     }
 
-    /// These users, and `token` as one more of `name`'s (the local stack's invite).
-    pub fn with_token(mut self, name: &str, prefix: &str, token: &str) -> Self {
-        self.by_hash
-            .insert(hash_token(token), Arc::new(User::new(name, prefix)));
+    /// These users, and the token hashing to `hash` as one more of `name`'s (the local
+    /// stack's invited devices).
+    pub fn with_hash(mut self, name: &str, prefix: &str, hash: [u8; 32]) -> Self {
+        self.by_hash.insert(hash, Arc::new(User::new(name, prefix)));
         self
     }
 
