@@ -10,14 +10,26 @@ use reelup_tests::{
 };
 
 fn reelup_in(dirs: &Path, keyring: &KeyringSession, args: &[&str]) -> Output {
+    reelup_with(dirs, Some(keyring), args)
+}
+
+/// `reelup` with this keyring, or (None) on a bus nobody listens on: no Secret Service.
+fn reelup_with(dirs: &Path, keyring: Option<&KeyringSession>, args: &[&str]) -> Output {
     let mut cmd = reelup_command(&dirs.join("config"), &dirs.join("data"));
     cmd.args(args)
         .env("REELUP_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, value) in keyring.env() {
-        cmd.env(key, value);
+    match keyring {
+        Some(k) => {
+            for (key, value) in k.env() {
+                cmd.env(key, value);
+            }
+        }
+        None => {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+        }
     }
     cmd.output().expect("run reelup")
 }
@@ -54,6 +66,35 @@ fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
         text(&out)
     );
     assert!(!dirs.join("config/config.toml").exists());
+    // An existing profile of that name keeps its own settings; only where it points changes.
+    let out = reelup_in(
+        dirs,
+        &keyring,
+        &[
+            "profile",
+            "add",
+            "local",
+            "--endpoint",
+            "https://old.example.com",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = reelup_in(
+        dirs,
+        &keyring,
+        &["profile", "set", "local", "--parts-in-flight", "7"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Without a keyring to store the token in, the code is not spent.
+    let before = std::fs::read_to_string(dirs.join("config/config.toml")).expect("config");
+    let out = reelup_with(dirs, None, &["login", "--invite", &link]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("REELUP_TOKEN"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dirs.join("config/config.toml")).expect("config"),
+        before
+    );
 
     let out = reelup_in(dirs, &keyring, &["login", "--invite", &link]);
     assert!(out.status.success(), "{}", text(&out));
@@ -68,6 +109,8 @@ fn an_invite_link_sets_up_a_profile_that_uploads_and_works_once() {
     let config = std::fs::read_to_string(&config_path).expect("config.toml");
     assert!(config.contains("default = \"local\""), "{config}");
     assert!(config.contains(&server.endpoint) && config.contains(&server.cdn));
+    assert!(!config.contains("old.example.com"), "{config}");
+    assert!(config.contains("parts-in-flight = 7"), "{config}");
 
     // The stored token uploads.
     let (file, sha) = random_file(dirs, "clip.mp4", 3 << 20);
