@@ -78,6 +78,9 @@ struct InviteArgs {
     /// Draw the QR code even when stdout is not a terminal (it follows the link's line).
     #[arg(long)]
     qr: bool,
+    /// The profile name the link suggests to the app and the CLI (e.g. "studio").
+    #[arg(long, value_name = "NAME")]
+    profile_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,7 +323,12 @@ fn token(command: TokenCommand) -> ExitCode {
             };
             let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
             reelup_server::tokens::add(&path, &name, prefix.as_deref(), &issued.token)?;
-            let link = invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
+            let link = invite::link(
+                &endpoint,
+                &server.cdn_base_url,
+                &issued.code,
+                args.profile_name.as_deref(),
+            );
             eprintln!("Added {name}.");
             print_invite(&link, &name, &args);
             Ok(())
@@ -333,7 +341,12 @@ fn token(command: TokenCommand) -> ExitCode {
             let (endpoint, server, secret) = found.expect("required, so found or an error");
             let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
             reelup_server::tokens::add_device(&config.path(), &name, &issued.token)?;
-            let link = invite::link(&endpoint, &server.cdn_base_url, &issued.code, None);
+            let link = invite::link(
+                &endpoint,
+                &server.cdn_base_url,
+                &issued.code,
+                args.profile_name.as_deref(),
+            );
             print_invite(&link, &name, &args);
             Ok(())
         }),

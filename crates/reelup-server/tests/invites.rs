@@ -208,7 +208,22 @@ fn an_invite_redeems_once_for_a_working_token() {
     assert_eq!(link.lines().count(), 1, "no QR code off a terminal: {link}");
     let code = code_of(&link);
     // Another device, with the QR code asked for: the link stays the first line.
-    let second = s.token(&["invite", "alice", "--expires", "2h", "--qr"]);
+    let second = s.token(&[
+        "invite",
+        "alice",
+        "--expires",
+        "2h",
+        "--qr",
+        "--profile-name",
+        "studio b",
+    ]);
+    assert!(
+        second
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with("&name=studio+b")),
+        "{second}"
+    );
     let mut lines = second.lines();
     let second_code = code_of(lines.next().expect("link line"));
     assert!(
