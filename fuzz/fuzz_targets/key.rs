@@ -20,7 +20,8 @@ fn users() -> &'static (Arc<User>, Arc<User>) {
             token_sha256: hash_token(&format!("rlp_{name}"))
                 .iter()
                 .map(|b| format!("{b:02x}"))
-                .collect(),
+                .collect::<String>()
+                .into(),
         };
         let users = Users::from_config(&[config("alice"), config("bob")]);
         let get = |name: &str| users.authenticate(&format!("rlp_{name}")).expect("user");

@@ -31,6 +31,8 @@ pub struct LocalServer {
     pub endpoint: String,
     pub cdn: String,
     pub token: String,
+    /// The one-time invite link for the dev user from the ready line.
+    pub invite: Option<String>,
     pub data_dir: PathBuf,
     _owned_dir: Option<tempfile::TempDir>,
 }
@@ -78,6 +80,7 @@ impl LocalServer {
             endpoint: field("endpoint"),
             cdn: field("cdn"),
             token: field("token"),
+            invite: ready["invite"].as_str().map(str::to_owned),
             child,
             data_dir: data_dir.to_owned(),
             _owned_dir: None,

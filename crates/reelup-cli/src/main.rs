@@ -60,8 +60,9 @@ enum Command {
     #[command(subcommand)]
     Profile(profile_cmd::ProfileCommand),
     /// Store the profile's token in the OS keyring, after checking it with the endpoint.
-    /// The token is read from stdin, or from a hidden prompt on a terminal.
-    Login,
+    /// The token is read from stdin, or from a hidden prompt on a terminal. With --invite,
+    /// the profile and its token come from a one-time invite link instead.
+    Login(profile_cmd::LoginArgs),
     /// Remove the profile's token from the OS keyring.
     Logout,
     /// Watch folders and upload new videos once they are completely written; runs until
@@ -160,7 +161,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let profile_name = cli.profile.clone();
     let command = match cli.command {
         Command::Profile(cmd) => return profile_cmd::run(cmd, profile_name.as_deref()),
-        Command::Login => return profile_cmd::login(profile_name.as_deref()).await,
+        Command::Login(args) => return profile_cmd::login(args, profile_name.as_deref()).await,
         Command::Logout => return profile_cmd::logout(profile_name.as_deref()),
         other => other,
     };
@@ -255,7 +256,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             drive(&queue, pending, false).await
         }
-        Command::Profile(_) | Command::Login | Command::Logout => unreachable!("handled above"),
+        Command::Profile(_) | Command::Login(_) | Command::Logout => unreachable!("handled above"),
     })
 }
 

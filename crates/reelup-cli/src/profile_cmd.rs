@@ -216,7 +216,18 @@ fn read_token(profile: &str) -> Result<Secret, String> {
     Ok(Secret::new(token))
 }
 
-pub async fn login(selected: Option<&str>) -> Result<ExitCode, String> {
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// A one-time invite link (reelup://connect?...) from `reelup-server token add|invite`:
+    /// creates the profile (named by --profile, else by the link) and stores its token.
+    #[arg(long, value_name = "LINK")]
+    invite: Option<String>,
+}
+
+pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, String> {
+    if let Some(link) = args.invite {
+        return login_with_invite(&link, selected).await;
+    }
     let config = load_config()?;
     let profile = config.resolve(selected)?.clone();
     let token = read_token(&profile.name)?;
@@ -242,6 +253,33 @@ pub async fn login(selected: Option<&str>) -> Result<ExitCode, String> {
             profile.endpoint
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn login_with_invite(link: &str, selected: Option<&str>) -> Result<ExitCode, String> {
+    let http = reqwest::Client::new();
+    let accepted = reelup_core::invite::accept(
+        &http,
+        link,
+        selected,
+        &reelup_core::profiles::default_config_path(),
+        keyring().as_ref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let under = accepted
+        .prefix
+        .map(|p| format!("; uploads go under {p}/"))
+        .unwrap_or_default();
+    let default = if accepted.is_default {
+        " It is the default profile."
+    } else {
+        ""
+    };
+    eprintln!(
+        "added profile {:?}: logged in as {}{under}. The token is in the OS keyring.{default}",
+        accepted.profile, accepted.user
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ pub mod credentials;
 mod error;
 mod fingerprint;
 pub mod identity;
+pub mod invite;
 mod media;
 mod plan;
 pub mod platform;

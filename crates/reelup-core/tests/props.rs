@@ -697,3 +697,50 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------------------------------------------ invite links
+
+/// Links built from the format's own pieces in any order and amount, with anything in
+/// between, so that generated inputs reach past the scheme check.
+fn invite_link() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("reelup://connect?".to_owned()),
+        Just("reelup:connect?".to_owned()),
+        Just("endpoint=".to_owned()),
+        Just("cdn=".to_owned()),
+        Just("code=".to_owned()),
+        Just("name=".to_owned()),
+        Just("&".to_owned()),
+        Just("%".to_owned()),
+        Just("%2F".to_owned()),
+        Just("%FF".to_owned()),
+        Just("https%3A%2F%2Fe.example.com".to_owned()),
+        Just("http://127.0.0.1:7300".to_owned()),
+        Just("http://[::1".to_owned()),
+        Just("AQAAAABpZXNhbHQxMjM0NTY3OGFsaWNl".to_owned()),
+        "[A-Za-z0-9_-]{0,40}",
+        any::<String>(),
+    ];
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(piece, 0..12).prop_map(|p| p.concat()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(600))]
+
+    /// Whatever a link holds, parsing answers (never panics); what it accepts is usable as is.
+    #[test]
+    fn invite_links_never_panic(link in invite_link()) {
+        match reelup_core::invite::Invite::parse(&link) {
+            Ok(invite) => {
+                prop_assert!(reelup_core::profiles::check_url(&invite.endpoint, "e").is_ok());
+                prop_assert!(reelup_core::profiles::check_url(&invite.cdn, "c").is_ok());
+                let name = reelup_core::invite::profile_name_for(&invite, None);
+                prop_assert!(name.is_ok_and(|n| reelup_core::profiles::check_name(&n).is_ok()));
+            }
+            Err(e) => prop_assert_eq!(e.code(), "invite_link_invalid"),
+        }
+    }
+}

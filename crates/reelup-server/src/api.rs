@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::content_type::{ContentType, Pattern};
 use crate::credentials::StsIssuer;
+use crate::invite::{CodeError, Invite};
 use crate::post_policy::{PostPolicySpec, presign_post};
 use crate::secret::{Declared, ServerSecret};
 use crate::store::{ObjectStore, StoreError};
@@ -34,6 +35,8 @@ const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub const MAX_BATCH_PARTS: usize = 100;
 /// Request bodies are small JSON; a complete with 10,000 parts is well under this.
 const MAX_BODY: usize = 2 * 1024 * 1024;
+/// `{"code": "..."}` with a code of at most [`crate::invite::MAX_CODE_LEN`] characters.
+const MAX_REDEEM_BODY: usize = 4 * 1024;
 
 /// What users may upload.
 #[derive(Debug, Clone)]
@@ -217,6 +220,10 @@ pub fn router_with(state: Arc<ApiState>, extra: Router<Arc<ApiState>>) -> Router
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(signed)
+        .route(
+            "/invites/redeem",
+            post(redeem_invite).layer(DefaultBodyLimit::max(MAX_REDEEM_BODY)),
+        )
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .merge(extra)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -297,6 +304,99 @@ async fn require_token(
     }
     req.extensions_mut().insert(user);
     next.run(req).await
+}
+
+#[derive(Deserialize)]
+struct RedeemBody {
+    code: String,
+}
+
+fn invite_error(status: StatusCode, code: &'static str, message: String) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message,
+    }
+}
+
+/// `POST /invites/redeem {"code"}`: the token of a one-time invite, once. Anonymous, so it
+/// is under the edge's limit for requests without a token. Nothing is written unless the
+/// code is this server's, unexpired, and for a user whose token it still is.
+async fn redeem_invite(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<RedeemBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            invite_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request body is over {MAX_REDEEM_BODY} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!(
+                "body must be JSON {{\"code\": \"<invite code>\"}}: {}",
+                e.body_text()
+            ))
+        }
+    })?;
+    let now = state.store.clock().now();
+    let invite = Invite::open(&state.secret, &body.code, now).map_err(|e| match e {
+        CodeError::Invalid => invite_error(
+            StatusCode::BAD_REQUEST,
+            "invite_invalid",
+            "this invite code is not valid here: it was cut short or changed, or another \
+             server made it; copy the whole link again, or ask for a new invite link"
+                .into(),
+        ),
+        CodeError::Expired => invite_error(
+            StatusCode::GONE,
+            "invite_expired",
+            "this invite link has expired; ask for a new invite link".into(),
+        ),
+    })?;
+    let token = invite.token(&state.secret);
+    match state.users.authenticate(&token) {
+        Some(user) if user.name == invite.user => {}
+        _ if state.users.has_user(&invite.user) => {
+            return Err(invite_error(
+                StatusCode::FORBIDDEN,
+                "invite_revoked",
+                format!(
+                    "this invite's device is not among {}'s on this server: it was removed, \
+                     or the server was not restarted after the invite was made; ask for a \
+                     new invite link",
+                    invite.user
+                ),
+            ));
+        }
+        _ => {
+            return Err(invite_error(
+                StatusCode::FORBIDDEN,
+                "invite_user_removed",
+                format!(
+                    "{} is no longer a user of this server; ask its admin for a new invite link",
+                    invite.user
+                ),
+            ));
+        }
+    }
+    let marker = json!({ "user": invite.user, "expires": invite.expires }).to_string();
+    if !state
+        .store
+        .put_if_absent(&invite.marker_key(), marker.into_bytes())
+        .await?
+    {
+        return Err(invite_error(
+            StatusCode::GONE,
+            "invite_used",
+            "this invite link has already been used; each link works once, so ask for a new \
+             invite link"
+                .into(),
+        ));
+    }
+    tracing::info!(user = %invite.user, "invite redeemed");
+    Ok(Json(json!({ "token": token, "user": invite.user })))
 }
 
 async fn whoami(Extension(user): Extension<Arc<User>>) -> Json<Value> {

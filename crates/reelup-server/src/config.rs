@@ -20,6 +20,7 @@ const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
     ("ENDPOINT", "endpoint", EnvKind::Str),
     ("PATH_STYLE", "path_style", EnvKind::Bool),
     ("CDN_BASE_URL", "cdn_base_url", EnvKind::Str),
+    ("PUBLIC_URL", "public_url", EnvKind::Str),
     ("URL_LIFETIME_SECS", "url_lifetime_secs", EnvKind::Int),
     ("MAX_OBJECT_SIZE", "max_object_size", EnvKind::Str),
     ("LOG_FORMAT", "log_format", EnvKind::Str),
@@ -83,6 +84,10 @@ pub struct ServerConfig {
     #[serde(default)]
     pub path_style: bool,
     pub cdn_base_url: String,
+    /// This server's address as creators reach it (behind TLS), for invite links:
+    /// `reelup-server token add|invite` put it in the link they print.
+    #[serde(default)]
+    pub public_url: Option<String>,
     #[serde(default = "default_url_lifetime")]
     pub url_lifetime_secs: u64,
     #[serde(default = "default_max_object_size")]
@@ -206,7 +211,57 @@ pub struct UserConfig {
     pub name: String,
     #[serde(default)]
     pub prefix: Option<String>,
-    pub token_sha256: String,
+    /// One hash per device: `token add` and `token invite` each append one.
+    pub token_sha256: TokenHashes,
+}
+
+/// `token_sha256 = "hex"` (one token, as configs before invites wrote it) or
+/// `token_sha256 = ["hex", "hex"]` (one per device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHashes(pub Vec<String>);
+
+impl TokenHashes {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<String>> for TokenHashes {
+    fn from(hashes: Vec<String>) -> Self {
+        Self(hashes)
+    }
+}
+
+impl From<String> for TokenHashes {
+    fn from(hash: String) -> Self {
+        Self(vec![hash])
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenHashes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::One(h)) => Ok(Self(vec![h])),
+            Ok(Raw::Many(hs)) => Ok(Self(hs)),
+            Err(_) => Err(serde::de::Error::custom(
+                "token_sha256 must be a string of 64 hex characters or an array of them",
+            )),
+        }
+    }
 }
 
 impl UserConfig {
@@ -464,6 +519,9 @@ impl ServerConfig {
         if let Err(m) = check_url(&self.cdn_base_url, true) {
             bad("cdn_base_url", m);
         }
+        if let Some(Err(m)) = self.public_url.as_deref().map(|u| check_url(u, false)) {
+            bad("public_url", m);
+        }
         if !(1..=7 * 24 * 3600).contains(&self.url_lifetime_secs) {
             bad(
                 "url_lifetime_secs",
@@ -609,21 +667,31 @@ impl ServerConfig {
                     ),
                 );
             }
-            let hash_ok = user.token_sha256.len() == 64
-                && user.token_sha256.chars().all(|c| c.is_ascii_hexdigit());
-            if !hash_ok {
+            if user.token_sha256.is_empty() {
                 bad(
                     "token_sha256",
                     format!(
-                        "{}'s token_sha256 is not 64 hex characters; create tokens with `reelup-server token add {}`",
+                        "{} has no token; give them one with `reelup-server token invite {}`",
                         user.name, user.name
                     ),
                 );
-            } else if !hashes.insert(user.token_sha256.to_ascii_lowercase()) {
-                bad(
-                    "token_sha256",
-                    format!("{} shares a token with another user", user.name),
-                );
+            }
+            for hash in user.token_sha256.iter() {
+                let hash_ok = hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit());
+                if !hash_ok {
+                    bad(
+                        "token_sha256",
+                        format!(
+                            "{}'s token_sha256 is not 64 hex characters; create tokens with `reelup-server token add {}`",
+                            user.name, user.name
+                        ),
+                    );
+                } else if !hashes.insert(hash.to_ascii_lowercase()) {
+                    bad(
+                        "token_sha256",
+                        format!("{} shares a token with another user", user.name),
+                    );
+                }
             }
         }
         problems
@@ -647,7 +715,7 @@ fn valid_bucket(s: &str) -> bool {
 
 /// Endpoints must be https so tokens and signatures never cross a network in the clear;
 /// loopback is allowed for local stores and tests.
-fn check_url(s: &str, must_be_https: bool) -> Result<(), String> {
+pub(crate) fn check_url(s: &str, must_be_https: bool) -> Result<(), String> {
     let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod content_type;
 pub mod credentials;
 pub mod edge;
+pub mod invite;
 pub mod local;
 pub mod post_policy;
 pub mod secret;

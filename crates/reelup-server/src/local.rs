@@ -28,6 +28,9 @@ pub const REGION: &str = "us-east-1";
 /// The local stack's one user: every key it hands out starts with `dev/`.
 pub const DEV_USER: &str = "dev";
 const TOKEN_FILE: &str = "dev-token";
+/// SHA-256 (hex, one a line) of the tokens the ready line's invite links redeem for, so a
+/// device connected by an invite keeps working after the stack restarts.
+const INVITED_FILE: &str = "invited-tokens";
 /// Keys the uploadId tags; kept so that uploads in progress survive a restart.
 pub const SECRET_FILE: &str = "server-secret";
 
@@ -99,6 +102,9 @@ pub struct LocalStack {
     pub cdn: String,
     pub s3_endpoint: String,
     pub token: Secret,
+    /// A one-time invite link for the dev user, new at every start; none when the caller
+    /// chose the users.
+    pub invite: Option<String>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -129,6 +135,31 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<Secret> {
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, token.as_bytes())?;
     Ok(Secret::new(token))
+}
+
+/// The dev user's invited devices so far, plus `token` (a new invite's), written back.
+fn invited_tokens(data_dir: &Path, token: &str) -> anyhow::Result<Vec<[u8; 32]>> {
+    let path = data_dir.join(INVITED_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut hashes: Vec<[u8; 32]> = text
+        .lines()
+        .filter_map(|l| {
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(l.trim(), &mut h).ok().map(|()| h)
+        })
+        .collect();
+    hashes.push(crate::users::hash_token(token));
+    let mut out = String::new();
+    for h in &hashes {
+        out.push_str(&hex::encode(h));
+        out.push('\n');
+    }
+    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    Ok(hashes)
 }
 
 impl LocalStack {
@@ -206,9 +237,25 @@ impl LocalStack {
         let addr = listener.local_addr()?;
         let endpoint = format!("http://{addr}");
         let cdn = format!("{endpoint}/cdn");
-        let users = opts
-            .users
-            .unwrap_or_else(|| Users::single(DEV_USER, DEV_USER, token.expose()));
+        let (users, invite) = match opts.users {
+            Some(users) => (users, None),
+            None => {
+                let issued = crate::invite::issue(
+                    &secret,
+                    DEV_USER,
+                    std::time::SystemTime::now(),
+                    crate::invite::DEFAULT_VALID_FOR,
+                );
+                let link = crate::invite::link(&endpoint, &cdn, &issued.code, Some("local"));
+                let users = invited_tokens(&opts.data_dir, &issued.token)?
+                    .into_iter()
+                    .fold(
+                        Users::single(DEV_USER, DEV_USER, token.expose()),
+                        |users, hash| users.with_hash(DEV_USER, DEV_USER, hash),
+                    );
+                (users, Some(link))
+            }
+        };
         let state = Arc::new(ApiState {
             store,
             users: users.clone(),
@@ -245,6 +292,7 @@ impl LocalStack {
             cdn,
             s3_endpoint,
             token,
+            invite,
             cancel,
             tasks,
         })
@@ -294,9 +342,21 @@ async fn serve_s3(
     cancel: CancellationToken,
 ) {
     let rule = LoopbackHost { port: None };
+    // s3s-fs checks `If-None-Match: *` and then writes, so two conditional writes of one
+    // key at once could both succeed. They are taken one at a time here (there are few:
+    // used-invite markers), which makes them atomic as on S3.
+    let conditional = Arc::new(tokio::sync::Mutex::new(()));
     let handle = move |req: http::Request<hyper::body::Incoming>, _peer: SocketAddr| {
         let service = service.clone();
+        let conditional = conditional.clone();
         async move {
+            let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
+            let _one_at_a_time =
+                if writes && req.headers().contains_key(http::header::IF_NONE_MATCH) {
+                    Some(conditional.lock_owned().await)
+                } else {
+                    None
+                };
             if let Some(message) = rule.check(&req) {
                 tracing::warn!(%message, "local store: refused a request for another host name");
                 let mut resp = http::Response::new(s3s::Body::from(message));

@@ -6,13 +6,16 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use reelup_core::Secret;
 use reelup_server::config::{self, LogFormat, ServerConfig};
+use reelup_server::invite;
+use reelup_server::secret::ServerSecret;
 use reelup_server::{LocalOptions, LocalStack};
 
 /// Presign server for Reelup: signs S3 POST policies and multipart part URLs behind Uppy
 /// Companion's S3 routes, scoping every user to their own key prefix.
 ///
 /// `reelup-server --local` runs the whole stack on loopback with no AWS account. It prints
-/// one JSON line to stdout when ready: {"endpoint", "cdn", "token", ...}. Logs go to stderr.
+/// one JSON line to stdout when ready: {"endpoint", "cdn", "token", "invite", ...}. Logs go
+/// to stderr.
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
@@ -64,20 +67,48 @@ impl ConfigArg {
     }
 }
 
+#[derive(Debug, clap::Args)]
+struct InviteArgs {
+    /// The server's public URL for the link (default: the config's public_url).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// How long the link works: e.g. 24h, 30m, 7d (1 minute to 30 days).
+    #[arg(long, default_value = "24h", value_parser = reelup_server::invite::parse_valid_for)]
+    expires: Duration,
+    /// Draw the QR code even when stdout is not a terminal (it follows the link's line).
+    #[arg(long)]
+    qr: bool,
+    /// The profile name the link suggests to the app and the CLI (e.g. "studio").
+    #[arg(long, value_name = "NAME")]
+    profile_name: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Create a user with a new token. Prints the token once; the file keeps only its hash.
+    /// Create a user and print a one-time invite link for them (with a QR code on a
+    /// terminal); the file keeps only the hash of the token the link redeems for. Without
+    /// a public URL (public_url or --endpoint) it prints the token itself, as before invites.
     Add {
         name: String,
         /// Key prefix for the user's uploads (default: the name).
         #[arg(long)]
         prefix: Option<String>,
         #[command(flatten)]
+        invite: InviteArgs,
+        #[command(flatten)]
         config: ConfigArg,
     },
-    /// List users and their prefixes.
+    /// Print a one-time invite link for another device of an existing user.
+    Invite {
+        name: String,
+        #[command(flatten)]
+        invite: InviteArgs,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List users, their prefixes and how many devices (tokens) each has.
     List(ConfigArg),
-    /// Remove a user; their token stops working when the server restarts.
+    /// Remove a user; their tokens stop working when the server restarts.
     Remove {
         name: String,
         #[command(flatten)]
@@ -206,6 +237,13 @@ async fn check(c: &ConfigArg) -> ExitCode {
             if config.users.is_empty() {
                 println!("No users yet: add one with `reelup-server token add NAME`.");
             }
+            match &config.public_url {
+                Some(url) => println!("Invite links name {url}."),
+                None => println!(
+                    "No public_url: `token add` prints tokens instead of invite links, and \
+                     `token invite` needs --endpoint."
+                ),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -215,22 +253,107 @@ async fn check(c: &ConfigArg) -> ExitCode {
     }
 }
 
+/// What `token add|invite` need for a link: the config (for its URLs), the endpoint the
+/// link names, and the secret that MACs the code. `None` when `token add` has no endpoint
+/// (no public_url, no --endpoint): then it prints a token, as before invites.
+fn for_invites(
+    c: &ConfigArg,
+    flag: Option<&str>,
+    required: bool,
+) -> anyhow::Result<Option<(String, ServerConfig, ServerSecret)>> {
+    let config = ServerConfig::load(&c.path(), std::env::vars()).map_err(|e| {
+        anyhow::anyhow!(
+            "the configuration has problems:\n  {}",
+            e.problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })?;
+    if !required && flag.is_none() && config.public_url.is_none() {
+        return Ok(None);
+    }
+    let endpoint = invite::public_endpoint(&config, &c.path(), flag)?;
+    let secret = ServerSecret::load_or_create(&reelup_server::serve::secret_path(&config))?;
+    Ok(Some((endpoint, config, secret)))
+}
+
+/// The link on stdout, its own line first so scripts can read it; then the QR code.
+fn print_invite(link: &str, name: &str, args: &InviteArgs) {
+    use std::io::IsTerminal;
+    println!("{link}");
+    if (args.qr || std::io::stdout().is_terminal())
+        && let Some(qr) = invite::qr(link)
+    {
+        println!("{qr}");
+    }
+    let hours = args.expires.as_secs() / 3600;
+    let left = if hours >= 1 {
+        format!("{hours} h")
+    } else {
+        format!("{} min", args.expires.as_secs() / 60)
+    };
+    eprintln!(
+        "Give {name} this link (or the QR code); it works once, for {left}. It holds no \
+         token: opening it in Reelup, or `reelup login --invite LINK`, fetches one. Restart \
+         the server first so it knows the new device."
+    );
+}
+
 fn token(command: TokenCommand) -> ExitCode {
     let result = match command {
         TokenCommand::Add {
             name,
             prefix,
+            invite: args,
             config,
-        } => reelup_server::tokens::add(&config.path(), &name, prefix.as_deref()).map(|token| {
-            eprintln!(
-                "Added {name}. This is the only time the token is shown; give it to {name} \
-                 and restart the server:"
+        } => for_invites(&config, args.endpoint.as_deref(), false).and_then(|found| {
+            let path = config.path();
+            let Some((endpoint, server, secret)) = found else {
+                let token = reelup_server::users::new_token();
+                reelup_server::tokens::add(&path, &name, prefix.as_deref(), &token)?;
+                eprintln!(
+                    "Added {name}. This is the only time the token is shown; give it to {name} \
+                     and restart the server. (Set public_url in the config, or pass \
+                     --endpoint, to print a one-time invite link instead.)"
+                );
+                println!("{token}");
+                return Ok(());
+            };
+            let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
+            reelup_server::tokens::add(&path, &name, prefix.as_deref(), &issued.token)?;
+            let link = invite::link(
+                &endpoint,
+                &server.cdn_base_url,
+                &issued.code,
+                args.profile_name.as_deref(),
             );
-            println!("{token}");
+            eprintln!("Added {name}.");
+            print_invite(&link, &name, &args);
+            Ok(())
+        }),
+        TokenCommand::Invite {
+            name,
+            invite: args,
+            config,
+        } => for_invites(&config, args.endpoint.as_deref(), true).and_then(|found| {
+            let (endpoint, server, secret) = found.expect("required, so found or an error");
+            let issued = invite::issue(&secret, &name, std::time::SystemTime::now(), args.expires);
+            reelup_server::tokens::add_device(&config.path(), &name, &issued.token)?;
+            let link = invite::link(
+                &endpoint,
+                &server.cdn_base_url,
+                &issued.code,
+                args.profile_name.as_deref(),
+            );
+            print_invite(&link, &name, &args);
+            Ok(())
         }),
         TokenCommand::List(config) => reelup_server::tokens::list(&config.path()).map(|users| {
-            for (name, prefix) in users {
-                println!("{name}\t{prefix}/");
+            for (name, prefix, devices) in users {
+                let s = if devices == 1 { "" } else { "s" };
+                println!("{name}\t{prefix}/\t{devices} device{s}");
             }
         }),
         TokenCommand::Remove { name, config } => {
@@ -286,6 +409,7 @@ async fn run_local(args: Args) -> ExitCode {
             "endpoint": stack.endpoint,
             "cdn": stack.cdn,
             "token": stack.token.expose(),
+            "invite": stack.invite,
             "s3": stack.s3_endpoint,
             "bucket": reelup_server::local::BUCKET,
         })

@@ -169,6 +169,14 @@ impl ServerSecret {
         Ok(Self(bytes))
     }
 
+    /// An HMAC keyed with the secret, started with `domain` (length-prefixed), so MACs made
+    /// for one purpose (uploadIds, invite codes, invite tokens) never verify for another.
+    pub(crate) fn mac(&self, domain: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        field(&mut mac, domain);
+        mac
+    }
+
     fn tag(&self, user: &str, key: &str, s3_upload_id: &str, declared: Declared) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         field(&mut mac, DOMAIN);

@@ -329,6 +329,28 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Writes `body` at `key` only if nothing is there yet (`If-None-Match: *`, signed, so
+    /// nothing on the way can drop it). `Ok(false)`: the key exists, or another writer won a
+    /// race for it (S3 answers 412, or 409 when two conditional writes overlap).
+    pub async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        let keys = self.keys.current();
+        let mut action = self.bucket.put_object(Some(&keys.s3), key);
+        action.headers_mut().insert("if-none-match", "*");
+        let url = action.sign(OWN_REQUEST_LIFETIME);
+        let req = self
+            .http
+            .put(url)
+            .header(reqwest::header::IF_NONE_MATCH, "*")
+            .body(body);
+        match self.send(req).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::S3 {
+                status: 412 | 409, ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         let keys = self.keys.current();
         let url = self

@@ -1,13 +1,14 @@
-//! `reelup-server token add|list|remove`: edits the `[[users]]` of a config file in place,
-//! keeping its comments and layout, and never writes a token, only its SHA-256.
+//! `reelup-server token add|invite|list|remove`: edits the `[[users]]` of a config file in
+//! place, keeping its comments and layout, and never writes a token, only its SHA-256. A
+//! user has one hash per device (`token_sha256` a string, or an array of them).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value, value};
 
 use crate::config::valid_name;
-use crate::users::{hash_token, new_token};
+use crate::users::hash_token;
 
 fn read(path: &Path) -> anyhow::Result<DocumentMut> {
     let text = std::fs::read_to_string(path).with_context(|| {
@@ -48,8 +49,8 @@ fn name_of(t: &Table) -> Option<&str> {
     t.get("name").and_then(Item::as_str)
 }
 
-/// Adds a user with a new token; returns the token, which exists nowhere else after this.
-pub fn add(path: &Path, name: &str, prefix: Option<&str>) -> anyhow::Result<String> {
+/// Adds a user whose first token is `token` (only its hash is written).
+pub fn add(path: &Path, name: &str, prefix: Option<&str>, token: &str) -> anyhow::Result<()> {
     let prefix = prefix.unwrap_or(name);
     if !valid_name(name) || !valid_name(prefix) {
         bail!("names and prefixes are 1-64 letters, digits, '-' or '_'");
@@ -59,7 +60,8 @@ pub fn add(path: &Path, name: &str, prefix: Option<&str>) -> anyhow::Result<Stri
     for t in list.iter() {
         if name_of(t) == Some(name) {
             bail!(
-                "{name} already has a token; remove it first with `reelup-server token remove {name}`"
+                "{name} is already a user; invite another device with `reelup-server token invite {name}`, \
+                 or remove them first with `reelup-server token remove {name}`"
             );
         }
         let their_prefix = t.get("prefix").and_then(Item::as_str).or(name_of(t));
@@ -67,14 +69,39 @@ pub fn add(path: &Path, name: &str, prefix: Option<&str>) -> anyhow::Result<Stri
             bail!("prefix {prefix:?} belongs to another user; choose another with --prefix");
         }
     }
-    let token = new_token();
     let mut t = Table::new();
     t.insert("name", value(name));
     t.insert("prefix", value(prefix));
-    t.insert("token_sha256", value(hex::encode(hash_token(&token))));
+    t.insert("token_sha256", value(hex::encode(hash_token(token))));
     list.push(t);
-    write(path, &doc)?;
-    Ok(token)
+    write(path, &doc)
+}
+
+/// Adds `token` (its hash) as another device of an existing user.
+pub fn add_device(path: &Path, name: &str, token: &str) -> anyhow::Result<()> {
+    let mut doc = read(path)?;
+    let list = users(&mut doc)?;
+    let Some(user) = list.iter_mut().find(|t| name_of(t) == Some(name)) else {
+        bail!(
+            "there is no user {name} in {}; add them with `reelup-server token add {name}`",
+            path.display()
+        );
+    };
+    let hash = hex::encode(hash_token(token));
+    let hashes = match user.get("token_sha256").and_then(Item::as_value) {
+        None => Array::new(),
+        Some(Value::String(one)) => {
+            let mut a = Array::new();
+            a.push(one.value().as_str());
+            a
+        }
+        Some(Value::Array(many)) => many.clone(),
+        Some(_) => bail!("{name}'s token_sha256 is neither a string nor an array of strings"),
+    };
+    let mut hashes = hashes;
+    hashes.push(hash);
+    user.insert("token_sha256", value(hashes));
+    write(path, &doc)
 }
 
 pub fn remove(path: &Path, name: &str) -> anyhow::Result<()> {
@@ -88,8 +115,8 @@ pub fn remove(path: &Path, name: &str) -> anyhow::Result<()> {
     write(path, &doc)
 }
 
-/// `(name, prefix)` of every user.
-pub fn list(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+/// `(name, prefix, tokens)` of every user; tokens is how many devices they have.
+pub fn list(path: &Path) -> anyhow::Result<Vec<(String, String, usize)>> {
     let mut doc = read(path)?;
     Ok(users(&mut doc)?
         .iter()
@@ -100,7 +127,12 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
                 .and_then(Item::as_str)
                 .unwrap_or(&name)
                 .to_owned();
-            Some((name, prefix))
+            let tokens = match t.get("token_sha256").and_then(Item::as_value) {
+                Some(Value::Array(a)) => a.len(),
+                Some(_) => 1,
+                None => 0,
+            };
+            Some((name, prefix, tokens))
         })
         .collect())
 }
@@ -109,7 +141,7 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
 mod tests {
     use super::*;
     use crate::config::ServerConfig;
-    use crate::users::Users;
+    use crate::users::{Users, new_token};
 
     #[test]
     fn add_stores_only_the_hash_and_keeps_comments() {
@@ -120,7 +152,8 @@ mod tests {
             "# my server\nbucket = \"videos\"\ncdn_base_url = \"https://d1.cloudfront.net\"\n",
         )
         .expect("write");
-        let token = add(&path, "alice", None).expect("add");
+        let token = new_token();
+        add(&path, "alice", None, &token).expect("add");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.starts_with("# my server\n"), "{text}");
         assert!(!text.contains(&token), "the token itself is never stored");
@@ -133,23 +166,45 @@ mod tests {
         );
 
         assert!(
-            add(&path, "alice", None)
+            add(&path, "alice", None, &new_token())
                 .unwrap_err()
                 .to_string()
-                .contains("already has a token")
+                .contains("already a user")
         );
         assert!(
-            add(&path, "bob", Some("alice"))
+            add(&path, "bob", Some("alice"), &new_token())
                 .unwrap_err()
                 .to_string()
                 .contains("belongs to another user")
         );
-        add(&path, "bob", None).expect("bob");
+        add(&path, "bob", None, &new_token()).expect("bob");
         assert_eq!(list(&path).expect("list").len(), 2);
+
+        // A second and third device: the string becomes an array, both tokens work.
+        let second = new_token();
+        add_device(&path, "alice", &second).expect("second device");
+        let third = new_token();
+        add_device(&path, "alice", &third).expect("third device");
+        assert!(add_device(&path, "carol", &new_token()).is_err());
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.starts_with("# my server\n"), "{text}");
+        let config = ServerConfig::load(&path, std::iter::empty()).expect("still valid");
+        let users = Users::from_config(&config.users);
+        for t in [&token, &second, &third] {
+            assert_eq!(
+                users.authenticate(t).map(|u| u.name.clone()),
+                Some("alice".into())
+            );
+        }
+        assert_eq!(
+            list(&path).expect("list")[0],
+            ("alice".to_owned(), "alice".to_owned(), 3)
+        );
+
         remove(&path, "alice").expect("remove");
         assert_eq!(
             list(&path).expect("list"),
-            vec![("bob".to_owned(), "bob".to_owned())]
+            vec![("bob".to_owned(), "bob".to_owned(), 1)]
         );
         assert!(remove(&path, "alice").is_err());
     }

@@ -79,13 +79,28 @@ impl Users {
     pub fn from_config(users: &[UserConfig]) -> Self {
         let by_hash = users
             .iter()
-            .filter_map(|u| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(&u.token_sha256, &mut hash).ok()?;
-                Some((hash, Arc::new(User::new(&u.name, u.prefix()))))
+            .flat_map(|u| {
+                let user = Arc::new(User::new(&u.name, u.prefix()));
+                u.token_sha256.iter().filter_map(move |h| {
+                    let mut hash = [0u8; 32];
+                    hex::decode_to_slice(h, &mut hash).ok()?;
+                    Some((hash, user.clone()))
+                })
             })
             .collect();
         Self { by_hash }
+    }
+
+    /// These users, and the token hashing to `hash` as one more of `name`'s (the local
+    /// stack's invited devices).
+    pub fn with_hash(mut self, name: &str, prefix: &str, hash: [u8; 32]) -> Self {
+        self.by_hash.insert(hash, Arc::new(User::new(name, prefix)));
+        self
+    }
+
+    /// Whether any token belongs to a user called `name`.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.by_hash.values().any(|u| u.name == name)
     }
 
     /// One user holding `token`; the local stack's development user.
@@ -119,18 +134,20 @@ mod tests {
     fn tokens_authenticate_their_user_only() {
         let a = new_token();
         let b = new_token();
+        // A second device of bob's.
+        let c = new_token();
         assert_ne!(a, b);
         assert_eq!(a.len(), 4 + 64);
         let users = Users::from_config(&[
             UserConfig {
                 name: "alice".into(),
                 prefix: None,
-                token_sha256: hex::encode(hash_token(&a)),
+                token_sha256: hex::encode(hash_token(&a)).into(),
             },
             UserConfig {
                 name: "bob".into(),
                 prefix: Some("b".into()),
-                token_sha256: hex::encode(hash_token(&b)),
+                token_sha256: vec![hex::encode(hash_token(&b)), hex::encode(hash_token(&c))].into(),
             },
         ]);
         assert_eq!(
@@ -141,6 +158,11 @@ mod tests {
             users.authenticate(&b).map(|u| u.name.clone()),
             Some("bob".into())
         );
+        assert_eq!(
+            users.authenticate(&c).map(|u| u.name.clone()),
+            Some("bob".into())
+        );
+        assert!(users.has_user("bob") && !users.has_user("carol"));
         assert!(users.authenticate("rlp_wrong").is_none());
         assert!(users.authenticate("").is_none());
     }

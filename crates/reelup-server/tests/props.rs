@@ -325,7 +325,7 @@ fn check_loaded(c: &ServerConfig, s: &Settings) -> Result<(), TestCaseError> {
     for (u, (name, prefix, hash)) in c.users.iter().zip(&s.users) {
         prop_assert_eq!(&u.name, name);
         prop_assert_eq!(u.prefix(), prefix.as_deref().unwrap_or(name));
-        prop_assert_eq!(&u.token_sha256, hash);
+        prop_assert_eq!(&u.token_sha256.0, &vec![hash.clone()]);
     }
     Ok(())
 }
@@ -465,7 +465,8 @@ fn user(name: &str, prefix: &str) -> Arc<User> {
         token_sha256: hash_token(&token)
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect(),
+            .collect::<String>()
+            .into(),
     };
     Users::from_config(&[config])
         .authenticate(&token)
@@ -574,7 +575,8 @@ impl Stack {
             token_sha256: hash_token(token)
                 .iter()
                 .map(|b| format!("{b:02x}"))
-                .collect(),
+                .collect::<String>()
+                .into(),
         };
         opts.users = Some(Users::from_config(&[
             user("alice", ALICE),

@@ -45,7 +45,7 @@ fn user(name: &str, token: &str) -> UserConfig {
     UserConfig {
         name: name.into(),
         prefix: None,
-        token_sha256: hex_of(token),
+        token_sha256: hex_of(token).into(),
     }
 }
 
