@@ -510,11 +510,19 @@ async fn a_hold_lets_the_part_on_the_wire_finish_and_starts_no_other() {
     assert_eq!(puts.len(), 1, "only the part that was on the wire was sent");
     assert_eq!(puts[0].status, Some(200), "and it finished, not cut");
     let item = r.queue.get(id).expect("item");
-    assert_eq!(item.confirmed, 5 * MIB, "its ETag is recorded before the hold returns");
+    assert_eq!(
+        item.confirmed,
+        5 * MIB,
+        "its ETag is recorded before the hold returns"
+    );
 
     // Held: the next part does not start (it would be on the wire within milliseconds).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(r.part_puts().len(), 1, "a part started while the queue was held");
+    assert_eq!(
+        r.part_puts().len(),
+        1,
+        "a part started while the queue was held"
+    );
 
     r.queue.release_hold();
     tokio::time::timeout(Duration::from_secs(60), run)

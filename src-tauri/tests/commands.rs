@@ -390,7 +390,9 @@ fn a_second_launch_resolves_relative_paths_against_its_own_directory() {
 #[test]
 fn a_build_from_source_has_no_update_channel() {
     let rig = rig_with_config(None);
-    let status = rig.invoke("update_status", json!({})).expect("update_status");
+    let status = rig
+        .invoke("update_status", json!({}))
+        .expect("update_status");
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["updatesEnabled"], false);
     assert_eq!(status["available"], Value::Null);
@@ -398,4 +400,54 @@ fn a_build_from_source_has_no_update_channel() {
     assert_eq!(err["code"], "update_disabled", "{err}");
     let err = rig.invoke("install_update", json!({})).unwrap_err();
     assert_eq!(err["code"], "update_none", "{err}");
+}
+
+#[test]
+fn an_invite_link_is_read_without_being_redeemed() {
+    let rig = rig_with_config(Some(
+        "default = \"studio\"\n\n[profiles.studio]\nendpoint = \"https://up.example.com\"\n",
+    ));
+    let code = "A".repeat(40);
+    // Nothing listens at these addresses: reading the link must not contact them.
+    let link = format!(
+        "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fcdn.example.com&code={code}&name=studio"
+    );
+    let preview = rig
+        .invoke("inspect_invite", json!({ "link": format!("  {link}\n") }))
+        .expect("inspect_invite");
+    assert_eq!(preview["endpoint"], "https://up.example.com");
+    assert_eq!(preview["cdn"], "https://cdn.example.com");
+    assert_eq!(preview["profile"], "studio");
+    assert_eq!(preview["replaces"], true, "studio exists: its endpoint and CDN would change");
+    assert_eq!(preview["link"], link, "trimmed");
+    assert!(
+        !preview.to_string().contains(&format!("\"{code}\"")),
+        "the one-time code is not a field of its own"
+    );
+
+    for (bad, code) in [
+        ("https://up.example.com/connect", "invite_link_invalid"),
+        (
+            "reelup://connect?endpoint=http%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fc.example.com&code=AAAAAAAAAAAAAAAAAAAA",
+            "invite_link_invalid",
+        ),
+    ] {
+        let err = rig
+            .invoke("inspect_invite", json!({ "link": bad }))
+            .unwrap_err();
+        assert_eq!(err["code"], code, "{bad}: {err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("new invite link")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        rig.invoke("take_opened_invite", json!({})).expect("take"),
+        Value::Null
+    );
+    // Nothing was written: the profile is as it was.
+    let text = std::fs::read_to_string(rig.dir.path().join("config/config.toml")).expect("read");
+    assert!(!text.contains("cdn.example.com"), "{text}");
 }

@@ -26,7 +26,10 @@ pub fn process_is_running(pid: u32) -> bool {
 /// This machine's name, for lease owners (`<host>:<pid>`): leases of another machine that
 /// shares the queue folder are never judged by a local process id.
 pub fn host_name() -> String {
-    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
     if name.is_empty() {
         "localhost".into()
     } else {
@@ -82,7 +85,10 @@ mod tests {
             .unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        assert!(!process_is_running(pid), "a reaped child still counts as running");
+        assert!(
+            !process_is_running(pid),
+            "a reaped child still counts as running"
+        );
     }
 
     #[test]
@@ -97,9 +103,9 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         let first = dir_identity(&std::fs::metadata(&root).unwrap());
-        // Keep a file alive so the inode is not handed straight back.
-        std::fs::create_dir(dir.path().join("other")).unwrap();
-        std::fs::remove_dir(&root).unwrap();
+        // Moved away (an unmounted drive, a folder renamed) and made again: the old one
+        // still exists, so its inode cannot be handed straight back.
+        std::fs::rename(&root, dir.path().join("old")).unwrap();
         std::fs::create_dir(&root).unwrap();
         let second = dir_identity(&std::fs::metadata(&root).unwrap());
         if cfg!(unix) {

@@ -1222,4 +1222,3 @@ mod tests {
         assert_eq!(multipart_etag(&kms), None);
     }
 }
-
