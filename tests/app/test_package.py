@@ -171,7 +171,8 @@ def releases(tmp_path_factory):
 
 def contents(deb: Path) -> list[str]:
     listing = subprocess.run(["dpkg-deb", "--contents", deb], check=True, capture_output=True, text=True).stdout
-    return [line.split()[-1].lstrip(".") for line in listing.splitlines()]
+    # `./usr/bin/x` or `usr/bin/x`, as dpkg-deb lists them: absolute paths here.
+    return ["/" + line.split()[-1].removeprefix("./").rstrip("/") for line in listing.splitlines()]
 
 
 def desktop_entry() -> tuple[Path, dict[str, str]]:
