@@ -45,12 +45,7 @@ def overlay(cli: str) -> dict:
     if not os.path.isfile(cli):
         die(f"{cli} does not exist: build it with `cargo build --release -p reelup-cli`")
     files = {"/usr/bin/reelup": os.path.abspath(cli)}
-    config: dict = {
-        "bundle": {
-            "createUpdaterArtifacts": True,
-            "linux": {"deb": {"files": files}, "rpm": {"files": files}},
-        }
-    }
+    config: dict = {"bundle": {"linux": {"deb": {"files": files}, "rpm": {"files": files}}}}
     if os.environ.get("REELUP_VERSION"):
         config["version"] = os.environ["REELUP_VERSION"]
     feed = os.environ.get("REELUP_UPDATE_FEED")
@@ -58,6 +53,9 @@ def overlay(cli: str) -> dict:
         scheme = urllib.parse.urlsplit(feed).scheme
         if scheme != "https" and not (scheme == "http" and is_loopback(feed)):
             die(f"REELUP_UPDATE_FEED={feed} must be https (plain http only on loopback, for tests)")
+        # The Tauri CLI signs what the updater installs only when there is an update
+        # channel; without one, `manifest` signs the packages itself.
+        config["bundle"]["createUpdaterArtifacts"] = True
         config["plugins"] = {
             "updater": {
                 "pubkey": os.environ["REELUP_UPDATE_PUBKEY"],
@@ -72,13 +70,22 @@ def overlay(cli: str) -> dict:
     return config
 
 
-def signature(package: pathlib.Path) -> str:
+def signature(package: pathlib.Path, version: str | None) -> str:
     sig = package.with_name(package.name + ".sig")
     if not sig.exists():
-        # Older Tauri CLIs make updater signatures only for AppImage/NSIS/.app bundles.
+        # Without an update channel the Tauri CLI makes no signatures: sign with the same
+        # key, bound to the version as the CLI's own are (`requireSignedVersion`).
         tauri = pathlib.Path(__file__).resolve().parent.parent / "ui/node_modules/.bin/tauri"
-        subprocess.run([str(tauri), "signer", "sign", str(package)], check=True,
-                       stdout=subprocess.DEVNULL)
+        env = dict(os.environ)
+        key = env.get("TAURI_SIGNING_PRIVATE_KEY", "")
+        args = [str(tauri), "signer", "sign"]
+        if key and os.path.isfile(key):
+            # The CLI's build takes a path here, `signer sign` only the key itself.
+            env.pop("TAURI_SIGNING_PRIVATE_KEY")
+            args += ["-f", key]
+        if version:
+            args += ["--app-version", version]
+        subprocess.run([*args, str(package)], check=True, stdout=subprocess.DEVNULL, env=env)
     return sig.read_text().strip()
 
 
@@ -113,7 +120,7 @@ def manifest(bundle: pathlib.Path, out: pathlib.Path) -> None:
     version = os.environ.get("REELUP_VERSION")
     platforms = {}
     for artifact, keys, ver in artifacts:
-        sig = signature(artifact)
+        sig = signature(artifact, os.environ.get("REELUP_VERSION") or ver)
         for f in (artifact, artifact.with_name(artifact.name + ".sig")):
             shutil.copy2(f, out / f.name)
         version = version or ver
