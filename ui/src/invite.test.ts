@@ -1,8 +1,7 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { byTestId, commandCalls, loadPage, mockBackend, settings, settle } from "../test/support";
-import { start } from "./app";
+import { bootBare, byTestId, commandCalls, settle } from "../test/support";
 import { EVENT_INVITE, type InvitePreview } from "./ipc";
 
 const LINK = "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fcdn.example.com&code=abc";
@@ -15,18 +14,11 @@ const PREVIEW: InvitePreview = {
 };
 
 async function boot(extra: Record<string, unknown> = {}) {
-  loadPage();
-  const calls = mockBackend({
-    connection: () => ({ profile: null, endpoint: null, cdn: null, problem: "none" }),
-    list_uploads: () => [],
-    get_settings: () => settings(),
-    watch_status: () => [],
+  return bootBare({
     inspect_invite: () => PREVIEW,
     accept_invite: () => ({ profile: "up-example-com", user: "ana", check: { ok: true, message: "ok", user: "ana", prefix: "ana" } }),
     ...extra,
   });
-  await start({ readyDelayMs: 0 });
-  return calls;
 }
 
 function visible(id: string): boolean {

@@ -1,8 +1,7 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { byTestId, commandCalls, loadPage, mockBackend, settings, settle } from "../test/support";
-import { start } from "./app";
+import { bootBare, byTestId, commandCalls, settle } from "../test/support";
 import { EVENT_UPDATE, type UpdateStatus } from "./ipc";
 import { updateText } from "./updates";
 
@@ -10,17 +9,7 @@ const CURRENT: UpdateStatus = { version: "0.1.0", updatesEnabled: true, availabl
 const NEWER: UpdateStatus = { version: "0.1.0", updatesEnabled: true, available: { version: "0.1.1", notes: "Faster" } };
 
 async function boot(extra: Record<string, unknown> = {}) {
-  loadPage();
-  const calls = mockBackend({
-    connection: () => ({ profile: null, endpoint: null, cdn: null, problem: "none" }),
-    list_uploads: () => [],
-    get_settings: () => settings(),
-    watch_status: () => [],
-    update_status: () => CURRENT,
-    ...extra,
-  });
-  await start({ readyDelayMs: 0 });
-  return calls;
+  return bootBare({ update_status: () => CURRENT, ...extra });
 }
 
 describe("updates", () => {

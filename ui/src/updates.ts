@@ -1,5 +1,5 @@
 import { byTestId } from "./dom";
-import { asIpcError, type UpdateStatus } from "./ipc";
+import { asIpcError, type IpcError, type UpdateStatus } from "./ipc";
 import type { Notify } from "./notices";
 
 export interface UpdateCommands {
@@ -77,12 +77,18 @@ export class UpdatesView {
       this.busy = false;
       this.show(status);
     } catch (e) {
-      this.setBusy(false);
-      const err = asIpcError(e);
-      this.el.text.textContent = err.message;
-      this.el.text.dataset.state = "error";
-      this.el.text.dataset.code = err.code;
+      this.failed(e);
     }
+  }
+
+  /** An error in the status line, with its code for tests and styling; buttons usable again. */
+  private failed(e: unknown): IpcError {
+    this.setBusy(false);
+    const err = asIpcError(e);
+    this.el.text.textContent = err.message;
+    this.el.text.dataset.state = "error";
+    this.el.text.dataset.code = err.code;
+    return err;
   }
 
   async install(): Promise<void> {
@@ -92,12 +98,7 @@ export class UpdatesView {
     try {
       await this.commands.installUpdate();
     } catch (e) {
-      this.setBusy(false);
-      const err = asIpcError(e);
-      this.el.text.textContent = err.message;
-      this.el.text.dataset.state = "error";
-      this.el.text.dataset.code = err.code;
-      this.notify(err.message, { kind: "error" });
+      this.notify(this.failed(e).message, { kind: "error" });
     }
   }
 }

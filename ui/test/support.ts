@@ -130,3 +130,21 @@ export function type(input: HTMLInputElement | HTMLSelectElement, value: string)
   input.dispatchEvent(new Event("input", { bubbles: true }));
   input.dispatchEvent(new Event("change", { bubbles: true }));
 }
+
+/**
+ * The whole app on a mocked backend with no profile yet and an empty queue; `extra`
+ * answers (or overrides) more commands. Returns the calls the app makes.
+ */
+export async function bootBare(extra: Record<string, Handler | unknown> = {}): Promise<Call[]> {
+  const { start } = await import("../src/app");
+  loadPage();
+  const calls = mockBackend({
+    connection: () => ({ profile: null, endpoint: null, cdn: null, problem: "none" }),
+    list_uploads: () => [],
+    get_settings: () => settings(),
+    watch_status: () => [],
+    ...extra,
+  });
+  await start({ readyDelayMs: 0 });
+  return calls;
+}
