@@ -150,6 +150,14 @@ pub struct WatchFolder {
     pub path: String,
     pub recursive: bool,
     pub after_upload: AfterUpload,
+    /// Extensions (no dot) to pick up; empty is every video type. Settings has no field for
+    /// it, but must hand it back as it came, or saving any profile field would drop it.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Seconds a file's size and mtime must stay still; absent (a folder added in the UI)
+    /// is the engine's default.
+    #[serde(default)]
+    pub stable_secs: Option<u64>,
 }
 
 /// A profile as the settings form edits it. Never carries the token.

@@ -58,6 +58,10 @@ fn to_profile(input: ProfileInput) -> Profile {
                 ipc::AfterUpload::Leave => profiles::AfterUpload::Leave,
                 ipc::AfterUpload::Move => profiles::AfterUpload::Move,
             };
+            folder.extensions = w.extensions;
+            if let Some(secs) = w.stable_secs {
+                folder.stable_secs = secs;
+            }
             folder
         })
         .collect();
@@ -86,6 +90,8 @@ fn to_input(p: &Profile) -> ProfileInput {
                     profiles::AfterUpload::Leave => ipc::AfterUpload::Leave,
                     profiles::AfterUpload::Move => ipc::AfterUpload::Move,
                 },
+                extensions: w.extensions.clone(),
+                stable_secs: Some(w.stable_secs),
             })
             .collect(),
     }

@@ -418,7 +418,10 @@ fn an_invite_link_is_read_without_being_redeemed() {
     assert_eq!(preview["endpoint"], "https://up.example.com");
     assert_eq!(preview["cdn"], "https://cdn.example.com");
     assert_eq!(preview["profile"], "studio");
-    assert_eq!(preview["replaces"], true, "studio exists: its endpoint and CDN would change");
+    assert_eq!(
+        preview["replaces"], true,
+        "studio exists: its endpoint and CDN would change"
+    );
     assert_eq!(preview["link"], link, "trimmed");
     assert!(
         !preview.to_string().contains(&format!("\"{code}\"")),
@@ -450,4 +453,48 @@ fn an_invite_link_is_read_without_being_redeemed() {
     // Nothing was written: the profile is as it was.
     let text = std::fs::read_to_string(rig.dir.path().join("config/config.toml")).expect("read");
     assert!(!text.contains("cdn.example.com"), "{text}");
+}
+
+/// Saving a profile from Settings keeps the watch-folder fields the form does not show:
+/// the IPC type once lacked them, so any edit reset `stable-secs` to 3 and dropped
+/// `extensions`.
+#[test]
+fn editing_a_profile_keeps_every_watch_folder_field() {
+    let rig = rig_with_config(Some(
+        "default = \"studio\"\n\n[profiles.studio]\nendpoint = \"https://up.example.com\"\n\n\
+         [[profiles.studio.watch]]\npath = \"/srv/rec\"\nstable-secs = 10\nextensions = [\"mov\", \"mxf\"]\n",
+    ));
+    let settings = rig.invoke("get_settings", json!({})).expect("get_settings");
+    let mut profile = settings["profiles"][0].clone();
+    assert_eq!(profile["watch"][0]["stableSecs"], 10);
+    assert_eq!(profile["watch"][0]["extensions"], json!(["mov", "mxf"]));
+    // What the form sends back: the profile as shown, one field changed.
+    let object = profile.as_object_mut().expect("object");
+    object.remove("hasToken");
+    object.remove("isDefault");
+    object.insert("partsInFlight".into(), json!(6));
+    rig.invoke(
+        "save_profile",
+        json!({ "previousName": "studio", "profile": profile }),
+    )
+    .expect("save_profile");
+    let text = std::fs::read_to_string(rig.dir.path().join("config/config.toml")).expect("read");
+    assert!(text.contains("parts-in-flight = 6"), "{text}");
+    assert!(text.contains("stable-secs = 10"), "{text}");
+    assert!(text.contains("extensions = [\"mov\", \"mxf\"]"), "{text}");
+
+    // A folder added in Settings (no stableSecs, no extensions) gets the engine's defaults.
+    let mut added = profile.clone();
+    added["watch"]
+        .as_array_mut()
+        .expect("watch")
+        .push(json!({ "path": "/srv/new", "recursive": false, "afterUpload": "leave" }));
+    rig.invoke(
+        "save_profile",
+        json!({ "previousName": "studio", "profile": added }),
+    )
+    .expect("save_profile");
+    let settings = rig.invoke("get_settings", json!({})).expect("get_settings");
+    assert_eq!(settings["profiles"][0]["watch"][1]["stableSecs"], 3);
+    assert_eq!(settings["profiles"][0]["watch"][1]["extensions"], json!([]));
 }

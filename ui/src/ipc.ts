@@ -80,6 +80,11 @@ export interface WatchFolder {
   path: string;
   recursive: boolean;
   afterUpload: AfterUpload;
+  /** Extensions (no dot) the folder picks up; empty is every video type. Not edited in
+   * Settings, but always handed back as it came. */
+  extensions?: string[];
+  /** Seconds a file must stay still; absent for a folder added here (the engine's default). */
+  stableSecs?: number | null;
 }
 
 export interface ProfileInput {

@@ -167,7 +167,8 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
       partsInFlight: parts!,
       bandwidthLimit,
       partSizeMib: partSize!,
-      watch: values.watch.map((w) => ({ path: w.path, recursive: w.recursive, afterUpload: w.afterUpload })),
+      // Every field, the ones the form does not show too (extensions, stableSecs).
+      watch: values.watch.map((w) => ({ ...w })),
     },
   };
 }

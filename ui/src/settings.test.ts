@@ -306,6 +306,27 @@ describe("SettingsView", () => {
     expect((call.profile as ProfileInput).watch).toEqual([{ path: "/home/me/Clips", recursive: true, afterUpload: "move" }]);
   });
 
+  it("hands back the watch-folder fields the form does not show", async () => {
+    state = settings({
+      profiles: [
+        profile({
+          name: "studio",
+          isDefault: true,
+          watch: [{ path: "/srv/rec", recursive: false, afterUpload: "leave", extensions: ["mov"], stableSecs: 10 }],
+        }),
+      ],
+    });
+    setup();
+    byTestId("profile-edit", profileRow("studio")).click();
+    type(input("profile-parts"), "6");
+    byTestId("profile-save").click();
+    await settle();
+    const [call] = commandCalls(calls, "save_profile");
+    const sent = call.profile as ProfileInput;
+    expect(sent.partsInFlight).toBe(6);
+    expect(sent.watch).toEqual([{ path: "/srv/rec", recursive: false, afterUpload: "leave", extensions: ["mov"], stableSecs: 10 }]);
+  });
+
   it("keeps what is typed in the form when settings change underneath", () => {
     setup();
     byTestId("profile-add").click();

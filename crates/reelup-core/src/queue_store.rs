@@ -25,6 +25,16 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    pub const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Uploading,
+        Self::Paused,
+        Self::Completing,
+        Self::Done,
+        Self::Failed,
+        Self::Canceled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -37,16 +47,20 @@ impl ItemState {
         }
     }
 
-    fn parse(s: &str) -> Self {
-        match s {
+    /// The state stored as `s`; None for a name this version does not know (a queue
+    /// written by a newer Reelup, or edited by hand). Never guessed: an unknown state read
+    /// as `Queued` would upload again what may be done or canceled.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
             "uploading" => Self::Uploading,
             "paused" => Self::Paused,
             "completing" => Self::Completing,
             "done" => Self::Done,
             "failed" => Self::Failed,
             "canceled" => Self::Canceled,
-            _ => Self::Queued,
-        }
+            _ => return None,
+        })
     }
 
     /// Waiting for, or in the middle of, an upload.
@@ -299,7 +313,21 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
             cdn: r.get(6)?,
             profile: r.get(16)?,
         },
-        state: ItemState::parse(&r.get::<_, String>(7)?),
+        state: {
+            let stored: String = r.get(7)?;
+            ItemState::parse(&stored).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    7,
+                    rusqlite::types::Type::Text,
+                    format!(
+                        "upload {} is in state {stored:?}, which this version of Reelup does not \
+                         know (was the queue written by a newer Reelup?); update Reelup",
+                        r.get::<_, i64>(0).unwrap_or_default()
+                    )
+                    .into(),
+                )
+            })?
+        },
         error: match code {
             Some(code) => Some(ItemError {
                 code,
@@ -756,6 +784,40 @@ mod tests {
         assert_eq!(item.upload_id.as_deref(), Some("up-1"));
         assert_eq!(item.confirmed, 50);
         assert_eq!(store.parts(id).expect("parts")[0].number, 2);
+    }
+
+    #[test]
+    fn an_unknown_state_is_an_error_not_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let store = QueueStore::open(&path).expect("open");
+        let id = store
+            .add(Path::new("/v/a.mp4"), &fp(1), &target())
+            .expect("add");
+        for state in ItemState::ALL {
+            assert_eq!(ItemState::parse(state.as_str()), Some(state));
+        }
+        // What a newer Reelup might write.
+        rusqlite::Connection::open(&path)
+            .expect("sqlite")
+            .execute("UPDATE items SET state = 'verifying' WHERE id = ?1", [id])
+            .expect("update");
+        let err = store
+            .get(id)
+            .expect_err("an unknown state is not read as queued");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"verifying\"") && text.contains("update Reelup"),
+            "{text}"
+        );
+        assert!(store.list().is_err());
+        assert!(
+            QueueStore::open(&path)
+                .expect("open")
+                .claim_next("elsewhere:1", Duration::from_secs(60), None)
+                .map_or(true, |got| got.is_none()),
+            "an item in an unknown state is never claimed for upload"
+        );
     }
 
     #[test]
