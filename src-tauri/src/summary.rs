@@ -32,15 +32,7 @@ pub struct Counted {
 
 /// "Uploading 3 - 42% - 12 MB/s"; paused and failed items say so when nothing uploads.
 pub fn tray_status(items: &HashMap<i64, Counted>) -> TrayStatus {
-    let active: Vec<&Counted> = items
-        .values()
-        .filter(|c| {
-            matches!(
-                c.state,
-                ItemState::Queued | ItemState::Uploading | ItemState::Completing
-            )
-        })
-        .collect();
+    let active: Vec<&Counted> = items.values().filter(|c| c.state.is_active()).collect();
     let failed = items
         .values()
         .filter(|c| c.state == ItemState::Failed)

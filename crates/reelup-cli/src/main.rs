@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reelup_core::credentials::{OsKeyring, TokenCache};
 use reelup_core::profiles::{Profile, ProfileConfig, check_url, default_config_path};
-use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
+use reelup_core::queue_store::{
+    ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
+};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadOptions, UploadQueue};
 use tokio_util::sync::CancellationToken;
 
@@ -205,17 +207,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Queue { json } => list(&queue, json),
         Command::Pause(sel) => each(&queue, sel, |q, id| q.pause(id).map_err(|e| e.to_string())),
         Command::Cancel(sel) => {
-            let ids = match select(
-                &queue,
-                &sel,
-                &[
-                    ItemState::Queued,
-                    ItemState::Uploading,
-                    ItemState::Completing,
-                    ItemState::Paused,
-                    ItemState::Failed,
-                ],
-            ) {
+            let ids = match select(&queue, &sel, Operation::Cancel.starts_from()) {
                 Ok(ids) => ids,
                 Err(code) => return Ok(code),
             };
@@ -236,7 +228,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let ids = match (id, all) {
                 (Some(id), _) => vec![id],
                 (None, true) => queue
-                    .ids_in(&[ItemState::Paused, ItemState::Failed])
+                    .ids_in(Operation::Resume.starts_from())
                     .unwrap_or_default(),
                 (None, false) => Vec::new(),
             };
@@ -244,11 +236,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 queue.resume(id).map_err(|e| e.to_string())?;
             }
             let pending = queue
-                .ids_in(&[
-                    ItemState::Queued,
-                    ItemState::Uploading,
-                    ItemState::Completing,
-                ])
+                .ids_in(Operation::Claim.starts_from())
                 .unwrap_or_default();
             if pending.is_empty() {
                 eprintln!("reelup: nothing to resume; `reelup queue` lists every upload");
@@ -498,15 +486,7 @@ fn each(
     sel: Selection,
     op: impl Fn(&Queue, i64) -> Result<bool, String>,
 ) -> ExitCode {
-    let ids = match select(
-        queue,
-        &sel,
-        &[
-            ItemState::Queued,
-            ItemState::Uploading,
-            ItemState::Completing,
-        ],
-    ) {
+    let ids = match select(queue, &sel, Operation::Pause.starts_from()) {
         Ok(ids) => ids,
         Err(code) => return code,
     };

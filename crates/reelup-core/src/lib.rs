@@ -16,6 +16,7 @@ mod plan;
 pub mod platform;
 mod presign;
 pub mod profiles;
+pub mod queue_state;
 pub mod queue_store;
 mod retry;
 pub mod s3_xml;

@@ -12,62 +12,7 @@ use crate::Fingerprint;
 
 const SCHEMA_VERSION: i32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemState {
-    Queued,
-    Uploading,
-    Paused,
-    Completing,
-    Done,
-    Failed,
-    Canceled,
-}
-
-impl ItemState {
-    pub const ALL: [Self; 7] = [
-        Self::Queued,
-        Self::Uploading,
-        Self::Paused,
-        Self::Completing,
-        Self::Done,
-        Self::Failed,
-        Self::Canceled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Uploading => "uploading",
-            Self::Paused => "paused",
-            Self::Completing => "completing",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    /// The state stored as `s`; None for a name this version does not know (a queue
-    /// written by a newer Reelup, or edited by hand). Never guessed: an unknown state read
-    /// as `Queued` would upload again what may be done or canceled.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => Self::Queued,
-            "uploading" => Self::Uploading,
-            "paused" => Self::Paused,
-            "completing" => Self::Completing,
-            "done" => Self::Done,
-            "failed" => Self::Failed,
-            "canceled" => Self::Canceled,
-            _ => return None,
-        })
-    }
-
-    /// Waiting for, or in the middle of, an upload.
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::Queued | Self::Uploading | Self::Completing)
-    }
-}
+pub use crate::queue_state::{ItemState, Operation};
 
 /// Where an item uploads to, stored with each item so that a profile edited later does
 /// not redirect an upload that is half done.
@@ -427,8 +372,11 @@ impl QueueStore {
         let existing: Option<i64> = self
             .conn
             .query_row(
-                "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
-                 AND sample_sha256 = ?4 AND state IN ('queued','uploading','paused','completing')",
+                &format!(
+                    "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
+                     AND sample_sha256 = ?4 AND state IN ({})",
+                    Operation::Rejoin.sql_states()
+                ),
                 params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256],
                 |r| r.get(0),
             )
@@ -479,10 +427,10 @@ impl QueueStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let candidates: Vec<(i64, Option<String>, i64)> = {
-            let mut stmt = tx.prepare(
-                "SELECT id, owner, lease_until FROM items \
-                 WHERE state IN ('queued','uploading','completing') ORDER BY id",
-            )?;
+            let mut stmt = tx.prepare(&format!(
+                "SELECT id, owner, lease_until FROM items WHERE state IN ({}) ORDER BY id",
+                Operation::Claim.sql_states()
+            ))?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?
         };
@@ -541,6 +489,15 @@ impl QueueStore {
             ],
         )?;
         Ok(())
+    }
+
+    /// Applies `op` to an item if its state allows it (the state machine in
+    /// `queue_state`); returns whether it moved.
+    pub fn apply(&self, id: i64, op: Operation) -> Result<bool, QueueError> {
+        let to = op
+            .leads_to()
+            .expect("apply is for operations that change the state");
+        self.transition(id, op.starts_from(), to)
     }
 
     /// Moves an item to `to` only if it is in one of `from`; returns whether it moved.
@@ -693,7 +650,10 @@ impl QueueStore {
     /// is never removed: pause or cancel it first.
     pub fn remove(&self, id: i64) -> Result<bool, QueueError> {
         let n = self.conn.execute(
-            "DELETE FROM items WHERE id = ?1 AND state IN ('done','failed','canceled')",
+            &format!(
+                "DELETE FROM items WHERE id = ?1 AND state IN ({})",
+                Operation::Remove.sql_states()
+            ),
             [id],
         )?;
         Ok(n == 1)
@@ -818,6 +778,70 @@ mod tests {
                 .map_or(true, |got| got.is_none()),
             "an item in an unknown state is never claimed for upload"
         );
+    }
+
+    /// The SQL that picks items by state (rejoin on add, claim, remove) and `apply` follow
+    /// `Operation`'s table for every state.
+    #[test]
+    fn the_sql_follows_the_state_machine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let mut store = QueueStore::open(&path).expect("open");
+        let sql = rusqlite::Connection::open(&path).expect("sqlite");
+        let mut files = 0u64;
+        // A new item (its own file) put in `state`.
+        let mut item_in = |store: &QueueStore, state: ItemState| {
+            files += 1;
+            let file = PathBuf::from(format!("/v/{files}.mp4"));
+            let id = store.add(&file, &fp(files), &target()).expect("add");
+            sql.execute(
+                "UPDATE items SET state = ?1 WHERE id = ?2",
+                rusqlite::params![state.as_str(), id],
+            )
+            .expect("set");
+            (id, file, fp(files))
+        };
+        for state in ItemState::ALL {
+            let (id, file, print) = item_in(&store, state);
+            let again = store.add(&file, &print, &target()).expect("add");
+            assert_eq!(
+                again == id,
+                Operation::Rejoin.allows(state),
+                "rejoin from {state:?}"
+            );
+            let claimed = store
+                .claim_next("elsewhere:1", Duration::from_secs(60), Some(&[id]))
+                .expect("claim")
+                .is_some();
+            assert_eq!(
+                claimed,
+                Operation::Claim.allows(state),
+                "claim from {state:?}"
+            );
+            for op in [
+                Operation::Pause,
+                Operation::Resume,
+                Operation::Cancel,
+                Operation::Start,
+            ] {
+                let (id, _, _) = item_in(&store, state);
+                let moved = store.apply(id, op).expect("apply");
+                assert_eq!(moved, op.allows(state), "{op:?} from {state:?}");
+                let now = store.get(id).expect("get").state;
+                let expected = if moved {
+                    op.leads_to().expect("a new state")
+                } else {
+                    state
+                };
+                assert_eq!(now, expected, "{op:?} from {state:?}");
+            }
+            let (id, _, _) = item_in(&store, state);
+            assert_eq!(
+                store.remove(id).expect("remove"),
+                Operation::Remove.allows(state),
+                "remove from {state:?}"
+            );
+        }
     }
 
     #[test]

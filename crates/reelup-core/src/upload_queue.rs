@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::queue_store::{
-    ItemError, ItemState, QueueError, QueueItem, QueueStore, StoredPart, Target,
+    ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, StoredPart, Target,
 };
 use crate::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::{
@@ -434,11 +434,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Pauses everything not yet finished; returns how many items it paused.
     pub fn pause_all(&self) -> Result<usize, QueueError> {
-        let ids = self.ids_in(&[
-            ItemState::Queued,
-            ItemState::Uploading,
-            ItemState::Completing,
-        ])?;
+        let ids = self.ids_in(Operation::Pause.starts_from())?;
         let mut n = 0;
         for id in ids {
             n += usize::from(self.pause(id)?);
@@ -448,7 +444,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Puts every paused and failed item back in line.
     pub fn resume_all(&self) -> Result<usize, QueueError> {
-        let ids = self.ids_in(&[ItemState::Paused, ItemState::Failed])?;
+        let ids = self.ids_in(Operation::Resume.starts_from())?;
         let mut n = 0;
         for id in ids {
             n += usize::from(self.resume(id)?);
@@ -481,15 +477,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     }
 
     pub fn pause(&self, id: i64) -> Result<bool, QueueError> {
-        let moved = self.store().transition(
-            id,
-            &[
-                ItemState::Queued,
-                ItemState::Uploading,
-                ItemState::Completing,
-            ],
-            ItemState::Paused,
-        )?;
+        let moved = self.store().apply(id, Operation::Pause)?;
         self.stop_running(id);
         self.changed(id);
         Ok(moved)
@@ -513,11 +501,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     /// lives on the old endpoint's store, starts over there).
     pub fn resume(&self, id: i64) -> Result<bool, QueueError> {
         self.retarget(id)?;
-        let moved = self.store().transition(
-            id,
-            &[ItemState::Paused, ItemState::Failed],
-            ItemState::Queued,
-        )?;
+        let moved = self.store().apply(id, Operation::Resume)?;
         self.changed(id);
         self.work.notify_one();
         Ok(moved)
@@ -529,7 +513,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             return Ok(());
         };
         let item = self.store().get(id)?;
-        if !matches!(item.state, ItemState::Paused | ItemState::Failed) {
+        if !Operation::Resume.allows(item.state) {
             return Ok(());
         }
         let Some(profile) = &item.target.profile else {
@@ -558,17 +542,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         let item = self.store().get(id).map_err(queue_failure)?;
         let moved = self
             .store()
-            .transition(
-                id,
-                &[
-                    ItemState::Queued,
-                    ItemState::Uploading,
-                    ItemState::Completing,
-                    ItemState::Paused,
-                    ItemState::Failed,
-                ],
-                ItemState::Canceled,
-            )
+            .apply(id, Operation::Cancel)
             .map_err(queue_failure)?;
         self.stop_running(id);
         if moved {
@@ -718,7 +692,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         // profile points now.
         bound(self.profiles.as_ref(), &item.target)?;
         self.store()
-            .transition(item.id, &[ItemState::Queued], ItemState::Uploading)
+            .apply(item.id, Operation::Start)
             .map_err(queue_failure)?;
         self.changed(item.id);
         let endpoint = (self.connect)(&item.target);
