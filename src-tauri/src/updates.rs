@@ -26,7 +26,7 @@ pub fn configured(config: &tauri::Config) -> bool {
 }
 
 fn enabled<R: Runtime>(app: &AppHandle<R>) -> bool {
-    app.try_state::<tauri_plugin_updater::Updater>().is_some() || configured(app.config())
+    configured(app.config())
 }
 
 pub fn status<R: Runtime>(app: &AppHandle<R>) -> UpdateStatus {

@@ -102,8 +102,9 @@ pub async fn check_endpoint(
     })
 }
 
-/// reqwest's top message is generic ("error sending request"); the causes say why.
-fn without_url(e: &reqwest::Error) -> String {
+/// reqwest's top message is generic ("error sending request") and names the URL; the
+/// causes say why, without it. Also used by `invite`.
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_owned()
     } else {

@@ -245,21 +245,6 @@ pub fn profile_name_for(invite: &Invite, given: Option<&str>) -> Result<String, 
         .unwrap_or_else(|| "reelup".to_owned()))
 }
 
-/// reqwest's top message is generic; its causes say why, without the URL.
-fn cause_of(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        "no connection".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
 /// Trades the invite's code for its token at `POST {endpoint}/invites/redeem`. The code
 /// works once: after `Ok`, the same link gives [`InviteError::Used`].
 pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed, InviteError> {
@@ -272,7 +257,7 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
         .await
         .map_err(|e| InviteError::Unreachable {
             endpoint: endpoint.clone(),
-            detail: cause_of(&e),
+            detail: crate::identity::without_url(&e),
         })?;
     let status = resp.status().as_u16();
     let retry_after = resp
@@ -283,7 +268,7 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
         .unwrap_or(60);
     let text = resp.text().await.map_err(|e| InviteError::Unreachable {
         endpoint: endpoint.clone(),
-        detail: cause_of(&e),
+        detail: crate::identity::without_url(&e),
     })?;
     let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
