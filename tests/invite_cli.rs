@@ -21,16 +21,7 @@ fn reelup_with(dirs: &Path, keyring: Option<&KeyringSession>, args: &[&str]) -> 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match keyring {
-        Some(k) => {
-            for (key, value) in k.env() {
-                cmd.env(key, value);
-            }
-        }
-        None => {
-            cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
-        }
-    }
+    KeyringSession::apply(keyring, &mut cmd);
     cmd.output().expect("run reelup")
 }
 

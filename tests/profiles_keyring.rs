@@ -19,17 +19,7 @@ fn reelup_in(dirs: &Path, keyring: Option<&KeyringSession>, args: &[&str], stdin
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match keyring {
-        Some(k) => {
-            for (key, value) in k.env() {
-                cmd.env(key, value);
-            }
-        }
-        // A bus address nobody listens on: a machine without a Secret Service.
-        None => {
-            cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
-        }
-    }
+    KeyringSession::apply(keyring, &mut cmd);
     let mut child = cmd.spawn().expect("spawn reelup");
     child
         .stdin

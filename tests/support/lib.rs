@@ -410,6 +410,19 @@ impl KeyringSession {
         ]
     }
 
+    /// Points `cmd` at `keyring`, or (None) at a bus nobody listens on: a machine without
+    /// a Secret Service.
+    pub fn apply(keyring: Option<&Self>, cmd: &mut Command) {
+        match keyring {
+            Some(k) => {
+                cmd.envs(k.env());
+            }
+            None => {
+                cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+            }
+        }
+    }
+
     /// Runs `secret-tool` (apt: libsecret-tools) against this keyring.
     pub fn secret_tool(&self, args: &[&str]) -> Output {
         Command::new("secret-tool")
