@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reelup_core::Fingerprint;
-use reelup_core::queue_store::{ItemState, QueueStore, Target};
+use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
 use reelup_tests::{random_file, reelup_command, sha256_hex};

@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reelup_core::config::{Profile, ProfileConfig};
 use reelup_core::credentials::{CredentialError, CredentialStore, TokenCache};
-use reelup_core::profiles::{Profile, ProfileConfig};
-use reelup_core::queue_store::{ItemState, QueueStore, Target};
+use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_core::{
     CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
     PresignEndpoint, QueueOptions, RetryPolicy, Secret, SignedPart, UploadError, UploadOptions,
@@ -245,7 +245,7 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
     let queue = UploadQueue::for_companion(
         store,
         tokens,
-        reelup_core::profiles::targets_in(config_path.clone()),
+        reelup_core::config::targets_in(config_path.clone()),
         options(),
     )
     .expect("queue");

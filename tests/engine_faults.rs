@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reelup_core::queue_store::{ItemState, QueueStore, Target};
+use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_core::{
     CompanionClient, QueueEvent, QueueOptions, RetryPolicy, UploadOptions, UploadQueue,
 };

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use reelup_core::profiles::{ConfigError, ProfileConfig};
+use reelup_core::config::{ConfigError, ProfileConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

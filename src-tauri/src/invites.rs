@@ -1,12 +1,12 @@
 //! Invite links (`reelup://connect?…`): opened from outside (a browser or chat hands the
 //! link to the app through the deep-link plugin, or to a second launch), or pasted in
 //! Settings. A link is only read at first; the user sees where it connects and agrees in
-//! Settings before its one-time code is redeemed (`reelup_core::invite`), so a link on a
+//! Settings before its one-time code is redeemed (`reelup_core::credentials::invite`), so a link on a
 //! web page cannot quietly point the app at someone else's server.
 
 use std::sync::Mutex;
 
-use reelup_core::invite::{self, Invite, InviteError};
+use reelup_core::credentials::invite::{self, Invite, InviteError};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 use crate::ipc::{AcceptedInvite, ConnectionCheck, EVENT_INVITE, EVENT_NOTICE, IpcError, Notice};

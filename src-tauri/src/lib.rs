@@ -14,8 +14,8 @@ mod watching;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use reelup_core::config::default_config_path;
 use reelup_core::credentials::{CredentialStore, OsKeyring, TokenCache};
-use reelup_core::profiles::default_config_path;
 use tauri::{DragDropEvent, Emitter, Manager, Runtime, WindowEvent};
 
 use ipc::{AddedFiles, EVENT_NOTICE, EVENT_SETTINGS, IpcError, Notice, Settings};
@@ -49,7 +49,7 @@ impl Shell {
             uploads: Arc::new(Uploads::open(
                 queue_path,
                 tokens,
-                reelup_core::profiles::targets_in(config.to_owned()),
+                reelup_core::config::targets_in(config.to_owned()),
             )),
             profiles,
             watching: Watching::default(),
@@ -275,7 +275,7 @@ fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("REELUP_LOG").unwrap_or_else(|_| "info".into());
-    let dir = reelup_core::queue_store::default_data_dir().join("logs");
+    let dir = reelup_core::queue::store::default_data_dir().join("logs");
     let file = tracing_appender::rolling::RollingFileAppender::builder()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("reelup-app")

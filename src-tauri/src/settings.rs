@@ -9,11 +9,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use reelup_core::Secret;
+use reelup_core::config::{self, AppSettings, Profile, ProfileConfig, WatchFolder};
 use reelup_core::credentials::{self, CredentialStore, TokenCache};
-use reelup_core::identity::check_endpoint;
-use reelup_core::profiles::{self, AppSettings, Profile, ProfileConfig, WatchFolder};
-use reelup_core::queue_store::Target;
-use reelup_core::watch_uploads::FolderTarget;
+use reelup_core::endpoint::identity::check_endpoint;
+use reelup_core::queue::store::Target;
+use reelup_core::watch::uploads::FolderTarget;
 
 use crate::ipc::{
     self, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, ProfileView, Settings,
@@ -27,7 +27,7 @@ pub struct ProfileSettings {
     tokens: Arc<TokenCache>,
 }
 
-fn config_error(e: profiles::ConfigError) -> IpcError {
+fn config_error(e: config::ConfigError) -> IpcError {
     IpcError::new(e.code(), e.to_string())
 }
 
@@ -38,8 +38,8 @@ fn keyring_error(e: credentials::CredentialError) -> IpcError {
 fn to_profile(input: ProfileInput) -> Profile {
     let mut p = Profile::new(input.name.trim(), input.endpoint.trim());
     p.flavour = match input.flavour {
-        ipc::Flavour::ReelupServer => profiles::Flavour::ReelupServer,
-        ipc::Flavour::Companion => profiles::Flavour::Companion,
+        ipc::Flavour::ReelupServer => config::Flavour::ReelupServer,
+        ipc::Flavour::Companion => config::Flavour::Companion,
     };
     p.cdn = input
         .cdn
@@ -55,8 +55,8 @@ fn to_profile(input: ProfileInput) -> Profile {
             let mut folder = WatchFolder::new(w.path.trim());
             folder.recursive = w.recursive;
             folder.after_upload = match w.after_upload {
-                ipc::AfterUpload::Leave => profiles::AfterUpload::Leave,
-                ipc::AfterUpload::Move => profiles::AfterUpload::Move,
+                ipc::AfterUpload::Leave => config::AfterUpload::Leave,
+                ipc::AfterUpload::Move => config::AfterUpload::Move,
             };
             folder.extensions = w.extensions;
             if let Some(secs) = w.stable_secs {
@@ -73,8 +73,8 @@ fn to_input(p: &Profile) -> ProfileInput {
         name: p.name.clone(),
         endpoint: p.endpoint.clone(),
         flavour: match p.flavour {
-            profiles::Flavour::ReelupServer => ipc::Flavour::ReelupServer,
-            profiles::Flavour::Companion => ipc::Flavour::Companion,
+            config::Flavour::ReelupServer => ipc::Flavour::ReelupServer,
+            config::Flavour::Companion => ipc::Flavour::Companion,
         },
         cdn: p.cdn.clone(),
         parts_in_flight: p.parts_in_flight,
@@ -87,8 +87,8 @@ fn to_input(p: &Profile) -> ProfileInput {
                 path: w.path.display().to_string(),
                 recursive: w.recursive,
                 after_upload: match w.after_upload {
-                    profiles::AfterUpload::Leave => ipc::AfterUpload::Leave,
-                    profiles::AfterUpload::Move => ipc::AfterUpload::Move,
+                    config::AfterUpload::Leave => ipc::AfterUpload::Leave,
+                    config::AfterUpload::Move => ipc::AfterUpload::Move,
                 },
                 extensions: w.extensions.clone(),
                 stable_secs: Some(w.stable_secs),
@@ -151,7 +151,7 @@ impl ProfileSettings {
     /// Applies `change` to the config; a good write clears a reported problem.
     fn edit(
         &self,
-        change: impl FnOnce(&mut ProfileConfig) -> Result<(), profiles::ConfigError>,
+        change: impl FnOnce(&mut ProfileConfig) -> Result<(), config::ConfigError>,
     ) -> Result<(), IpcError> {
         let mut config = self.config();
         change(&mut config).map_err(config_error)?;

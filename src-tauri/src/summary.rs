@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use reelup_core::queue_store::ItemState;
+use reelup_core::queue::store::ItemState;
 
 /// The tray's look: which icon, and the status line at the top of its menu.
 #[derive(Debug, Clone, PartialEq, Eq)]

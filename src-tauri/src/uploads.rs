@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reelup_core::credentials::TokenCache;
-use reelup_core::queue_store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
+use reelup_core::queue::store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadQueue, collect_videos};
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;

@@ -1,10 +1,10 @@
-//! The profiles' watch folders, run by `reelup_core::watch_uploads` for as long as the app
+//! The profiles' watch folders, run by `reelup_core::watch::uploads` for as long as the app
 //! runs, restarted whenever the settings change.
 
 use std::sync::{Arc, Mutex};
 
 use reelup_core::watch::FolderState;
-use reelup_core::watch_uploads::{FolderTarget, WatchReport, watch_into_queue};
+use reelup_core::watch::uploads::{FolderTarget, WatchReport, watch_into_queue};
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio_util::sync::CancellationToken;
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use reelup_core::config::{Profile, ProfileConfig, check_url, default_config_path};
 use reelup_core::credentials::{OsKeyring, TokenCache};
-use reelup_core::profiles::{Profile, ProfileConfig, check_url, default_config_path};
-use reelup_core::queue_store::{
+use reelup_core::queue::store::{
     ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
 };
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadOptions, UploadQueue};
@@ -262,11 +262,11 @@ fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, S
     let part_size_mib = tuning
         .part_size_mib
         .or(profile.map(|p| p.part_size_mib))
-        .unwrap_or(reelup_core::profiles::DEFAULT_PART_SIZE_MIB);
+        .unwrap_or(reelup_core::config::DEFAULT_PART_SIZE_MIB);
     let parts_in_flight = tuning
         .parts_in_flight
         .or(profile.map(|p| p.parts_in_flight))
-        .unwrap_or(reelup_core::profiles::DEFAULT_PARTS_IN_FLIGHT);
+        .unwrap_or(reelup_core::config::DEFAULT_PARTS_IN_FLIGHT);
     let options = QueueOptions {
         upload: UploadOptions {
             multipart_threshold: tuning.multipart_threshold_mib * MIB,
@@ -279,7 +279,7 @@ fn open_queue(tuning: Tuning, profile: Option<&Profile>) -> Result<Arc<Queue>, S
         ..QueueOptions::default()
     };
     let tokens = Arc::new(TokenCache::new(keyring()));
-    let profiles = reelup_core::profiles::targets_in(default_config_path());
+    let profiles = reelup_core::config::targets_in(default_config_path());
     UploadQueue::for_companion(store, tokens, profiles, options)
         .map_err(|e| format!("cannot set up HTTP: {e}"))
 }
@@ -385,14 +385,14 @@ pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> Exit
             }
             ItemState::Failed => {
                 failed += 1;
-                let e = item
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| reelup_core::queue_store::ItemError {
-                        code: "unknown".into(),
-                        message: "failed".into(),
-                        retryable: true,
-                    });
+                let e =
+                    item.error
+                        .clone()
+                        .unwrap_or_else(|| reelup_core::queue::store::ItemError {
+                            code: "unknown".into(),
+                            message: "failed".into(),
+                            retryable: true,
+                        });
                 let hint = if e.retryable {
                     " (`reelup resume --all` tries again)"
                 } else {

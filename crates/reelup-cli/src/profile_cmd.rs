@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use reelup_core::Secret;
+use reelup_core::config::{AfterUpload, Flavour, Profile, WatchFolder};
 use reelup_core::credentials::CredentialStore;
-use reelup_core::profiles::{AfterUpload, Flavour, Profile, WatchFolder};
 
 use crate::{keyring, load_config, parse_rate};
 
@@ -38,9 +38,9 @@ pub struct AddArgs {
     /// reelup-server or companion (a plain Uppy Companion).
     #[arg(long, default_value = "reelup-server")]
     flavour: Flavour,
-    #[arg(long, default_value_t = reelup_core::profiles::DEFAULT_PARTS_IN_FLIGHT)]
+    #[arg(long, default_value_t = reelup_core::config::DEFAULT_PARTS_IN_FLIGHT)]
     parts_in_flight: u16,
-    #[arg(long, default_value_t = reelup_core::profiles::DEFAULT_PART_SIZE_MIB)]
+    #[arg(long, default_value_t = reelup_core::config::DEFAULT_PART_SIZE_MIB)]
     part_size_mib: u64,
     /// Bandwidth limit in bytes per second: 5000000, 5MB or 4MiB.
     #[arg(long, value_parser = parse_rate)]
@@ -232,7 +232,7 @@ pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, 
     let profile = config.resolve(selected)?.clone();
     let token = read_token(&profile.name)?;
     let http = reqwest::Client::new();
-    let who = reelup_core::identity::check_endpoint(
+    let who = reelup_core::endpoint::identity::check_endpoint(
         &http,
         &profile.endpoint,
         profile.flavour,
@@ -258,11 +258,11 @@ pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, 
 
 async fn login_with_invite(link: &str, selected: Option<&str>) -> Result<ExitCode, String> {
     let http = reqwest::Client::new();
-    let accepted = reelup_core::invite::accept(
+    let accepted = reelup_core::credentials::invite::accept(
         &http,
         link,
         selected,
-        &reelup_core::profiles::default_config_path(),
+        &reelup_core::config::default_config_path(),
         keyring().as_ref(),
     )
     .await

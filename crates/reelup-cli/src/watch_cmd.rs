@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use reelup_core::QueueEvent;
-use reelup_core::profiles::{AfterUpload, Profile, WatchFolder};
-use reelup_core::queue_store::ItemState;
+use reelup_core::config::{AfterUpload, Profile, WatchFolder};
+use reelup_core::queue::store::ItemState;
+use reelup_core::watch::uploads::{FolderTarget, WatchReport, watch_into_queue};
 use reelup_core::watch::{FolderState, UPLOADED_DIR};
-use reelup_core::watch_uploads::{FolderTarget, WatchReport, watch_into_queue};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Queue, Tuning, shutdown_signal};
@@ -24,7 +24,7 @@ pub struct WatchArgs {
     #[arg(long, default_value = "leave", value_parser = ["leave", "move"])]
     after_upload: String,
     /// With DIRs: seconds a file's size and mtime must stay the same before it goes up.
-    #[arg(long, default_value_t = reelup_core::profiles::DEFAULT_STABLE_SECS)]
+    #[arg(long, default_value_t = reelup_core::config::DEFAULT_STABLE_SECS)]
     stable_secs: u64,
     #[command(flatten)]
     pub tuning: Tuning,
@@ -125,7 +125,7 @@ pub async fn run(
 }
 
 /// Prints a finished upload's URL (once: a moved file is announced again from uploaded/).
-fn report(item: &reelup_core::queue_store::QueueItem, folders: &[WatchFolder]) {
+fn report(item: &reelup_core::queue::store::QueueItem, folders: &[WatchFolder]) {
     match item.state {
         ItemState::Done
             if !folders

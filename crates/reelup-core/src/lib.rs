@@ -4,41 +4,45 @@
 //! and the end-to-end tests drive exactly the same code. The engine never holds AWS keys: it
 //! asks a [`PresignEndpoint`] for a presigned POST policy (small files) or presigned part
 //! URLs (multipart), then sends the bytes straight to the object store.
+//!
+//! Where things live (the README's layout table says the same):
+//!
+//! | folder         | what it holds                                                        |
+//! |----------------|----------------------------------------------------------------------|
+//! | `endpoint/`    | the presign endpoint seam, the Companion client, endpoint identity   |
+//! | `engine/`      | one upload's bytes: part plan, transfers, retry loop, pacing, permits |
+//! | `queue/`       | the durable queue: its front, state machine, scheduler, SQLite store |
+//! | `watch/`       | watched folders: settling, filters, roots, feeding the queue         |
+//! | `config/`      | profiles in `config.toml` and their validation                       |
+//! | `credentials/` | endpoint tokens in the OS keyring, invite links                      |
+//! | `media/`       | which files are videos, content types, file fingerprints             |
+//! | `platform.rs`  | everything that differs between Linux, macOS and Windows             |
+//!
+//! The wire types both the engine and `reelup-server` speak are in `reelup-protocol` and
+//! re-exported here. The types every caller needs are re-exported at the root; the rest are
+//! reached through their folder.
 
-mod bandwidth;
+pub mod config;
 pub mod credentials;
+pub mod endpoint;
+pub mod engine;
 mod error;
-mod fingerprint;
-pub mod identity;
-pub mod invite;
-mod media;
-mod plan;
+pub mod media;
 pub mod platform;
-mod presign;
-pub mod profiles;
-pub mod queue_state;
-pub mod queue_store;
-mod retry;
-pub mod s3_xml;
-mod secret;
-mod streaming;
-mod transfer;
-mod upload;
-mod upload_queue;
+pub mod queue;
 pub mod watch;
-pub mod watch_uploads;
 
-pub use bandwidth::BandwidthLimit;
-pub use error::{UploadError, redact_urls};
-pub use fingerprint::Fingerprint;
-pub use media::{Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video};
-pub use plan::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
-pub use presign::{
-    CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
-    PresignEndpoint, SignedPart, check_presigned_url,
+pub use endpoint::{CompanionClient, PresignEndpoint, check_presigned_url};
+pub use engine::{
+    BandwidthLimit, MAX_PARTS, MIN_PART_SIZE, PartPlan, Progress, ProgressFn, RetryPolicy,
+    UploadOptions,
 };
-pub use retry::RetryPolicy;
-pub use secret::Secret;
-pub use streaming::StreamingUrlBase;
-pub use upload::{Progress, ProgressFn, UploadOptions};
-pub use upload_queue::{ProfileTargets, QueueEvent, QueueOptions, UploadQueue};
+pub use error::{UploadError, redact_urls};
+pub use media::{
+    Fingerprint, Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video,
+};
+pub use queue::{ProfileTargets, QueueEvent, QueueOptions, UploadQueue};
+pub use reelup_protocol::{
+    CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, Secret, SignedPart,
+    StreamingUrlBase, s3_xml,
+};

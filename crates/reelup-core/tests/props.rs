@@ -10,9 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use reelup_core::BandwidthLimit;
 use reelup_core::VIDEO_EXTENSIONS;
-use reelup_core::profiles::{
-    AfterUpload, ConfigError, Flavour, Profile, ProfileConfig, WatchFolder,
-};
+use reelup_core::config::{AfterUpload, ConfigError, Flavour, Profile, ProfileConfig, WatchFolder};
 use reelup_core::s3_xml::{elements, error, text_of};
 use reelup_core::watch::is_ignored;
 
@@ -733,12 +731,12 @@ proptest! {
     /// Whatever a link holds, parsing answers (never panics); what it accepts is usable as is.
     #[test]
     fn invite_links_never_panic(link in invite_link()) {
-        match reelup_core::invite::Invite::parse(&link) {
+        match reelup_core::credentials::invite::Invite::parse(&link) {
             Ok(invite) => {
-                prop_assert!(reelup_core::profiles::check_url(&invite.endpoint, "e").is_ok());
-                prop_assert!(reelup_core::profiles::check_url(&invite.cdn, "c").is_ok());
-                let name = reelup_core::invite::profile_name_for(&invite, None);
-                prop_assert!(name.is_ok_and(|n| reelup_core::profiles::check_name(&n).is_ok()));
+                prop_assert!(reelup_core::config::check_url(&invite.endpoint, "e").is_ok());
+                prop_assert!(reelup_core::config::check_url(&invite.cdn, "c").is_ok());
+                let name = reelup_core::credentials::invite::profile_name_for(&invite, None);
+                prop_assert!(name.is_ok_and(|n| reelup_core::config::check_name(&n).is_ok()));
             }
             Err(e) => prop_assert_eq!(e.code(), "invite_link_invalid"),
         }

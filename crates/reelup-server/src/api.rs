@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use reelup_core::StreamingUrlBase;
+use reelup_protocol::StreamingUrlBase;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

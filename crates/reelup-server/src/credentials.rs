@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use reelup_core::Secret;
+use reelup_protocol::Secret;
 
 use crate::config::ServerConfig;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rand::Rng;
-use reelup_core::{Secret, StreamingUrlBase};
+use reelup_protocol::{Secret, StreamingUrlBase};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use reelup_core::Secret;
+use reelup_protocol::Secret;
 use reelup_server::config::{self, LogFormat, ServerConfig};
 use reelup_server::invite;
 use reelup_server::secret::ServerSecret;

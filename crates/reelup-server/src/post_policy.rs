@@ -130,8 +130,8 @@ mod tests {
     fn policy_pins_every_field_and_the_declared_size() {
         let creds = crate::credentials::CurrentKeys::new(
             "AK".into(),
-            reelup_core::Secret::new("SK"),
-            Some(reelup_core::Secret::new("TOKEN")),
+            reelup_protocol::Secret::new("SK"),
+            Some(reelup_protocol::Secret::new("TOKEN")),
             None,
         );
         let meta = vec![("name".to_owned(), "clip.mp4".to_owned())];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use reelup_core::StreamingUrlBase;
+use reelup_protocol::StreamingUrlBase;
 use tokio::net::TcpListener;
 
 use crate::api::{ApiState, UploadLimits, rate_limiter, router};

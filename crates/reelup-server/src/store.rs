@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use rusty_s3::actions::{CreateMultipartUpload, ListParts, S3Action};
 
-use reelup_core::s3_xml::{elements, text_of};
+use reelup_protocol::s3_xml::{elements, text_of};
 use rusty_s3::{Bucket, UrlStyle};
 use url::Url;
 

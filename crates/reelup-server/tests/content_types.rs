@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use reelup_core::Secret;
+use reelup_protocol::Secret;
 use reelup_server::{LocalOptions, LocalStack};
 use serde_json::{Value, json};
 

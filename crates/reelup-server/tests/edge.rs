@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reelup_core::Secret;
+use reelup_protocol::Secret;
 use reelup_server::{LocalOptions, LocalStack};
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;

@@ -986,7 +986,7 @@ async fn upload_ids_survive_a_restart() {
     let same_keys = |o: &mut LocalOptions| {
         o.store_keys = Some((
             "REELUPRESTART".into(),
-            reelup_core::Secret::new("restart-test-secret-key"),
+            reelup_protocol::Secret::new("restart-test-secret-key"),
         ));
     };
     let dir = tempfile::tempdir().expect("tempdir");

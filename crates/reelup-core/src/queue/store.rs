@@ -12,7 +12,7 @@ use crate::Fingerprint;
 
 const SCHEMA_VERSION: i32 = 2;
 
-pub use crate::queue_state::{ItemState, Operation};
+pub use crate::queue::state::{ItemState, Operation};
 
 /// Where an item uploads to, stored with each item so that a profile edited later does
 /// not redirect an upload that is half done.
@@ -492,7 +492,7 @@ impl QueueStore {
     }
 
     /// Applies `op` to an item if its state allows it (the state machine in
-    /// `queue_state`); returns whether it moved.
+    /// `queue::state`); returns whether it moved.
     pub fn apply(&self, id: i64, op: Operation) -> Result<bool, QueueError> {
         let to = op
             .leads_to()

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::profiles::{AfterUpload, WatchFolder};
-use crate::queue_store::{ItemState, Target};
+use crate::config::{AfterUpload, WatchFolder};
+use crate::queue::store::{ItemState, Target};
 use crate::watch::{FolderState, FolderWatcher, UPLOADED_DIR, WatchError, WatchEvent, WatchSpec};
 use crate::{PresignEndpoint, QueueEvent, UploadQueue};
 

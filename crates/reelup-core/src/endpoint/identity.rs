@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::Secret;
-use crate::profiles::Flavour;
+use crate::config::Flavour;
 
 /// Who the endpoint says the token belongs to, where it says (reelup-server's `/whoami`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

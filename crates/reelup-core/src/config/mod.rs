@@ -169,8 +169,8 @@ impl Profile {
     }
 
     /// Where this profile's uploads go, as the queue stores it with each item.
-    pub fn target(&self) -> Result<crate::queue_store::Target, String> {
-        let mut t = crate::queue_store::Target::new(&self.endpoint, &self.cdn_base()?);
+    pub fn target(&self) -> Result<crate::queue::store::Target, String> {
+        let mut t = crate::queue::store::Target::new(&self.endpoint, &self.cdn_base()?);
         t.profile = Some(self.name.clone());
         Ok(t)
     }

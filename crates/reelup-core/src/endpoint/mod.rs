@@ -1,80 +1,17 @@
 //! The seam between the engine and whoever signs its requests: `reelup-server`, or any
 //! server that speaks Uppy Companion's S3 routes.
 
-use std::collections::BTreeMap;
+pub mod identity;
+
 use std::future::Future;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::{Secret, UploadError};
-
-/// What the engine tells the endpoint about a file. The endpoint picks the key.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileMeta {
-    pub filename: String,
-    #[serde(rename = "type")]
-    pub content_type: String,
-    #[serde(skip)]
-    pub size: u64,
-    /// The part size a multipart upload will use, declared at create with `size` so the
-    /// server can bound each part when it signs it.
-    #[serde(skip)]
-    pub part_size: Option<u64>,
-}
-
-/// A presigned POST policy: send every field, then the file, as multipart/form-data.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PostPolicy {
-    pub method: String,
-    pub url: String,
-    /// Kept in the endpoint's order; S3 only requires that `file` comes last.
-    pub fields: BTreeMap<String, String>,
-    #[serde(default)]
-    pub expires: Option<u64>,
-}
-
-impl PostPolicy {
-    /// The object key; always the endpoint's, never one the client made up.
-    pub fn key(&self) -> Option<&str> {
-        self.fields.get("key").map(String::as_str)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct MultipartStart {
-    pub key: String,
-    #[serde(rename = "uploadId")]
-    pub upload_id: String,
-    #[serde(default)]
-    pub bucket: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SignedPart {
-    pub url: String,
-    #[serde(default)]
-    pub expires: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct ListedPart {
-    #[serde(rename = "PartNumber")]
-    pub part_number: u32,
-    #[serde(rename = "ETag")]
-    pub etag: String,
-    #[serde(rename = "Size", default)]
-    pub size: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct CompletedPart {
-    /// A JSON number: Companion rejects a string here.
-    #[serde(rename = "PartNumber")]
-    pub part_number: u32,
-    #[serde(rename = "ETag")]
-    pub etag: String,
-}
+use crate::{
+    CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, Secret, SignedPart,
+    UploadError,
+};
 
 /// The presign routes the engine needs. Implemented over HTTP by [`CompanionClient`];
 /// tests wrap it to inject faults.
@@ -230,7 +167,7 @@ pub fn check_presigned_url(
     if parsed.scheme() == "https" {
         return Ok(());
     }
-    let endpoint_local = url::Url::parse(endpoint).is_ok_and(|e| crate::profiles::is_loopback(&e));
+    let endpoint_local = url::Url::parse(endpoint).is_ok_and(|e| crate::config::is_loopback(&e));
     if parsed.scheme() == "http" && endpoint_local {
         return Ok(());
     }

@@ -5,6 +5,8 @@
 //! the config, the queue store or a log. `REELUP_TOKEN` is the documented way for a
 //! headless box without a keyring: it is used when the keyring has no token to give.
 
+pub mod invite;
+
 use crate::Secret;
 
 /// The keyring "service" every Reelup entry is filed under; the profile name is the user.

@@ -20,6 +20,8 @@
 //!   `stat` of each watched root every [`ROOT_CHECK_EVERY`], which is how a folder that went
 //!   missing is noticed coming back.
 
+pub mod uploads;
+
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, Metadata};

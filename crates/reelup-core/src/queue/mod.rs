@@ -2,6 +2,9 @@
 //! retries, records every finished part, and resumes what a quit, a crash or a lost network
 //! left behind. The app, the CLI and `reelup watch` all run this.
 
+pub mod state;
+pub mod store;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +16,14 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::queue_store::{
+use crate::engine::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
+use crate::queue::store::{
     ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, StoredPart, Target,
 };
-use crate::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::{
     BandwidthLimit, CompletedPart, FileMeta, Fingerprint, PartPlan, PresignEndpoint, Progress,
     ProgressFn, RetryPolicy, StreamingUrlBase, UploadError, UploadOptions, content_type_for,
-    transfer,
+    engine::transfer,
 };
 
 /// How long a claim on an item lasts without being renewed, and how often it is renewed.
@@ -87,7 +90,7 @@ enum Ended {
 }
 
 /// Each profile's current target (endpoint, CDN, profile), by profile name; `None` when
-/// the profile is gone. See [`crate::profiles::targets_in`].
+/// the profile is gone. See [`crate::config::targets_in`].
 pub type ProfileTargets = Arc<dyn Fn(&str) -> Option<Target> + Send + Sync>;
 
 /// The most parts in flight a queue allows, whatever the setting says.
@@ -236,7 +239,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             },
             work: Arc::new(tokio::sync::Notify::new()),
             options,
-            owner: crate::queue_store::this_owner(),
+            owner: crate::queue::store::this_owner(),
             events,
             running: Mutex::new(std::collections::HashMap::new()),
             profiles,

@@ -1,3 +1,10 @@
+//! What Reelup treats as a video, the content type it declares, and the fingerprint that
+//! tells a file already queued from a new one.
+
+mod fingerprint;
+
+pub use fingerprint::Fingerprint;
+
 use std::path::{Path, PathBuf};
 
 /// Extensions Reelup treats as video. Lower-case, without the dot.

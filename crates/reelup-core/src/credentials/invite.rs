@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::Secret;
+use crate::config::{ConfigError, Flavour, Profile, ProfileConfig, check_name, check_url};
 use crate::credentials::{CredentialError, CredentialStore};
-use crate::identity::{CheckError, check_endpoint};
-use crate::profiles::{ConfigError, Flavour, Profile, ProfileConfig, check_name, check_url};
+use crate::endpoint::identity::{CheckError, check_endpoint};
 
 /// The scheme the desktop app registers for deep links.
 pub const SCHEME: &str = "reelup";
@@ -257,7 +257,7 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
         .await
         .map_err(|e| InviteError::Unreachable {
             endpoint: endpoint.clone(),
-            detail: crate::identity::without_url(&e),
+            detail: crate::endpoint::identity::without_url(&e),
         })?;
     let status = resp.status().as_u16();
     let retry_after = resp
@@ -268,7 +268,7 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
         .unwrap_or(60);
     let text = resp.text().await.map_err(|e| InviteError::Unreachable {
         endpoint: endpoint.clone(),
-        detail: crate::identity::without_url(&e),
+        detail: crate::endpoint::identity::without_url(&e),
     })?;
     let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);

@@ -12,9 +12,10 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::time::Instant;
 
-use crate::bandwidth::BandwidthLimit;
-use crate::presign::root_cause;
-use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError, s3_xml};
+use crate::endpoint::root_cause;
+use crate::engine::pacing::BandwidthLimit;
+use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError};
+use reelup_protocol::s3_xml;
 
 pub(crate) fn storage_unreachable(e: reqwest::Error) -> UploadError {
     // A connection refused, a name that does not resolve, or a connect that timed out: the
