@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::Fingerprint;
+use crate::engine::FinishedPart;
 
 const SCHEMA_VERSION: i32 = 2;
 
@@ -62,13 +63,6 @@ pub struct QueueItem {
     pub finished_at: Option<i64>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPart {
-    pub number: u32,
-    pub etag: String,
-    pub size: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -553,7 +547,7 @@ impl QueueStore {
         Ok(())
     }
 
-    pub fn record_part(&self, id: i64, part: &StoredPart) -> Result<(), QueueError> {
+    pub fn record_part(&self, id: i64, part: &FinishedPart) -> Result<(), QueueError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO parts (item_id, number, etag, size) VALUES (?1, ?2, ?3, ?4)",
             params![id, part.number, part.etag, part.size as i64],
@@ -569,13 +563,13 @@ impl QueueStore {
         Ok(())
     }
 
-    pub fn parts(&self, id: i64) -> Result<Vec<StoredPart>, QueueError> {
+    pub fn parts(&self, id: i64) -> Result<Vec<FinishedPart>, QueueError> {
         let mut stmt = self
             .conn
             .prepare("SELECT number, etag, size FROM parts WHERE item_id = ?1 ORDER BY number")?;
         let parts = stmt
             .query_map([id], |r| {
-                Ok(StoredPart {
+                Ok(FinishedPart {
                     number: r.get(0)?,
                     etag: r.get(1)?,
                     size: r.get::<_, i64>(2)? as u64,
@@ -730,7 +724,7 @@ mod tests {
             store
                 .record_part(
                     id,
-                    &StoredPart {
+                    &FinishedPart {
                         number: 2,
                         etag: "\"b\"".into(),
                         size: 50,
