@@ -1,15 +1,22 @@
 //! What Reelup's client engine and `reelup-server` both speak, and nothing else: the
-//! Companion S3 routes' wire types, the few S3 XML documents both read, how a streaming URL
-//! is built from an object key, and the redacting [`Secret`].
+//! Companion S3 routes' wire types, reelup-server's own routes' wire types, the few S3 XML
+//! documents both read, how a streaming URL is built from an object key, and the redacting
+//! [`Secret`].
 //!
 //! The server depends on this crate instead of the client engine, so it links no keyring,
 //! SQLite or file watcher.
 
 pub mod companion;
+pub mod reelup_routes;
 pub mod s3_xml;
 mod secret;
 mod streaming;
 
-pub use companion::{CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, SignedPart};
+pub use companion::{
+    Aborted, AwsCredentials, CompleteMultipart, CompletedPart, CreateMultipart, ErrorBody,
+    FileMeta, ListedPart, MultipartCompleted, MultipartStart, PostPolicy, SignedPart,
+    SignedPartBatch, StsCredentials,
+};
+pub use reelup_routes::{Health, RedeemRequest, RedeemResponse, WhoAmI};
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;

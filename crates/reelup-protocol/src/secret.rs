@@ -29,6 +29,24 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `#[serde(with = "crate::secret::as_string")]` for a wire field that holds a [`Secret`]
+/// (a token, an invite code, STS keys): on the wire it is the plain string. `Secret` itself
+/// is not `Serialize`, so that no struct holding one can be written out by accident; only
+/// the wire types that must carry it opt in here.
+pub(crate) mod as_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Secret;
+
+    pub fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

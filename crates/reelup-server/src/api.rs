@@ -12,7 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use reelup_protocol::StreamingUrlBase;
+use reelup_protocol::{
+    Aborted, AwsCredentials, CompleteMultipart, CreateMultipart, ErrorBody, Health, ListedPart,
+    MultipartCompleted, MultipartStart, PostPolicy, RedeemRequest, RedeemResponse, Secret,
+    SignedPart, SignedPartBatch, StreamingUrlBase, StsCredentials, WhoAmI,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -149,7 +153,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": self.code, "message": self.message }));
+        let body = Json(ErrorBody::new(self.code, self.message));
         let mut resp = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
@@ -224,7 +228,7 @@ pub fn router_with(state: Arc<ApiState>, extra: Router<Arc<ApiState>>) -> Router
             "/invites/redeem",
             post(redeem_invite).layer(DefaultBodyLimit::max(MAX_REDEEM_BODY)),
         )
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/health", get(|| async { Json(Health::ok()) }))
         .merge(extra)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(log_request))
@@ -306,11 +310,6 @@ async fn require_token(
     next.run(req).await
 }
 
-#[derive(Deserialize)]
-struct RedeemBody {
-    code: String,
-}
-
 fn invite_error(status: StatusCode, code: &'static str, message: String) -> ApiError {
     ApiError {
         status,
@@ -324,8 +323,8 @@ fn invite_error(status: StatusCode, code: &'static str, message: String) -> ApiE
 /// code is this server's, unexpired, and for a user whose token it still is.
 async fn redeem_invite(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<RedeemBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<RedeemRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<RedeemResponse>> {
     let Json(body) = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             invite_error(
@@ -341,7 +340,7 @@ async fn redeem_invite(
         }
     })?;
     let now = state.store.clock().now();
-    let invite = Invite::open(&state.secret, &body.code, now).map_err(|e| match e {
+    let invite = Invite::open(&state.secret, body.code.expose(), now).map_err(|e| match e {
         CodeError::Invalid => invite_error(
             StatusCode::BAD_REQUEST,
             "invite_invalid",
@@ -396,17 +395,23 @@ async fn redeem_invite(
         ));
     }
     tracing::info!(user = %invite.user, "invite redeemed");
-    Ok(Json(json!({ "token": token, "user": invite.user })))
+    Ok(Json(RedeemResponse {
+        token: Secret::new(token),
+        user: invite.user,
+    }))
 }
 
-async fn whoami(Extension(user): Extension<Arc<User>>) -> Json<Value> {
-    Json(json!({ "user": user.name, "prefix": user.prefix }))
+async fn whoami(Extension(user): Extension<Arc<User>>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        user: user.name.clone(),
+        prefix: user.prefix.clone(),
+    })
 }
 
 async fn sts(
     State(state): State<Arc<ApiState>>,
     Extension(user): Extension<Arc<User>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StsCredentials>> {
     let Some(issuer) = &state.sts else {
         return Err(ApiError {
             status: StatusCode::NOT_IMPLEMENTED,
@@ -425,16 +430,16 @@ async fn sts(
             message: "could not get temporary credentials from STS; the server log says why".into(),
         }
     })?;
-    Ok(Json(json!({
-        "credentials": {
-            "AccessKeyId": issued.access_key_id,
-            "SecretAccessKey": issued.secret_access_key.expose(),
-            "SessionToken": issued.session_token.expose(),
-            "Expiration": issued.expiration,
+    Ok(Json(StsCredentials {
+        credentials: AwsCredentials {
+            access_key_id: issued.access_key_id,
+            secret_access_key: issued.secret_access_key,
+            session_token: issued.session_token,
+            expiration: issued.expiration,
         },
-        "bucket": issuer.bucket,
-        "region": issuer.region,
-    })))
+        bucket: issuer.bucket.clone(),
+        region: issuer.region.clone(),
+    }))
 }
 
 /// A new key for an upload: `<prefix>/<uuid>.<ext>`, the extension taken from the file name only
@@ -512,7 +517,7 @@ async fn params(
     State(state): State<Arc<ApiState>>,
     Extension(user): Extension<Arc<User>>,
     Query(query): Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PostPolicy>> {
     let get = |name: &str| {
         query
             .iter()
@@ -558,33 +563,19 @@ async fn params(
         &state.store.keys().current(),
         time::OffsetDateTime::from(state.store.clock().now()),
     );
-    Ok(Json(json!({
-        "method": "POST",
-        "url": state.store.bucket_url().as_str(),
-        "fields": fields,
-        "expires": state.store.url_lifetime.as_secs(),
-        "streamingUrl": state.cdn.url_for(&key),
-    })))
+    Ok(Json(PostPolicy {
+        method: "POST".to_owned(),
+        url: state.store.bucket_url().into(),
+        fields,
+        expires: Some(state.store.url_lifetime.as_secs()),
+        streaming_url: Some(state.cdn.url_for(&key)),
+    }))
 }
 
-#[derive(Deserialize)]
-struct CreateBody {
-    filename: Option<String>,
-    #[serde(rename = "type")]
-    content_type: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, Value>,
-    /// Reelup's extension: the file's size in bytes, so parts can be bounded when they are
-    /// signed. Companion clients leave it out and are held to `max_object_size` at complete.
-    #[serde(default)]
-    size: Option<u64>,
-    /// Reelup's extension, with `size`: the size of every part but the last.
-    #[serde(default, rename = "partSize")]
-    part_size: Option<u64>,
-}
-
-/// Checks what a client declared at create against the limits and S3's rules.
-fn checked_declared(limits: &UploadLimits, body: &CreateBody) -> ApiResult<Declared> {
+/// Checks what a client declared at create (`size` and `partSize`, Reelup's extensions)
+/// against the limits and S3's rules. Companion clients declare neither and are held to
+/// `max_object_size` at complete.
+fn checked_declared(limits: &UploadLimits, body: &CreateMultipart) -> ApiResult<Declared> {
     let declared = Declared {
         size: body.size,
         part_size: body.part_size,
@@ -637,17 +628,17 @@ fn part_length(declared: Declared, number: u32) -> Option<u64> {
 async fn create_multipart(
     State(state): State<Arc<ApiState>>,
     Extension(user): Extension<Arc<User>>,
-    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<CreateMultipart>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<MultipartStart>> {
     let Json(body) = body.map_err(|e| {
         ApiError::json_body(e, r#"{"filename","type","metadata","size","partSize"}"#)
     })?;
     let content_type = checked_content_type(&state.limits, body.content_type.as_deref())?;
     let declared = checked_declared(&state.limits, &body)?;
-    let filename = body
-        .filename
-        .filter(|f| !f.is_empty())
-        .ok_or_else(|| ApiError::bad_request("filename is required"))?;
+    if body.filename.is_empty() {
+        return Err(ApiError::bad_request("filename is required"));
+    }
+    let filename = body.filename;
     let given: BTreeMap<String, String> = body
         .metadata
         .into_iter()
@@ -662,11 +653,13 @@ async fn create_multipart(
         .store
         .create_multipart(&key, content_type.as_str(), &metadata)
         .await?;
-    Ok(Json(json!({
-        "key": key,
-        "uploadId": state.secret.seal_upload_id(&user.name, &key, &upload_id, declared),
-        "bucket": state.store.bucket_name(),
-    })))
+    Ok(Json(MultipartStart {
+        upload_id: state
+            .secret
+            .seal_upload_id(&user.name, &key, &upload_id, declared),
+        key,
+        bucket: Some(state.store.bucket_name().to_owned()),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -782,7 +775,7 @@ async fn sign_part(
     Extension(user): Extension<Arc<User>>,
     Path((upload_id, part)): Path<(String, String)>,
     Query(q): Query<KeyQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     let expires = state.store.url_lifetime.as_secs();
     if part == "batch" {
@@ -801,20 +794,18 @@ async fn sign_part(
                 "partNumbers is required, e.g. ?partNumbers=1,2,3",
             ));
         }
-        let urls: serde_json::Map<String, Value> = wanted
+        let presigned_urls = wanted
             .into_iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    Value::String(upload.part_url(&state.store, n).into()),
-                )
-            })
+            .map(|n| (u32::from(n), upload.part_url(&state.store, n).into()))
             .collect();
-        return Ok(Json(json!({ "presignedUrls": urls })));
+        return Ok(Json(SignedPartBatch { presigned_urls }).into_response());
     }
     let number = upload.part_number(&part)?;
-    let url = upload.part_url(&state.store, number);
-    Ok(Json(json!({ "url": url.as_str(), "expires": expires })))
+    Ok(Json(SignedPart {
+        url: upload.part_url(&state.store, number).into(),
+        expires: Some(expires),
+    })
+    .into_response())
 }
 
 async fn list_parts(
@@ -822,35 +813,21 @@ async fn list_parts(
     Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ListedPart>>> {
     let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     let parts = state.store.list_parts(upload.key, upload.id).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         parts
             .into_iter()
-            .map(|p| {
-                json!({
-                    "PartNumber": p.number,
-                    "ETag": p.etag,
-                    "Size": p.size,
-                    "LastModified": p.last_modified,
-                })
+            .map(|p| ListedPart {
+                part_number: p.number,
+                etag: p.etag,
+                size: p.size,
+                // Always sent, as Companion does (empty if the store gave none).
+                last_modified: Some(p.last_modified),
             })
             .collect(),
-    )))
-}
-
-#[derive(Deserialize)]
-struct CompleteBody {
-    parts: Vec<CompletePart>,
-}
-
-#[derive(Deserialize)]
-struct CompletePart {
-    #[serde(rename = "PartNumber")]
-    part_number: u32,
-    #[serde(rename = "ETag")]
-    etag: String,
+    ))
 }
 
 async fn complete(
@@ -858,8 +835,8 @@ async fn complete(
     Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
-    body: Result<Json<CompleteBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<CompleteMultipart>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<MultipartCompleted>> {
     let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     let (key, upload_id) = (upload.key, upload.id);
     let Json(body) =
@@ -932,12 +909,12 @@ async fn complete(
         .expect("bucket URL is a base")
         .pop_if_empty()
         .extend(key.split('/'));
-    Ok(Json(json!({
-        "location": location.as_str(),
-        "key": key,
-        "bucket": state.store.bucket_name(),
-        "streamingUrl": state.cdn.url_for(key),
-    })))
+    Ok(Json(MultipartCompleted {
+        location: Some(location.into()),
+        key: Some(key.to_owned()),
+        bucket: Some(state.store.bucket_name().to_owned()),
+        streaming_url: Some(state.cdn.url_for(key)),
+    }))
 }
 
 async fn abort_multipart(
@@ -945,10 +922,10 @@ async fn abort_multipart(
     Extension(user): Extension<Arc<User>>,
     Path(upload_id): Path<String>,
     Query(q): Query<KeyQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Aborted>> {
     let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     state.store.abort(upload.key, upload.id).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Aborted {}))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use governor::DefaultKeyedRateLimiter;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use serde_json::json;
+use reelup_protocol::ErrorBody;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -168,7 +168,7 @@ pub fn harden(app: Router, users: Users, limits: &HttpLimits) -> Router {
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 /// A bound on the time to the response head, answered like every other error (JSON with a

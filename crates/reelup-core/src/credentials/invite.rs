@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use reelup_protocol::{ErrorBody, RedeemRequest, RedeemResponse};
+
 use crate::Secret;
 use crate::config::{ConfigError, Flavour, Profile, ProfileConfig, check_name, check_url};
 use crate::credentials::{CredentialError, CredentialStore};
@@ -251,7 +253,9 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
     let endpoint = invite.endpoint.clone();
     let resp = http
         .post(format!("{endpoint}/invites/redeem"))
-        .json(&serde_json::json!({ "code": invite.code.expose() }))
+        .json(&RedeemRequest {
+            code: invite.code.clone(),
+        })
         .timeout(REDEEM_TIMEOUT)
         .send()
         .await
@@ -270,14 +274,11 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
         endpoint: endpoint.clone(),
         detail: crate::endpoint::identity::without_url(&e),
     })?;
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     if (200..300).contains(&status) {
-        return match (field("token"), field("user")) {
-            (Some(token), Some(user)) if !token.is_empty() => Ok(Redeemed {
-                token: Secret::new(token),
-                user,
-            }),
+        return match serde_json::from_str::<RedeemResponse>(&text) {
+            Ok(RedeemResponse { token, user }) if !token.expose().is_empty() => {
+                Ok(Redeemed { token, user })
+            }
             _ => Err(InviteError::Server {
                 endpoint,
                 status,
@@ -285,14 +286,14 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
             }),
         };
     }
-    let message = field("message").unwrap_or_default();
+    let ErrorBody { error, message } = serde_json::from_str(&text).unwrap_or_default();
     // The server's error codes, never its wording, decide what went wrong.
-    Err(match field("error").as_deref() {
-        Some("invite_invalid") => InviteError::Invalid { message },
-        Some("invite_expired") => InviteError::Expired,
-        Some("invite_used") => InviteError::Used,
-        Some("invite_revoked" | "invite_user_removed") => InviteError::Revoked { message },
-        Some("rate_limited") => InviteError::RateLimited {
+    Err(match error.as_str() {
+        "invite_invalid" => InviteError::Invalid { message },
+        "invite_expired" => InviteError::Expired,
+        "invite_used" => InviteError::Used,
+        "invite_revoked" | "invite_user_removed" => InviteError::Revoked { message },
+        "rate_limited" => InviteError::RateLimited {
             endpoint,
             retry_after_secs: retry_after,
         },

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use reelup_protocol::WhoAmI;
+
 use crate::Secret;
 use crate::config::Flavour;
 
@@ -94,11 +96,13 @@ pub async fn check_endpoint(
     if flavour == Flavour::Companion {
         return Ok(Identity::default());
     }
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    Ok(Identity {
-        user: field("user"),
-        prefix: field("prefix"),
+    // A 2xx that is not `WhoAmI` still proves the token; who it is stays unknown.
+    Ok(match resp.json::<WhoAmI>().await {
+        Ok(who) => Identity {
+            user: Some(who.user),
+            prefix: Some(who.prefix),
+        },
+        Err(_) => Identity::default(),
     })
 }
 

@@ -6,7 +6,7 @@ pub mod identity;
 use std::future::Future;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
+use reelup_protocol::{CompleteMultipart, CreateMultipart, ErrorBody};
 
 use crate::{
     CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, Secret, SignedPart,
@@ -66,14 +66,6 @@ fn enc(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
 impl CompanionClient {
     /// `base` is the endpoint URL without the `/s3` suffix, e.g. `http://127.0.0.1:7300`.
     pub fn new(http: reqwest::Client, base: &str, token: Option<Secret>) -> Self {
@@ -118,12 +110,11 @@ impl CompanionClient {
                 reason: root_cause(&e.without_url()),
             })?;
         if !status.is_success() {
+            // reelup-server's `{error, message}`, or either of Companion's shapes; else the
+            // start of whatever came back (a proxy's HTML page).
             let message = serde_json::from_slice::<ErrorBody>(&body)
                 .ok()
-                .and_then(|b| {
-                    b.message
-                        .or_else(|| b.error.map(|e| e.to_string().trim_matches('"').to_owned()))
-                })
+                .and_then(|b| b.text().map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
             return Err(UploadError::Endpoint {
                 route: route.to_owned(),
@@ -212,15 +203,7 @@ impl PresignEndpoint for CompanionClient {
     async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
         let url = format!("{}/s3/multipart", self.base);
         // `size` and `partSize` are reelup-server's extension; Companion ignores them.
-        let mut body = serde_json::json!({
-            "filename": file.filename,
-            "type": file.content_type,
-            "metadata": { "name": file.filename },
-            "size": file.size,
-        });
-        if let Some(part_size) = file.part_size {
-            body["partSize"] = part_size.into();
-        }
+        let body = CreateMultipart::for_file(file);
         self.send("POST /s3/multipart", self.http.post(url).json(&body))
             .await
     }
@@ -252,8 +235,14 @@ impl PresignEndpoint for CompanionClient {
         parts: &[CompletedPart],
     ) -> Result<(), UploadError> {
         let url = self.multipart_url(upload_id, "/complete", key);
-        let body = serde_json::json!({ "parts": parts });
-        let _: serde_json::Value = self
+        let body = CompleteMultipart {
+            parts: parts.to_vec(),
+        };
+        // The answer (`MultipartCompleted`) is not read: the key is already known and the
+        // streaming URL is built from the profile. It is only required to be JSON, so an
+        // endpoint that completed the upload is never called failed over a field it
+        // shapes differently.
+        let _: serde::de::IgnoredAny = self
             .send(
                 "POST /s3/multipart/{uploadId}/complete",
                 self.http.post(url).json(&body),
@@ -264,7 +253,9 @@ impl PresignEndpoint for CompanionClient {
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), UploadError> {
         let url = self.multipart_url(upload_id, "", key);
-        let _: serde_json::Value = self
+        // `{}` from Companion and reelup-server (`Aborted`); like complete's, only
+        // required to be JSON.
+        let _: serde::de::IgnoredAny = self
             .send("DELETE /s3/multipart/{uploadId}", self.http.delete(url))
             .await?;
         Ok(())
