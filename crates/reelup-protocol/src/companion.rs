@@ -149,7 +149,9 @@ pub struct ListedPart {
     /// A JSON number.
     #[serde(rename = "PartNumber")]
     pub part_number: u32,
-    #[serde(rename = "ETag")]
+    /// Empty when the store's listing has none (Companion over s3s-fs sends none): the
+    /// engine then trusts only its own record of the part, never the listing's.
+    #[serde(rename = "ETag", default)]
     pub etag: String,
     #[serde(rename = "Size", default)]
     pub size: u64,
@@ -420,6 +422,9 @@ mod tests {
         );
         assert_eq!(theirs[0].part_number, 1);
         assert_eq!(theirs[0].etag, "\"e1\"");
+        // Companion over a store whose listing has no ETags (s3s-fs): still a listing.
+        let bare: Vec<ListedPart> = parse(r#"[{"PartNumber":2,"Size":7}]"#);
+        assert_eq!((bare[0].part_number, bare[0].etag.as_str()), (2, ""));
         // A string part number is not Companion's protocol.
         assert!(serde_json::from_str::<ListedPart>(r#"{"PartNumber":"1","ETag":"e"}"#).is_err());
     }
