@@ -1,18 +1,25 @@
 //! Watch folders against the real file system and the OS's own notifications (inotify here),
 //! with short stability windows. Each test says what would break if the watcher got it wrong:
 //! a half-written file queued, a file queued twice, junk queued, or a folder lost for good.
+//!
+//! Two clocks. Where the behaviour under test is timing (the stability window, a file that
+//! keeps growing), the test runs on tokio's paused clock and moves time itself; settling's
+//! finer cases (a file that will not open, a write during a look) are unit tests in
+//! `src/watch/settle/tests.rs`. The other tests are about which events inotify delivers
+//! (creates, renames, deletes, whole folders): those arrive on the OS's own schedule, which a
+//! paused clock would skip past, so they wait on the real clock, a window or a few at a time.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reelup_core::watch::{
     FolderState, FolderWatcher, WatchEvent, WatchSpec, is_ignored, move_to_uploaded,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW: Duration = Duration::from_millis(400);
@@ -102,6 +109,20 @@ impl Watch {
         .await
     }
 
+    /// Passes `time`, failing on any Ready: nothing may be reported while it is written.
+    async fn no_ready_for(&mut self, time: Duration) {
+        let deadline = Instant::now() + time;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(left).await {
+                Some(WatchEvent::Ready { path, .. }) => {
+                    panic!("{} reported while still being written", path.display())
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+
     /// Every Ready until nothing has happened for `quiet`.
     async fn ready_until_quiet(&mut self, quiet: Duration) -> Vec<PathBuf> {
         let mut ready = Vec::new();
@@ -157,51 +178,54 @@ fn sorted(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     paths
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Time here is tokio's paused clock: the test moves it, so the window is checked exactly and
+/// costs no waiting. The recording is begun before watching starts so that the watcher's own
+/// walk finds it; inotify's events land on the OS's schedule, which a paused clock does not
+/// wait for, but each write after that is also seen by the watcher's own looks, so a late
+/// event can only restart the window, never shorten it.
+#[tokio::test(start_paused = true)]
 async fn a_file_written_slowly_is_reported_once_after_its_last_write_at_its_final_size() {
     // Pauses between writes are a quarter of the window (a pause longer than the window is
     // indistinguishable from a finished file); the whole write lasts almost two windows.
     let window = Duration::from_millis(800);
-    let (chunks, chunk, pause) = (8, 64 * 1024, Duration::from_millis(200));
+    let (chunks, chunk, pause) = (8, 64 * 1024, window / 4);
     let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("recording.mov");
+    // Held open throughout, as a recorder that has not closed yet would be.
+    let mut file = fs::File::create(&path).expect("create");
+    file.write_all(&[0u8; 1024]).expect("write");
     let mut watch = Watch::watching(dir.path(), true, window).await;
 
-    let path = dir.path().join("recording.mov");
-    let last_write: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let writer = {
-        let (path, last_write) = (path.clone(), Arc::clone(&last_write));
-        std::thread::spawn(move || {
-            let mut file = fs::File::create(&path).expect("create");
-            for i in 0..chunks {
-                file.write_all(&vec![i as u8; chunk]).expect("write");
-                if i + 1 < chunks {
-                    std::thread::sleep(pause);
-                }
-            }
-            *last_write.lock().expect("lock") = Some(Instant::now());
-            // Still open, as a recorder that has not closed yet would be.
-            std::thread::sleep(window * 3);
-        })
-    };
+    let mut last_write = Instant::now();
+    for i in 0..chunks {
+        watch.no_ready_for(pause).await;
+        file.write_all(&vec![i as u8; chunk]).expect("write");
+        last_write = Instant::now();
+    }
 
     let reported = watch.ready().await;
-    let at = Instant::now();
-    let last = last_write
-        .lock()
-        .expect("lock")
-        .expect("reported before the last write");
+    let after = Instant::now().duration_since(last_write);
     assert_eq!(reported, path);
     assert!(
-        at.duration_since(last) >= window,
-        "reported {:?} after the last write, inside the window",
-        at.duration_since(last)
+        after >= window,
+        "reported {after:?} after the last write, inside the window"
     );
     let size = fs::metadata(&path).expect("stat").len();
-    assert_eq!(size, (chunks * chunk) as u64, "reported at a partial size");
+    assert_eq!(size, (1024 + chunks * chunk) as u64);
 
+    let_inotify_deliver().await;
     let again = watch.ready_until_quiet(window * 3).await;
     assert!(again.is_empty(), "reported again: {again:?}");
-    writer.join().expect("writer");
+    drop(file);
+}
+
+/// Lets inotify's events for what the test just did reach the watcher, on a paused clock.
+/// This is a real wait, on a blocking thread so the paused clock stands still meanwhile: the
+/// events come from the kernel, and only real time brings them.
+async fn let_inotify_deliver() {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(200)))
+        .await
+        .expect("wait");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

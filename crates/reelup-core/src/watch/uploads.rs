@@ -12,9 +12,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::{
+    FolderState, FolderWatcher, UPLOADED_DIR, WatchError, WatchEvent, WatchSpec, move_to_uploaded,
+};
 use crate::config::{AfterUpload, WatchFolder};
-use crate::queue::store::{ItemState, Target};
-use crate::watch::{FolderState, FolderWatcher, UPLOADED_DIR, WatchError, WatchEvent, WatchSpec};
+use crate::queue::store::{ItemState, QueueItem, Target};
 use crate::{PresignEndpoint, QueueEvent, UploadQueue};
 
 /// A folder and where its files go.
@@ -59,53 +61,75 @@ pub async fn watch_into_queue<E: PresignEndpoint + 'static>(
     )?;
     let mut queue_events = queue.subscribe();
     loop {
-        tokio::select! {
+        let report = tokio::select! {
             () = stop.cancelled() => break,
             event = rx.recv() => match event {
-                Some(WatchEvent::Ready { folder, path }) => {
-                    let Some(home) = folders.iter().find(|f| f.folder.path == folder) else { continue };
-                    let report = match queue.add_watched(&path, &home.target) {
-                        Ok(Some(id)) => WatchReport::Queued { id, path },
-                        Ok(None) => continue,
-                        Err(e) => WatchReport::NotQueued { path, message: e.to_string() },
-                    };
-                    let _ = reports.send(report).await;
-                }
-                Some(WatchEvent::Refused { path, message, .. }) => {
-                    let _ = reports.send(WatchReport::NotQueued { path, message }).await;
-                }
-                Some(WatchEvent::Folder { folder, state }) => {
-                    let _ = reports.send(WatchReport::Folder { folder, state }).await;
-                }
+                Some(event) => on_watch_event(&queue, &folders, event),
                 None => break,
             },
             event = queue_events.recv() => match event {
                 Ok(QueueEvent::Changed { item }) if item.state == ItemState::Done => {
-                    let home = folders.iter().find(|f| {
-                        f.folder.after_upload == AfterUpload::Move
-                            && item.path.starts_with(&f.folder.path)
-                            && !item.path.starts_with(f.folder.path.join(UPLOADED_DIR))
-                    });
-                    let Some(home) = home else { continue };
-                    let report = match crate::watch::move_to_uploaded(&home.folder.path, &item.path) {
-                        Ok(to) => {
-                            if let Err(e) = queue.set_path(item.id, &to) {
-                                tracing::warn!(error = %e, "could not record where the file moved");
-                            }
-                            WatchReport::Moved { id: item.id, to }
-                        }
-                        Err(e) => WatchReport::MoveFailed {
-                            path: item.path.clone(),
-                            message: format!("uploaded, but could not move it into {UPLOADED_DIR}/: {e}"),
-                        },
-                    };
-                    let _ = reports.send(report).await;
+                    after_upload(&queue, &folders, &item)
                 }
                 // Lagging behind a burst of progress events loses nothing that matters here.
-                _ => {}
-            }
+                _ => None,
+            },
+        };
+        if let Some(report) = report {
+            let _ = reports.send(report).await;
         }
     }
     watcher.shutdown().await;
     Ok(())
+}
+
+/// Queues a file a folder reported, or passes on what the watcher said.
+fn on_watch_event<E: PresignEndpoint>(
+    queue: &UploadQueue<E>,
+    folders: &[FolderTarget],
+    event: WatchEvent,
+) -> Option<WatchReport> {
+    match event {
+        WatchEvent::Ready { folder, path } => {
+            let home = folders.iter().find(|f| f.folder.path == folder)?;
+            match queue.add_watched(&path, &home.target) {
+                Ok(Some(id)) => Some(WatchReport::Queued { id, path }),
+                // Already queued or uploaded: the same content never goes up twice.
+                Ok(None) => None,
+                Err(e) => Some(WatchReport::NotQueued {
+                    path,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        WatchEvent::Refused { path, message, .. } => Some(WatchReport::NotQueued { path, message }),
+        WatchEvent::Folder { folder, state } => Some(WatchReport::Folder { folder, state }),
+    }
+}
+
+/// Moves an uploaded file into its folder's `uploaded/` if the folder asks for that and the
+/// file is not there already (the move announces the item again, from inside `uploaded/`).
+fn after_upload<E: PresignEndpoint>(
+    queue: &UploadQueue<E>,
+    folders: &[FolderTarget],
+    item: &QueueItem,
+) -> Option<WatchReport> {
+    let home = folders.iter().find(|f| {
+        f.folder.after_upload == AfterUpload::Move
+            && item.path.starts_with(&f.folder.path)
+            && !item.path.starts_with(f.folder.path.join(UPLOADED_DIR))
+    })?;
+    let report = match move_to_uploaded(&home.folder.path, &item.path) {
+        Ok(to) => {
+            if let Err(e) = queue.set_path(item.id, &to) {
+                tracing::warn!(error = %e, "could not record where the file moved");
+            }
+            WatchReport::Moved { id: item.id, to }
+        }
+        Err(e) => WatchReport::MoveFailed {
+            path: item.path.clone(),
+            message: format!("uploaded, but could not move it into {UPLOADED_DIR}/: {e}"),
+        },
+    };
+    Some(report)
 }
