@@ -11,10 +11,10 @@ use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 use tokio::time::Instant;
 
-use super::engine::Engine;
 use super::filter::in_ignored_dir;
+use super::task::WatchTask;
 
-impl Engine {
+impl WatchTask {
     /// Takes in one notification, read at `now` on the watcher's clock.
     pub(super) fn on_event(&mut self, event: notify::Result<notify::Event>, now: Instant) {
         let event = match event {

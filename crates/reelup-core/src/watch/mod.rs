@@ -31,18 +31,18 @@
 //! | `filter.rs`  | ignored names and places, extensions ([`is_ignored`])                     |
 //! | `roots.rs`   | watched roots, directory identity, missing/unreadable roots, link refusal |
 //! | `moves.rs`   | after-upload moves into `uploaded/` ([`move_to_uploaded`])                |
-//! | `engine.rs`  | the watch task: notify + tokio, root checks, rounds of looks              |
+//! | `task.rs`    | the watch task: notify + tokio, root checks, rounds of looks              |
 //! | `events.rs`  | the OS's notifications turned into the watch task's work                  |
 //! | `scan.rs`    | reading the disk: walks that find files, looks at unsettled ones          |
 //! | `uploads.rs` | watch folders feeding the upload queue (what the CLI and the app run)     |
 
-mod engine;
 mod events;
 mod filter;
 mod moves;
 mod roots;
 mod scan;
 mod settle;
+mod task;
 pub mod uploads;
 
 use std::path::PathBuf;
@@ -53,11 +53,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use engine::Engine;
 pub use filter::is_ignored;
 pub use moves::move_to_uploaded;
 use roots::Folder;
 pub use roots::first_link;
+use task::WatchTask;
 
 /// How long a file must stay the same before it counts as complete, unless a folder says
 /// otherwise. Long enough for a copy that stalls on a slow card reader or network share.
@@ -178,7 +178,7 @@ impl FolderWatcher {
             .map(Folder::new)
             .collect::<Result<Vec<_>, _>>()?;
 
-        // notify calls this on its own thread; the engine drains it in its task. Unbounded
+        // notify calls this on its own thread; the watch task drains it. Unbounded
         // because notify must never block; its volume is bounded by what the OS queues.
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         let watcher = RecommendedWatcher::new(
@@ -193,8 +193,8 @@ impl FolderWatcher {
         })?;
 
         let stop = stop.child_token();
-        let engine = Engine::new(folders, watcher, raw_rx, events);
-        let task = runtime.spawn(engine.run(stop.clone()));
+        let task_state = WatchTask::new(folders, watcher, raw_rx, events);
+        let task = runtime.spawn(task_state.run(stop.clone()));
         Ok(FolderWatcher {
             cancel: stop.drop_guard(),
             task,

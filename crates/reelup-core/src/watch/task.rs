@@ -25,7 +25,7 @@ use super::{FolderState, ROOT_CHECK_EVERY, SETUP_RETRY_EVERY, WatchEvent};
 pub(super) struct Closed;
 
 /// The watch task's state.
-pub(super) struct Engine {
+pub(super) struct WatchTask {
     pub(super) folders: Vec<Folder>,
     watcher: Arc<Mutex<RecommendedWatcher>>,
     raw: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
@@ -46,7 +46,7 @@ enum Wake {
     Settle,
 }
 
-impl Engine {
+impl WatchTask {
     pub(super) fn new(
         folders: Vec<Folder>,
         watcher: RecommendedWatcher,
