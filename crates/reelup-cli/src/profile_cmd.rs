@@ -169,7 +169,9 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
         }
         ProfileCommand::Show { name } => {
-            let p = config.resolve(name.as_deref().or(selected))?;
+            let p = config
+                .resolve(name.as_deref().or(selected))
+                .map_err(crate::profile_error)?;
             print!("{p}");
             let token = match keyring().get(&p.name) {
                 Ok(Some(_)) => "in the OS keyring".to_owned(),
@@ -229,7 +231,10 @@ pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, 
         return login_with_invite(&link, selected).await;
     }
     let config = load_config()?;
-    let profile = config.resolve(selected)?.clone();
+    let profile = config
+        .resolve(selected)
+        .map_err(crate::profile_error)?
+        .clone();
     let token = read_token(&profile.name)?;
     let http = reqwest::Client::new();
     let who = reelup_core::endpoint::identity::check_endpoint(
@@ -285,7 +290,7 @@ async fn login_with_invite(link: &str, selected: Option<&str>) -> Result<ExitCod
 
 pub fn logout(selected: Option<&str>) -> Result<ExitCode, String> {
     let config = load_config()?;
-    let profile = config.resolve(selected)?;
+    let profile = config.resolve(selected).map_err(crate::profile_error)?;
     if keyring().delete(&profile.name).map_err(|e| e.to_string())? {
         eprintln!(
             "removed the token of profile {:?} from the OS keyring",

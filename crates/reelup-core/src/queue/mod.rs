@@ -131,7 +131,7 @@ pub struct UploadQueue<E> {
 
 fn item_error(e: &UploadError) -> ItemError {
     ItemError {
-        code: e.code().into(),
+        code: e.code(),
         // The last guard: whatever an error quotes, no presigned URL's query reaches the
         // queue (and from it the UI, `reelup queue --json` and support requests).
         message: crate::redact_urls(&e.to_string()),
@@ -654,8 +654,11 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 Ok(Ended::Done) => Ok(()),
                 Ok(Ended::Stopped) => store.release(id, &self.owner),
                 Err(e) => {
+                    // Debug, not warn: the failure is the item's stored error, which each
+                    // front end reports once in its own way (the CLI's `reelup:` line, the
+                    // app's log and window); a warning here printed it twice more.
                     let error = crate::redact_urls(&e.to_string());
-                    tracing::warn!(id, path = %item.path.display(), %error, "upload failed");
+                    tracing::debug!(id, path = %item.path.display(), %error, "upload failed");
                     store
                         .set_state(id, ItemState::Failed, Some(&item_error(e)))
                         .and_then(|()| store.release(id, &self.owner))
@@ -1140,9 +1143,7 @@ impl<E> Clone for Ctx<'_, E> {
 impl<E> Copy for Ctx<'_, E> {}
 
 fn queue_failure(e: QueueError) -> UploadError {
-    UploadError::Queue {
-        message: e.to_string(),
-    }
+    UploadError::Queue(e)
 }
 
 /// A part's permit, counted in `parts_sending` for as long as the part is on the wire.
