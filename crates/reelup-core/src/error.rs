@@ -99,7 +99,8 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// Against its wire string, as tests and `--json` consumers see it.
+/// Against its wire string: what `--json` output and stored rows hold, so tests can compare
+/// a code with the text a consumer sees.
 impl PartialEq<&str> for ErrorCode {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
