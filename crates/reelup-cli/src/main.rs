@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use reelup_core::config::{Profile, ProfileConfig, ProfileError, check_url, default_config_path};
+use reelup_core::config::{
+    ConfigError, Profile, ProfileConfig, ProfileError, ProfileField, check_url, default_config_path,
+};
 use reelup_core::credentials::{OsKeyring, TokenCache};
 use reelup_core::queue::store::{
     ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
@@ -180,6 +182,28 @@ pub(crate) fn profile_error(e: ProfileError) -> String {
         ProfileError::NoCdn { profile } => format!(
             "{e}; add it with `reelup profile set {profile} --cdn https://<id>.cloudfront.net`"
         ),
+    }
+}
+
+/// A refused change to the profiles file, with the CLI's words for the fix: core's message
+/// names the `config.toml` key; this adds the option it was given with.
+pub(crate) fn config_error(e: ConfigError) -> String {
+    match &e {
+        ConfigError::NoSuchProfile(_) => format!("{e}; `reelup profile list` shows them"),
+        ConfigError::Profile(problem) => {
+            let option = match problem.field() {
+                ProfileField::Name => return e.to_string(),
+                ProfileField::Endpoint => "--endpoint",
+                ProfileField::Flavour => "--flavour",
+                ProfileField::Cdn => "--cdn",
+                ProfileField::PartsInFlight => "--parts-in-flight",
+                ProfileField::PartSizeMib => "--part-size-mib",
+                ProfileField::BandwidthLimit => "--limit-rate",
+                ProfileField::Watch => "--watch",
+            };
+            format!("{e} (given with {option})")
+        }
+        _ => e.to_string(),
     }
 }
 

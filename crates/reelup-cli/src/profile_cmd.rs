@@ -111,10 +111,10 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             let previous = config.get(&a.name).map(|_| a.name.clone());
             config
                 .save_profile(previous.as_deref(), p)
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::config_error)?;
             // A first profile is the default without saying so; a second keeps the first.
             if a.default {
-                config.set_default(&a.name).map_err(|e| e.to_string())?;
+                config.set_default(&a.name).map_err(crate::config_error)?;
             }
             eprintln!(
                 "added profile {:?} to {}; store its token with `reelup login --profile {}`",
@@ -151,7 +151,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
             config
                 .save_profile(Some(&a.name), p)
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::config_error)?;
             eprintln!("updated profile {:?} in {}", a.name, config.path.display());
         }
         ProfileCommand::List => {
@@ -181,7 +181,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             println!("token:           {token}");
         }
         ProfileCommand::Remove { name } => {
-            if !config.remove_profile(&name).map_err(|e| e.to_string())? {
+            if !config.remove_profile(&name).map_err(crate::config_error)? {
                 return Err(format!("there is no profile {name:?}"));
             }
             if let Err(e) = keyring().delete(&name) {
@@ -190,7 +190,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             eprintln!("removed profile {name:?}");
         }
         ProfileCommand::Default { name } => {
-            config.set_default(&name).map_err(|e| e.to_string())?;
+            config.set_default(&name).map_err(crate::config_error)?;
             eprintln!("{name:?} is now the default profile");
         }
     }
