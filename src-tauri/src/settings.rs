@@ -319,10 +319,10 @@ impl ProfileSettings {
         let mut removed = false;
         self.edit(|c| c.remove_profile(name).map(|r| removed = r))?;
         if !removed {
-            return Err(profile_error(ProfileError::Unknown {
-                name: name.to_owned(),
-                known: Vec::new(),
-            }));
+            return Err(IpcError::new(
+                ErrorCode::NoProfile,
+                format!("there is no profile {name:?}; it was removed already"),
+            ));
         }
         self.keyring.delete(name)?;
         self.tokens.forget(name);
