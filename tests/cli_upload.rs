@@ -101,6 +101,13 @@ fn failures_are_one_clear_line_and_a_non_zero_exit() {
     let err = run(clip, &server.endpoint, "wrong-token");
     assert!(err.contains("rejected the token (HTTP 401)"), "{err}");
     assert!(err.contains("REELUP_TOKEN"), "{err}");
+    // Said once: not also as a log line from the engine (the default log level shows
+    // warnings) before the CLI's own `reelup:` line.
+    assert_eq!(
+        err.matches("rejected the token (HTTP 401)").count(),
+        1,
+        "the refusal is said once: {err}"
+    );
 
     // A port nothing listens on: bind, learn the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

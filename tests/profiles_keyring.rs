@@ -173,6 +173,12 @@ fn profiles_are_listed_defaulted_removed_and_bad_input_is_explained() {
     ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("use https://"), "{}", text(&out));
+    // The CLI's own words for where the value came from (core names the config key).
+    assert!(
+        text(&out).contains("(given with --endpoint)"),
+        "{}",
+        text(&out)
+    );
 
     assert!(
         run(&[

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use reelup_core::ErrorCode;
 use tauri::{AppHandle, Runtime, State};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 
@@ -16,11 +17,13 @@ use crate::ipc::{
 type Shared<'a> = State<'a, Arc<Shell>>;
 
 #[tauri::command]
+#[specta::specta]
 pub fn connection(shell: Shared<'_>) -> Connection {
     shell.profiles.connection()
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
     shell.uploads.list()
 }
@@ -31,21 +34,25 @@ pub fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, I
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn pause_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
     shell.uploads.pause(id)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn resume_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
     shell.uploads.resume(id)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn cancel_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
     shell.uploads.cancel(id).await
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn remove_upload<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -55,43 +62,55 @@ pub fn remove_upload<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn pause_all(shell: Shared<'_>) -> Result<(), IpcError> {
     shell.uploads.pause_all()
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn resume_all(shell: Shared<'_>) -> Result<(), IpcError> {
     shell.uploads.resume_all()
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Result<(), IpcError> {
-    app.clipboard()
-        .write_text(text)
-        .map_err(|e| IpcError::new("clipboard", format!("could not copy to the clipboard: {e}")))
+    app.clipboard().write_text(text).map_err(|e| {
+        IpcError::new(
+            ErrorCode::Clipboard,
+            format!("could not copy to the clipboard: {e}"),
+        )
+    })
 }
 
 /// Only web links: the UI must not be able to open files or run programs through this.
 #[tauri::command]
+#[specta::specta]
 pub fn open_url<R: Runtime>(app: AppHandle<R>, url: String) -> Result<(), IpcError> {
     use tauri_plugin_opener::OpenerExt;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(IpcError::new(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "only http(s) links can be opened",
         ));
     }
-    app.opener()
-        .open_url(url, None::<&str>)
-        .map_err(|e| IpcError::new("opener", format!("could not open the browser: {e}")))
+    app.opener().open_url(url, None::<&str>).map_err(|e| {
+        IpcError::new(
+            ErrorCode::Opener,
+            format!("could not open the browser: {e}"),
+        )
+    })
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn get_settings(shell: Shared<'_>) -> Settings {
     shell.profiles.settings()
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn save_profile<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -103,6 +122,7 @@ pub fn save_profile<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn remove_profile<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -113,6 +133,7 @@ pub fn remove_profile<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn set_default_profile<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -123,6 +144,7 @@ pub fn set_default_profile<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn set_token<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -134,6 +156,7 @@ pub fn set_token<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn clear_token<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -144,6 +167,7 @@ pub fn clear_token<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn test_connection(
     shell: Shared<'_>,
     profile: String,
@@ -152,6 +176,7 @@ pub async fn test_connection(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn pick_folder<R: Runtime>(app: AppHandle<R>) -> Option<String> {
     use tauri_plugin_dialog::DialogExt;
     app.dialog()
@@ -163,6 +188,7 @@ pub async fn pick_folder<R: Runtime>(app: AppHandle<R>) -> Option<String> {
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn set_app_options<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -174,6 +200,7 @@ pub fn set_app_options<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn watch_status(shell: Shared<'_>) -> Vec<WatchStatus> {
     shell.watching.statuses()
 }
@@ -187,11 +214,13 @@ pub async fn tray_menu<R: Runtime>(app: AppHandle<R>) -> Vec<String> {
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn update_status<R: Runtime>(app: AppHandle<R>) -> UpdateStatus {
     crate::updates::status(&app)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn check_update<R: Runtime>(app: AppHandle<R>) -> Result<UpdateStatus, IpcError> {
     crate::updates::check(&app).await
 }
@@ -199,18 +228,21 @@ pub async fn check_update<R: Runtime>(app: AppHandle<R>) -> Result<UpdateStatus,
 /// Installs the release the last check found, with the user's consent (this call is it),
 /// and restarts as the new version.
 #[tauri::command]
+#[specta::specta]
 pub async fn install_update<R: Runtime>(app: AppHandle<R>) -> Result<(), IpcError> {
     crate::updates::install(&app).await
 }
 
 /// Reads an invite link without redeeming it, for the user to agree to.
 #[tauri::command]
+#[specta::specta]
 pub fn inspect_invite(shell: Shared<'_>, link: String) -> Result<InvitePreview, IpcError> {
     crate::invites::preview(&shell.profiles, &link)
 }
 
 /// Redeems the link's one-time code (the user agreed in Settings) and sets up its profile.
 #[tauri::command]
+#[specta::specta]
 pub async fn accept_invite<R: Runtime>(
     app: AppHandle<R>,
     shell: Shared<'_>,
@@ -222,6 +254,7 @@ pub async fn accept_invite<R: Runtime>(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn take_opened_invite<R: Runtime>(app: AppHandle<R>) -> Option<InvitePreview> {
     crate::invites::take_opened(&app)
 }

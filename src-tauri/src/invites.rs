@@ -7,9 +7,9 @@
 use std::sync::Mutex;
 
 use reelup_core::credentials::invite::{self, Invite, InviteError};
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 
-use crate::ipc::{AcceptedInvite, ConnectionCheck, EVENT_INVITE, EVENT_NOTICE, IpcError, Notice};
+use crate::ipc::{self, AcceptedInvite, ConnectionCheck, IpcError, Notice};
 use crate::settings::ProfileSettings;
 
 /// How an invite link starts; anything else on a command line is a path or an option.
@@ -20,17 +20,13 @@ pub const SCHEME_PREFIX: &str = "reelup:";
 #[derive(Default)]
 pub struct OpenedInvite(Mutex<Option<crate::ipc::InvitePreview>>);
 
-fn invite_error(e: InviteError) -> IpcError {
-    IpcError::new(e.code(), e.to_string())
-}
-
 /// What `link` would connect to, without redeeming anything.
 pub fn preview(
     profiles: &ProfileSettings,
     link: &str,
 ) -> Result<crate::ipc::InvitePreview, IpcError> {
-    let invite = Invite::parse(link).map_err(invite_error)?;
-    let profile = invite::profile_name_for(&invite, None).map_err(invite_error)?;
+    let invite = Invite::parse(link)?;
+    let profile = invite::profile_name_for(&invite, None)?;
     Ok(crate::ipc::InvitePreview {
         link: link.trim().to_owned(),
         replaces: profiles.has_profile(&profile),
@@ -70,7 +66,7 @@ pub async fn accept(profiles: &ProfileSettings, link: &str) -> Result<AcceptedIn
             user: String::new(),
             profile,
         }),
-        Err(e) => Err(invite_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -89,10 +85,10 @@ pub fn opened<R: Runtime>(app: &AppHandle<R>, links: impl IntoIterator<Item = St
                 if let Some(state) = app.try_state::<OpenedInvite>() {
                     *state.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
                 }
-                let _ = app.emit(EVENT_INVITE, p);
+                ipc::emit(app, p);
             }
             Err(e) => {
-                let _ = app.emit(EVENT_NOTICE, Notice { message: e.message });
+                ipc::emit(app, Notice { message: e.message });
             }
         }
     }

@@ -1,55 +1,95 @@
-//! Everything the UI sees: command names, command payloads, event payloads and the one
-//! error shape. `ui/src/ipc.ts` mirrors this file; change both together.
+//! Everything the UI sees: command payloads, event payloads and the one error shape.
+//! `ui/src/bindings.ts` is generated from these types and the commands (`crate::bindings`);
+//! a test fails when it is stale, and `./dev bindings` writes it again.
 
+use reelup_core::ErrorCode;
+use reelup_core::config::ProfileField;
 use serde::{Deserialize, Serialize};
+use specta::Type;
+use tauri::{AppHandle, Emitter, Runtime};
+use tauri_specta::Event;
 
-/// Emitted whenever an upload changes state (queued, paused, done...), with the whole item.
-pub const EVENT_UPLOAD: &str = "reelup://upload";
+/// Emits `payload` as its event (each payload type is one event; its name is the type's
+/// `#[tauri_specta(event_name)]`, which the generated bindings listen on). A window that is
+/// gone is no reason to stop: failures are ignored, as Tauri's own `emit` callers do.
+pub fn emit<R: Runtime, E: Event + Serialize + Clone>(app: &AppHandle<R>, payload: E) {
+    let _ = app.emit(E::NAME, payload);
+}
 
-/// Emitted at most a few times a second with the bytes of every upload that moved since
-/// the last batch: with 1,000 items the UI gets one event, not a thousand.
-pub const EVENT_PROGRESS: &str = "reelup://progress";
-
-/// Emitted when an item leaves the queue and history (removed by the user).
-pub const EVENT_REMOVED: &str = "reelup://removed";
-
-/// Emitted for something the user should read but need not act on at once, e.g. a
-/// dropped file that is not a video.
-pub const EVENT_NOTICE: &str = "reelup://notice";
-
-/// Emitted when the settings change (from this window, the CLI editing the config, or a
-/// config problem found), with the whole `Settings`.
-pub const EVENT_SETTINGS: &str = "reelup://settings";
-
-/// Emitted when where new uploads go changes (the default profile), with the `Connection`.
-pub const EVENT_CONNECTION: &str = "reelup://connection";
-
-/// Emitted when a watched folder's state changes, with every folder's `WatchStatus`.
-pub const EVENT_WATCH: &str = "reelup://watch";
-
-#[derive(Debug, Clone, Serialize)]
+/// Something the user should read but need not act on at once, e.g. a dropped file that
+/// is not a video.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://notice")]
 pub struct Notice {
     pub message: String,
 }
 
-/// The single error shape at the IPC boundary: the UI branches on `code`, shows `message`.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
+/// The single error shape at the IPC boundary: the UI branches on `code` and `field`, and
+/// shows `message`; it never reads meaning out of the message.
+#[derive(Debug, Clone, Serialize, Type, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
 #[error("{message}")]
 pub struct IpcError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
+    /// The profile setting the error is about (a refused save), for Settings to mark.
+    pub field: Option<ProfileField>,
 }
 
 impl IpcError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
+            field: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl From<reelup_core::config::ConfigError> for IpcError {
+    fn from(e: reelup_core::config::ConfigError) -> Self {
+        Self {
+            code: e.code(),
+            field: e.field(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<reelup_core::credentials::CredentialError> for IpcError {
+    fn from(e: reelup_core::credentials::CredentialError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl From<reelup_core::credentials::invite::InviteError> for IpcError {
+    fn from(e: reelup_core::credentials::invite::InviteError) -> Self {
+        use reelup_core::credentials::invite::InviteError;
+        let field = match &e {
+            InviteError::Config(c) => c.field(),
+            _ => None,
+        };
+        Self {
+            code: e.code(),
+            field,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<reelup_core::UploadError> for IpcError {
+    fn from(e: reelup_core::UploadError) -> Self {
+        Self::new(e.code(), reelup_core::redact_urls(&e.to_string()))
+    }
+}
+
+impl From<reelup_core::queue::store::QueueError> for IpcError {
+    fn from(e: reelup_core::queue::store::QueueError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Type)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadState {
     Queued,
@@ -60,7 +100,9 @@ pub enum UploadState {
     Canceled,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One upload; also the event sent whenever one changes state (queued, paused, done...).
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://upload")]
 #[serde(rename_all = "camelCase")]
 pub struct UploadItem {
     pub id: i64,
@@ -83,7 +125,7 @@ pub struct UploadItem {
 }
 
 /// One upload's movement, inside a `ProgressBatch`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressTick {
     pub id: i64,
@@ -93,13 +135,18 @@ pub struct ProgressTick {
     pub eta_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Sent at most a few times a second with the bytes of every upload that moved since the
+/// last batch: with 1,000 items the UI gets one event, not a thousand.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://progress")]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressBatch {
     pub items: Vec<ProgressTick>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Sent when an item leaves the queue and history (removed by the user).
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://removed")]
 #[serde(rename_all = "camelCase")]
 pub struct RemovedItem {
     pub id: i64,
@@ -120,8 +167,10 @@ pub struct AddedFiles {
     pub rejected: Vec<RejectedPath>,
 }
 
-/// Where new uploads go (the default profile), or why they cannot go anywhere yet.
-#[derive(Debug, Clone, Serialize)]
+/// Where new uploads go (the default profile), or why they cannot go anywhere yet; also
+/// sent when that changes.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://connection")]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub profile: Option<String>,
@@ -130,21 +179,21 @@ pub struct Connection {
     pub problem: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
 #[serde(rename_all = "kebab-case")]
 pub enum Flavour {
     ReelupServer,
     Companion,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
 #[serde(rename_all = "lowercase")]
 pub enum AfterUpload {
     Leave,
     Move,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchFolder {
     pub path: String,
@@ -161,7 +210,7 @@ pub struct WatchFolder {
 }
 
 /// A profile as the settings form edits it. Never carries the token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileInput {
     pub name: String,
@@ -175,7 +224,7 @@ pub struct ProfileInput {
     pub watch: Vec<WatchFolder>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileView {
     #[serde(flatten)]
@@ -185,7 +234,10 @@ pub struct ProfileView {
     pub is_default: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Everything Settings shows; also sent when any of it changes (from this window, the CLI
+/// editing the config, or a config problem found).
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://settings")]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     /// The profiles file, to show the user where it is.
@@ -200,7 +252,7 @@ pub struct Settings {
     pub keyring_problem: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionCheck {
     pub ok: bool,
@@ -210,7 +262,7 @@ pub struct ConnectionCheck {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Type)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchState {
     Watching,
@@ -218,7 +270,7 @@ pub enum WatchState {
     Unreadable,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchStatus {
     pub profile: String,
@@ -227,22 +279,22 @@ pub struct WatchStatus {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Every watched folder's state, sent when one of them changes.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://watch")]
+pub struct WatchStatuses(pub Vec<WatchStatus>);
+
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct AppOptions {
     pub close_to_tray: bool,
     pub start_at_login: bool,
 }
 
-/// Emitted when a check finds a newer signed release, with the `UpdateStatus`.
-pub const EVENT_UPDATE: &str = "reelup://update";
-
-/// Emitted when an invite link is opened (from a browser, a chat, or the command line),
-/// with its `InvitePreview`. Nothing is connected until the user agrees in Settings.
-pub const EVENT_INVITE: &str = "reelup://invite";
-
-/// This build's version and its update channel.
-#[derive(Debug, Clone, Serialize)]
+/// This build's version and its update channel; sent when a check finds a newer signed
+/// release.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://update")]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateStatus {
     pub version: String,
@@ -252,7 +304,7 @@ pub struct UpdateStatus {
     pub available: Option<AvailableUpdate>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct AvailableUpdate {
     pub version: String,
@@ -260,8 +312,10 @@ pub struct AvailableUpdate {
 }
 
 /// What an invite link would connect to, shown for the user to agree to before anything
-/// is redeemed. Never carries the one-time code.
-#[derive(Debug, Clone, Serialize)]
+/// is redeemed. Never carries the one-time code. Sent when an invite link is opened (from a
+/// browser, a chat, or the command line); nothing is connected until the user agrees.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://invite")]
 #[serde(rename_all = "camelCase")]
 pub struct InvitePreview {
     /// The link itself, to hand back to `accept_invite` once the user agrees.
@@ -273,7 +327,7 @@ pub struct InvitePreview {
     pub replaces: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct AcceptedInvite {
     pub profile: String,

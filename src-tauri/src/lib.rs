@@ -14,11 +14,12 @@ mod watching;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use reelup_core::ErrorCode;
 use reelup_core::config::default_config_path;
 use reelup_core::credentials::{CredentialStore, OsKeyring, TokenCache};
-use tauri::{DragDropEvent, Emitter, Manager, Runtime, WindowEvent};
+use tauri::{DragDropEvent, Manager, Runtime, WindowEvent};
 
-use ipc::{AddedFiles, EVENT_NOTICE, EVENT_SETTINGS, IpcError, Notice, Settings};
+use ipc::{AddedFiles, IpcError, Notice, Settings};
 use settings::ProfileSettings;
 use uploads::Uploads;
 use watching::Watching;
@@ -67,8 +68,8 @@ impl Shell {
     pub fn settings_changed<R: Runtime>(&self, app: &tauri::AppHandle<R>) -> Settings {
         self.follow_settings(app);
         let settings = self.profiles.settings();
-        let _ = app.emit(EVENT_SETTINGS, settings.clone());
-        let _ = app.emit(ipc::EVENT_CONNECTION, self.profiles.connection());
+        ipc::emit(app, settings.clone());
+        ipc::emit(app, self.profiles.connection());
         settings
     }
 
@@ -188,7 +189,12 @@ pub(crate) fn set_start_at_login<R: Runtime>(
     } else {
         launcher.disable()
     };
-    result.map_err(|e| IpcError::new("autostart", format!("could not change start at login: {e}")))
+    result.map_err(|e| {
+        IpcError::new(
+            ErrorCode::Autostart,
+            format!("could not change start at login: {e}"),
+        )
+    })
 }
 
 /// Paths given on a command line (a file manager's "Open with Reelup", or a second launch).
@@ -228,43 +234,48 @@ fn add_and_report<R: Runtime>(app: &tauri::AppHandle<R>, paths: Vec<PathBuf>) {
         Err(e) => vec![e.message],
     };
     for message in notices {
-        let _ = app.emit(EVENT_NOTICE, Notice { message });
+        ipc::emit(app, Notice { message });
     }
 }
+
+/// Every command, listed once. `handler` expands it into Tauri's handler, generic over the
+/// runtime so `tauri::test` drives the same commands on its mock runtime; `bindings` into
+/// tauri-specta's description of the UI's commands, from which `ui/src/bindings.ts` is
+/// generated. tauri-specta needs a generic command's runtime spelled out
+/// (`::<tauri::Wry>`), which Tauri's handler does not accept, hence the lists: commands
+/// without a runtime parameter; commands with one; then commands outside the UI's contract,
+/// in the handler only (`add_paths` is for drops and second launches, never granted to the
+/// webview; `tray_menu` is read by the end-to-end tests).
+macro_rules! app_commands {
+    ($mode:ident) => {
+        app_commands!(@$mode
+            connection, list_uploads, pause_upload, resume_upload, cancel_upload, pause_all,
+            resume_all, get_settings, test_connection, watch_status, inspect_invite;
+            remove_upload, copy_text, open_url, save_profile, remove_profile,
+            set_default_profile, set_token, clear_token, pick_folder, set_app_options,
+            update_status, check_update, install_update, accept_invite, take_opened_invite;
+            add_paths, tray_menu
+        )
+    };
+    (@handler $($plain:ident),*; $($generic:ident),*; $($outside:ident),*) => {
+        tauri::generate_handler![
+            $(commands::$plain,)* $(commands::$generic,)* $(commands::$outside,)*
+        ]
+    };
+    (@bindings $($plain:ident),*; $($generic:ident),*; $($outside:ident),*) => {
+        tauri_specta::collect_commands![
+            $(commands::$plain,)* $(commands::$generic::<tauri::Wry>,)*
+        ]
+    };
+}
+
+// After `app_commands!`: a macro is seen only by code that follows it.
+pub mod bindings;
 
 /// The command handler, generic so `tauri::test` drives the same commands on its mock
 /// runtime.
 pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![
-        commands::connection,
-        commands::list_uploads,
-        commands::add_paths,
-        commands::pause_upload,
-        commands::resume_upload,
-        commands::cancel_upload,
-        commands::remove_upload,
-        commands::pause_all,
-        commands::resume_all,
-        commands::copy_text,
-        commands::open_url,
-        commands::get_settings,
-        commands::save_profile,
-        commands::remove_profile,
-        commands::set_default_profile,
-        commands::set_token,
-        commands::clear_token,
-        commands::test_connection,
-        commands::pick_folder,
-        commands::set_app_options,
-        commands::watch_status,
-        commands::tray_menu,
-        commands::update_status,
-        commands::check_update,
-        commands::install_update,
-        commands::inspect_invite,
-        commands::accept_invite,
-        commands::take_opened_invite,
-    ]
+    app_commands!(handler)
 }
 
 /// Logs go to stderr and to `<data dir>/logs/reelup-app.<date>.log` (a week kept), so a

@@ -8,12 +8,12 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use reelup_core::Secret;
-use reelup_core::config::{self, AppSettings, Profile, ProfileConfig, WatchFolder};
+use reelup_core::config::{self, AppSettings, Profile, ProfileConfig, ProfileError, WatchFolder};
 use reelup_core::credentials::{self, CredentialStore, TokenCache};
 use reelup_core::endpoint::identity::check_endpoint;
 use reelup_core::queue::store::Target;
 use reelup_core::watch::uploads::FolderTarget;
+use reelup_core::{ErrorCode, Secret};
 
 use crate::ipc::{
     self, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, ProfileView, Settings,
@@ -27,73 +27,115 @@ pub struct ProfileSettings {
     tokens: Arc<TokenCache>,
 }
 
-fn config_error(e: config::ConfigError) -> IpcError {
-    IpcError::new(e.code(), e.to_string())
+/// Core says which profile is missing; the app says where in the window to fix it.
+fn profile_error(e: ProfileError) -> IpcError {
+    let fix = match &e {
+        ProfileError::NoneYet => "add one in Settings → Add profile",
+        ProfileError::Unknown { .. } => "save it in Settings first",
+        ProfileError::DefaultGone(_) | ProfileError::NoDefault { .. } => {
+            "choose the default in Settings"
+        }
+        ProfileError::NoCdn { .. } => "add its CDN URL in Settings",
+    };
+    IpcError::new(e.code(), format!("{e}; {fix}"))
 }
 
-fn keyring_error(e: credentials::CredentialError) -> IpcError {
-    IpcError::new(e.code(), e.to_string())
-}
+// `to_profile` and `to_input` name every field of both sides (no `..`, no defaults), so a
+// field added to a core profile or watch folder does not compile until it crosses IPC: the
+// form hands back what it was given, and a save never drops a setting it does not show.
 
 fn to_profile(input: ProfileInput) -> Profile {
-    let mut p = Profile::new(input.name.trim(), input.endpoint.trim());
-    p.flavour = match input.flavour {
-        ipc::Flavour::ReelupServer => config::Flavour::ReelupServer,
-        ipc::Flavour::Companion => config::Flavour::Companion,
-    };
-    p.cdn = input
-        .cdn
-        .map(|c| c.trim().trim_end_matches('/').to_owned())
-        .filter(|c| !c.is_empty());
-    p.parts_in_flight = input.parts_in_flight;
-    p.bandwidth_limit = input.bandwidth_limit;
-    p.part_size_mib = input.part_size_mib;
-    p.watch = input
-        .watch
-        .into_iter()
-        .map(|w| {
-            let mut folder = WatchFolder::new(w.path.trim());
-            folder.recursive = w.recursive;
-            folder.after_upload = match w.after_upload {
-                ipc::AfterUpload::Leave => config::AfterUpload::Leave,
-                ipc::AfterUpload::Move => config::AfterUpload::Move,
-            };
-            folder.extensions = w.extensions;
-            if let Some(secs) = w.stable_secs {
-                folder.stable_secs = secs;
-            }
-            folder
-        })
-        .collect();
-    p
+    let ProfileInput {
+        name,
+        endpoint,
+        flavour,
+        cdn,
+        parts_in_flight,
+        bandwidth_limit,
+        part_size_mib,
+        watch,
+    } = input;
+    Profile {
+        name: name.trim().to_owned(),
+        endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
+        flavour: match flavour {
+            ipc::Flavour::ReelupServer => config::Flavour::ReelupServer,
+            ipc::Flavour::Companion => config::Flavour::Companion,
+        },
+        cdn: cdn
+            .map(|c| c.trim().trim_end_matches('/').to_owned())
+            .filter(|c| !c.is_empty()),
+        parts_in_flight,
+        bandwidth_limit,
+        part_size_mib,
+        watch: watch.into_iter().map(to_folder).collect(),
+    }
+}
+
+fn to_folder(w: ipc::WatchFolder) -> WatchFolder {
+    let ipc::WatchFolder {
+        path,
+        recursive,
+        after_upload,
+        extensions,
+        stable_secs,
+    } = w;
+    WatchFolder {
+        path: path.trim().into(),
+        recursive,
+        after_upload: match after_upload {
+            ipc::AfterUpload::Leave => config::AfterUpload::Leave,
+            ipc::AfterUpload::Move => config::AfterUpload::Move,
+        },
+        extensions,
+        // Absent for a folder added in Settings: the engine's default.
+        stable_secs: stable_secs.unwrap_or(config::DEFAULT_STABLE_SECS),
+    }
 }
 
 fn to_input(p: &Profile) -> ProfileInput {
+    let Profile {
+        name,
+        endpoint,
+        flavour,
+        cdn,
+        parts_in_flight,
+        bandwidth_limit,
+        part_size_mib,
+        watch,
+    } = p;
     ProfileInput {
-        name: p.name.clone(),
-        endpoint: p.endpoint.clone(),
-        flavour: match p.flavour {
+        name: name.clone(),
+        endpoint: endpoint.clone(),
+        flavour: match flavour {
             config::Flavour::ReelupServer => ipc::Flavour::ReelupServer,
             config::Flavour::Companion => ipc::Flavour::Companion,
         },
-        cdn: p.cdn.clone(),
-        parts_in_flight: p.parts_in_flight,
-        bandwidth_limit: p.bandwidth_limit,
-        part_size_mib: p.part_size_mib,
-        watch: p
-            .watch
-            .iter()
-            .map(|w| ipc::WatchFolder {
-                path: w.path.display().to_string(),
-                recursive: w.recursive,
-                after_upload: match w.after_upload {
-                    config::AfterUpload::Leave => ipc::AfterUpload::Leave,
-                    config::AfterUpload::Move => ipc::AfterUpload::Move,
-                },
-                extensions: w.extensions.clone(),
-                stable_secs: Some(w.stable_secs),
-            })
-            .collect(),
+        cdn: cdn.clone(),
+        parts_in_flight: *parts_in_flight,
+        bandwidth_limit: *bandwidth_limit,
+        part_size_mib: *part_size_mib,
+        watch: watch.iter().map(to_ipc_folder).collect(),
+    }
+}
+
+fn to_ipc_folder(w: &WatchFolder) -> ipc::WatchFolder {
+    let WatchFolder {
+        path,
+        recursive,
+        after_upload,
+        extensions,
+        stable_secs,
+    } = w;
+    ipc::WatchFolder {
+        path: path.display().to_string(),
+        recursive: *recursive,
+        after_upload: match after_upload {
+            config::AfterUpload::Leave => ipc::AfterUpload::Leave,
+            config::AfterUpload::Move => ipc::AfterUpload::Move,
+        },
+        extensions: extensions.clone(),
+        stable_secs: Some(*stable_secs),
     }
 }
 
@@ -154,7 +196,7 @@ impl ProfileSettings {
         change: impl FnOnce(&mut ProfileConfig) -> Result<(), config::ConfigError>,
     ) -> Result<(), IpcError> {
         let mut config = self.config();
-        change(&mut config).map_err(config_error)?;
+        change(&mut config)?;
         *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
@@ -205,30 +247,20 @@ impl ProfileSettings {
             .clone()
         {
             return Err(IpcError::new(
-                "config_invalid",
+                ErrorCode::ConfigInvalid,
                 format!("{problem}. Fix the file, or add a profile in Settings."),
             ));
         }
-        self.config().resolve(None).cloned().map_err(|m| {
-            IpcError::new(
-                "no_profile",
-                m.replace(
-                    "`reelup profile add NAME --endpoint URL`",
-                    "Settings → Add profile",
-                ),
-            )
-        })
+        self.config().resolve(None).cloned().map_err(profile_error)
     }
 
     pub fn default_target(&self) -> Result<Target, IpcError> {
-        self.default_profile()?
-            .target()
-            .map_err(|m| IpcError::new("no_cdn", m))
+        self.default_profile()?.target().map_err(profile_error)
     }
 
     pub fn connection(&self) -> Connection {
         match self.default_profile().and_then(|p| {
-            let cdn = p.cdn_base().map_err(|m| IpcError::new("no_cdn", m))?;
+            let cdn = p.cdn_base().map_err(profile_error)?;
             Ok((p, cdn))
         }) {
             Ok((p, cdn)) => Connection {
@@ -276,7 +308,7 @@ impl ProfileSettings {
         let new_name = profile.name.clone();
         self.edit(|c| c.save_profile(previous.as_deref(), profile))?;
         if let Some(old) = previous.filter(|old| *old != new_name) {
-            credentials::rename(self.keyring.as_ref(), &old, &new_name).map_err(keyring_error)?;
+            credentials::rename(self.keyring.as_ref(), &old, &new_name)?;
             self.tokens.forget(&old);
             self.tokens.forget(&new_name);
         }
@@ -288,11 +320,11 @@ impl ProfileSettings {
         self.edit(|c| c.remove_profile(name).map(|r| removed = r))?;
         if !removed {
             return Err(IpcError::new(
-                "no_profile",
-                format!("there is no profile {name:?}"),
+                ErrorCode::NoProfile,
+                format!("there is no profile {name:?}; it was removed already"),
             ));
         }
-        self.keyring.delete(name).map_err(keyring_error)?;
+        self.keyring.delete(name)?;
         self.tokens.forget(name);
         Ok(())
     }
@@ -312,10 +344,10 @@ impl ProfileSettings {
 
     fn known(&self, profile: &str) -> Result<Profile, IpcError> {
         self.config().get(profile).cloned().ok_or_else(|| {
-            IpcError::new(
-                "no_profile",
-                format!("there is no profile {profile:?}; save it first"),
-            )
+            profile_error(ProfileError::Unknown {
+                name: profile.to_owned(),
+                known: Vec::new(),
+            })
         })
     }
 
@@ -325,19 +357,17 @@ impl ProfileSettings {
         let token = token.trim();
         if token.is_empty() {
             return Err(IpcError::new(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "the token is empty; paste the token your endpoint's admin gave you",
             ));
         }
-        self.keyring
-            .set(profile, &Secret::new(token))
-            .map_err(keyring_error)?;
+        self.keyring.set(profile, &Secret::new(token))?;
         self.tokens.forget(profile);
         Ok(())
     }
 
     pub fn clear_token(&self, profile: &str) -> Result<(), IpcError> {
-        self.keyring.delete(profile).map_err(keyring_error)?;
+        self.keyring.delete(profile)?;
         self.tokens.forget(profile);
         Ok(())
     }
@@ -345,8 +375,7 @@ impl ProfileSettings {
     /// Asks the endpoint whether the stored token works.
     pub async fn test_connection(&self, profile: &str) -> Result<ConnectionCheck, IpcError> {
         let p = self.known(profile)?;
-        let token =
-            credentials::token_for(self.keyring.as_ref(), profile).map_err(keyring_error)?;
+        let token = credentials::token_for(self.keyring.as_ref(), profile)?;
         let http = reqwest::Client::new();
         Ok(
             match check_endpoint(&http, &p.endpoint, p.flavour, token.as_ref()).await {

@@ -139,10 +139,9 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 guard.as_ref()?.links.get(i).map(|l| l.url.clone())
             });
             match url {
-                Some(url) => app
-                    .clipboard()
-                    .write_text(url)
-                    .map_err(|e| crate::ipc::IpcError::new("clipboard", e.to_string())),
+                Some(url) => app.clipboard().write_text(url).map_err(|e| {
+                    crate::ipc::IpcError::new(reelup_core::ErrorCode::Clipboard, e.to_string())
+                }),
                 None => Ok(()),
             }
         }

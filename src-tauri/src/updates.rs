@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_updater::{Error as UpdaterError, Update, UpdaterExt};
 
 use crate::Shell;
-use crate::ipc::{AvailableUpdate, EVENT_UPDATE, IpcError, UpdateStatus};
+use reelup_core::ErrorCode;
+
+use crate::ipc::{AvailableUpdate, IpcError, UpdateStatus};
 
 /// The release found by the last check, kept so "Install" installs what the user saw.
 #[derive(Default)]
@@ -50,7 +52,7 @@ fn update_error(e: UpdaterError) -> IpcError {
         | UpdaterError::Base64(_)
         | UpdaterError::SignatureUtf8(_)
         | UpdaterError::SignedVersionMismatch { .. } => IpcError::new(
-            "update_signature",
+            ErrorCode::UpdateSignature,
             format!(
                 "The update was refused: its signature does not match Reelup's update key \
                  ({e}). Nothing was installed and this version keeps running; tell whoever \
@@ -58,7 +60,7 @@ fn update_error(e: UpdaterError) -> IpcError {
             ),
         ),
         UpdaterError::Reqwest(_) | UpdaterError::Network(_) => IpcError::new(
-            "update_unreachable",
+            ErrorCode::UpdateUnreachable,
             format!("Could not reach the update server ({e}); check the network and try again."),
         ),
         UpdaterError::ReleaseNotFound
@@ -67,11 +69,11 @@ fn update_error(e: UpdaterError) -> IpcError {
         | UpdaterError::TargetNotFound(_)
         | UpdaterError::TargetsNotFound(_)
         | UpdaterError::UrlParse(_) => IpcError::new(
-            "update_manifest",
+            ErrorCode::UpdateManifest,
             format!("The update feed could not be read ({e}); nothing was installed."),
         ),
         other => IpcError::new(
-            "update_install",
+            ErrorCode::UpdateInstall,
             format!(
                 "The update could not be installed ({other}); this version keeps running \
                  and uploads carry on."
@@ -82,7 +84,7 @@ fn update_error(e: UpdaterError) -> IpcError {
 
 fn not_enabled() -> IpcError {
     IpcError::new(
-        "update_disabled",
+        ErrorCode::UpdateDisabled,
         "This build has no update channel (it was built from source); install a Reelup \
          package to get updates.",
     )
@@ -102,7 +104,7 @@ pub async fn check<R: Runtime>(app: &AppHandle<R>) -> Result<UpdateStatus, IpcEr
     }
     let status = status(app);
     if announce {
-        let _ = app.emit(EVENT_UPDATE, status.clone());
+        crate::ipc::emit(app, status.clone());
     }
     Ok(status)
 }
@@ -117,7 +119,7 @@ pub async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<(), IpcError> {
         .and_then(|u| u.found.lock().unwrap_or_else(|e| e.into_inner()).clone())
         .ok_or_else(|| {
             IpcError::new(
-                "update_none",
+                ErrorCode::UpdateNone,
                 "There is no update to install; check for updates first.",
             )
         })?;
@@ -136,7 +138,7 @@ pub async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<(), IpcError> {
         let update = update.clone();
         tauri::async_runtime::spawn_blocking(move || update.install(bytes))
             .await
-            .map_err(|e| IpcError::new("update_install", e.to_string()))?
+            .map_err(|e| IpcError::new(ErrorCode::UpdateInstall, e.to_string()))?
     };
     if let Err(e) = installed {
         if let Some(queue) = &queue {

@@ -11,15 +11,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reelup_core::ErrorCode;
 use reelup_core::credentials::TokenCache;
 use reelup_core::queue::store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadQueue, collect_videos};
-use tauri::{AppHandle, Emitter, Runtime};
+use tauri::{AppHandle, Runtime};
 use tokio_util::sync::CancellationToken;
 
 use crate::ipc::{
-    AddedFiles, EVENT_PROGRESS, EVENT_UPLOAD, IpcError, ProgressBatch, ProgressTick, RejectedPath,
-    UploadItem, UploadState,
+    self, AddedFiles, IpcError, ProgressBatch, ProgressTick, RejectedPath, RemovedItem, UploadItem,
+    UploadState,
 };
 use crate::summary::{Batch, Counted, TrayStatus, tray_status};
 
@@ -83,7 +84,7 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         error: item
             .error
             .as_ref()
-            .map(|e| IpcError::new(&e.code, e.message.clone())),
+            .map(|e| IpcError::new(e.code, e.message.clone())),
         profile: item.target.profile.clone(),
         key: item.key.clone(),
         created_at: item.created_at,
@@ -106,10 +107,6 @@ fn counted(item: &QueueItem) -> Option<Counted> {
         total: item.size,
         bytes_per_sec: 0,
     })
-}
-
-fn queue_error(e: impl std::fmt::Display) -> IpcError {
-    IpcError::new("queue", e.to_string())
 }
 
 impl Uploads {
@@ -173,7 +170,7 @@ impl Uploads {
     pub fn queue(&self) -> Result<&Arc<Queue>, IpcError> {
         self.queue
             .as_ref()
-            .map_err(|e| IpcError::new("queue_unusable", e.clone()))
+            .map_err(|e| IpcError::new(ErrorCode::QueueUnusable, e.clone()))
     }
 
     /// Runs the queue for as long as the app runs, and forwards its events.
@@ -224,13 +221,21 @@ impl Uploads {
     }
 
     fn changed<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
-        let _ = app.emit(EVENT_UPLOAD, ipc_item(item));
+        ipc::emit(app, ipc_item(item));
         let before = self
             .last_state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(item.id, item.state);
         let is_new_state = before != Some(item.state);
+        // The app's one record of a failure in its log (the engine leaves reporting to
+        // each front end, so the CLI can say it once).
+        if is_new_state
+            && item.state == ItemState::Failed
+            && let Some(e) = &item.error
+        {
+            tracing::warn!(id = item.id, path = %item.path.display(), code = %e.code, error = %e.message, "upload failed");
+        }
         let mut links_changed = false;
         {
             let mut counted_items = self.counted.lock().unwrap_or_else(|e| e.into_inner());
@@ -301,7 +306,7 @@ impl Uploads {
             }
             pending.drain().map(|(_, t)| t).collect()
         };
-        let _ = app.emit(EVENT_PROGRESS, ProgressBatch { items });
+        ipc::emit(app, ProgressBatch { items });
         crate::tray::update(app, &self.status(), None);
     }
 
@@ -335,13 +340,7 @@ impl Uploads {
 
     /// Every item, newest first: the queue and the history both come from here.
     pub fn list(&self) -> Result<Vec<UploadItem>, IpcError> {
-        let mut items: Vec<UploadItem> = self
-            .queue()?
-            .list()
-            .map_err(queue_error)?
-            .iter()
-            .map(ipc_item)
-            .collect();
+        let mut items: Vec<UploadItem> = self.queue()?.list()?.iter().map(ipc_item).collect();
         items.reverse();
         Ok(items)
     }
@@ -380,25 +379,24 @@ impl Uploads {
     }
 
     pub fn pause(&self, id: i64) -> Result<(), IpcError> {
-        self.queue()?.pause(id).map_err(queue_error).map(drop)
+        self.queue()?.pause(id)?;
+        Ok(())
     }
 
     pub fn resume(&self, id: i64) -> Result<(), IpcError> {
-        self.queue()?.resume(id).map_err(queue_error).map(drop)
+        self.queue()?.resume(id)?;
+        Ok(())
     }
 
     pub async fn cancel(&self, id: i64) -> Result<(), IpcError> {
-        self.queue()?
-            .cancel(id)
-            .await
-            .map_err(queue_error)
-            .map(drop)
+        self.queue()?.cancel(id).await?;
+        Ok(())
     }
 
     pub fn remove<R: Runtime>(&self, app: &AppHandle<R>, id: i64) -> Result<(), IpcError> {
-        if !self.queue()?.remove(id).map_err(queue_error)? {
+        if !self.queue()?.remove(id)? {
             return Err(IpcError::new(
-                "still_active",
+                ErrorCode::StillActive,
                 "only finished, failed or canceled uploads can be removed; pause or cancel it first",
             ));
         }
@@ -406,17 +404,19 @@ impl Uploads {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        let _ = app.emit(crate::ipc::EVENT_REMOVED, crate::ipc::RemovedItem { id });
+        ipc::emit(app, RemovedItem { id });
         crate::tray::update(app, &self.status(), None);
         Ok(())
     }
 
     pub fn pause_all(&self) -> Result<(), IpcError> {
-        self.queue()?.pause_all().map_err(queue_error).map(drop)
+        self.queue()?.pause_all()?;
+        Ok(())
     }
 
     pub fn resume_all(&self) -> Result<(), IpcError> {
-        self.queue()?.resume_all().map_err(queue_error).map(drop)
+        self.queue()?.resume_all()?;
+        Ok(())
     }
 }
 

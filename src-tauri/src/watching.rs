@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use reelup_core::watch::FolderState;
 use reelup_core::watch::uploads::{FolderTarget, WatchReport, watch_into_queue};
-use tauri::{AppHandle, Emitter, Runtime};
+use tauri::{AppHandle, Runtime};
 use tokio_util::sync::CancellationToken;
 
-use crate::ipc::{EVENT_NOTICE, EVENT_WATCH, Notice, WatchState, WatchStatus};
+use crate::ipc::{self, Notice, WatchState, WatchStatus, WatchStatuses};
 use crate::uploads::Queue;
 
 /// Each watched folder with the name of its profile.
@@ -73,7 +73,7 @@ impl Watching {
                     message: None,
                 })
                 .collect();
-            let _ = app.emit(EVENT_WATCH, statuses.clone());
+            ipc::emit(app, WatchStatuses(statuses.clone()));
         }
         if folders.is_empty() {
             return;
@@ -87,8 +87,8 @@ impl Watching {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = watch_into_queue(queue, targets, tx, stop).await {
                     *watched.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    let _ = app.emit(
-                        EVENT_NOTICE,
+                    ipc::emit(
+                        &app,
                         Notice {
                             message: e.to_string(),
                         },
@@ -110,12 +110,12 @@ impl Watching {
                             s.state = state;
                             s.message = message.clone();
                         }
-                        let _ = app.emit(EVENT_WATCH, all.clone());
+                        ipc::emit(&app, WatchStatuses(all.clone()));
                     }
                     WatchReport::NotQueued { path, message }
                     | WatchReport::MoveFailed { path, message } => {
-                        let _ = app.emit(
-                            EVENT_NOTICE,
+                        ipc::emit(
+                            &app,
                             Notice {
                                 message: format!("{}: {message}", path.display()),
                             },

@@ -127,6 +127,11 @@ fn profiles_are_saved_checked_and_tokens_never_come_back() {
     let s = rig.invoke("get_settings", json!({})).expect("settings");
     assert_eq!(s["profiles"], json!([]));
     assert!(s["problem"].is_null());
+    // Core says what is missing; the app says where in the window to fix it (not the CLI).
+    let c = rig.invoke("connection", json!({})).expect("connection");
+    let problem = c["problem"].as_str().expect("no profile yet");
+    assert!(problem.contains("Settings → Add profile"), "{problem}");
+    assert!(!problem.contains("reelup profile"), "{problem}");
 
     // Plain http off this machine is refused, with the fix in the message.
     let e = rig
@@ -136,6 +141,8 @@ fn profiles_are_saved_checked_and_tokens_never_come_back() {
         )
         .expect_err("http is refused");
     assert_eq!(e["code"], "invalid_input");
+    // The setting it is about, for Settings to mark, whatever the message says.
+    assert_eq!(e["field"], "endpoint");
     assert!(
         e["message"]
             .as_str()
@@ -214,7 +221,7 @@ fn a_broken_config_is_shown_not_fatal() {
         .shell
         .add(vec!["/tmp/x.mp4".into()])
         .expect_err("nowhere to upload");
-    assert_eq!(e.code, "config_invalid");
+    assert_eq!(e.code, reelup_core::ErrorCode::ConfigInvalid);
 }
 
 #[test]
@@ -249,6 +256,12 @@ fn queue_commands_map_onto_the_engine() {
         .invoke("remove_upload", json!({ "id": id }))
         .expect_err("still active");
     assert_eq!(e["code"], "still_active");
+    assert!(e["field"].is_null(), "not about a profile setting: {e}");
+    // A failure keeps its own code through cancel, not a blanket `queue`.
+    let e = rig
+        .invoke("cancel_upload", json!({ "id": id + 1000 }))
+        .expect_err("no such item");
+    assert_eq!(e["code"], "no_such_item", "{e}");
     rig.invoke("resume_all", json!({})).expect("resumed");
     assert_eq!(
         rig.invoke("list_uploads", json!({})).expect("list")[0]["state"],
@@ -280,7 +293,9 @@ fn the_webview_cannot_add_paths() {
     );
 }
 
-/// Every `invoke("...")` in the UI's sources (tests excluded): what the UI calls.
+/// Every `invoke("...")` in the UI's sources (tests excluded): what the UI calls. The
+/// commands are in the generated `bindings.ts` (as `__TAURI_INVOKE("...")`, hence the
+/// lowercase scan); a direct `invoke` anywhere else counts too.
 fn ui_invokes() -> std::collections::BTreeSet<String> {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src");
     let mut found = std::collections::BTreeSet::new();
@@ -290,7 +305,9 @@ fn ui_invokes() -> std::collections::BTreeSet<String> {
         if !name.ends_with(".ts") || name.ends_with(".test.ts") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).expect("read");
+        let text = std::fs::read_to_string(&path)
+            .expect("read")
+            .to_ascii_lowercase();
         let mut rest = text.as_str();
         while let Some(at) = rest.find("invoke") {
             rest = &rest[at + "invoke".len()..];

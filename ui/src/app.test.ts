@@ -1,5 +1,6 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
+import { events as appEvents } from "./bindings";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   allByTestId,
@@ -16,12 +17,6 @@ import {
   type Handler,
 } from "../test/support";
 import {
-  EVENT_NOTICE,
-  EVENT_PROGRESS,
-  EVENT_REMOVED,
-  EVENT_SETTINGS,
-  EVENT_UPLOAD,
-  EVENT_WATCH,
   type Connection,
   type UploadItem,
 } from "./ipc";
@@ -78,7 +73,7 @@ describe("app", () => {
     await boot(conn, [], { connection: () => conn });
     expect(byTestId("connection-problem").textContent).toBe("No profile yet.");
     conn = OK;
-    await emit(EVENT_SETTINGS, settings());
+    await appEvents.reelupSettings.emit(settings());
     await settle();
     expect(byTestId("connection").textContent).toBe("Uploading to local (http://127.0.0.1:7300)");
     expect(document.querySelector("[data-testid=connection-problem]")).toBeNull();
@@ -116,16 +111,16 @@ describe("app", () => {
   it("moves an upload from the queue to history when it is done, keeping the queue's other rows", async () => {
     await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "queued" })]);
     const second = document.querySelector('[data-testid=upload-row][data-id="2"]');
-    await emit(EVENT_UPLOAD, doneItem({ id: 1, name: "first.mp4", url: "http://127.0.0.1:7300/cdn/k.mp4" }));
+    await appEvents.reelupUpload.emit(doneItem({ id: 1, name: "first.mp4", url: "http://127.0.0.1:7300/cdn/k.mp4" }));
     expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["2"]);
     expect(document.querySelector('[data-testid=upload-row][data-id="2"]')).toBe(second);
     const row = byTestId("history-row");
     expect(row.dataset.id).toBe("1");
     expect(byTestId<HTMLOutputElement>("url", row).value).toBe("http://127.0.0.1:7300/cdn/k.mp4");
     expect(byTestId("url", row).textContent).toBe("http://127.0.0.1:7300/cdn/k.mp4");
-    await emit(EVENT_REMOVED, { id: 1 });
+    await appEvents.reelupRemoved.emit({ id: 1 });
     expect(allByTestId("history-row")).toHaveLength(0);
-    await emit(EVENT_REMOVED, { id: 2 });
+    await appEvents.reelupRemoved.emit({ id: 2 });
     await nextFrame();
     expect(allByTestId("upload-row")).toHaveLength(0);
     expect(byTestId("queue-empty").hidden).toBe(false);
@@ -133,15 +128,15 @@ describe("app", () => {
 
   it("says once where finished uploads went, with a way there", async () => {
     await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "uploading" }), item({ id: 3 })]);
-    await emit(EVENT_UPLOAD, doneItem({ id: 1, name: "a.mp4" }));
+    await appEvents.reelupUpload.emit(doneItem({ id: 1, name: "a.mp4" }));
     await settle();
     expect(byTestId("notice-ready").textContent).toContain("“a.mp4” is ready to stream.");
     byTestId("notice-action").click();
     expect(visibleView()).toEqual(["history"]);
     expect(document.querySelector("[data-testid=notice-ready]")).toBeNull();
     // Already looking at history: no toast. Items never in the queue: no toast either.
-    await emit(EVENT_UPLOAD, doneItem({ id: 2, name: "b.mp4" }));
-    await emit(EVENT_UPLOAD, doneItem({ id: 9, name: "c.mp4" }));
+    await appEvents.reelupUpload.emit(doneItem({ id: 2, name: "b.mp4" }));
+    await appEvents.reelupUpload.emit(doneItem({ id: 9, name: "c.mp4" }));
     await settle();
     expect(document.querySelector("[data-testid=notice-ready]")).toBeNull();
     // App notices keep their own testid.
@@ -150,8 +145,8 @@ describe("app", () => {
 
   it("applies progress events on the next animation frame", async () => {
     await boot(OK, [item({ id: 1, state: "uploading", size: 1_000_000 })]);
-    await emit(EVENT_PROGRESS, { items: [{ id: 1, sent: 100_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
-    await emit(EVENT_PROGRESS, { items: [{ id: 1, sent: 500_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
+    await appEvents.reelupProgress.emit({ items: [{ id: 1, sent: 100_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
+    await appEvents.reelupProgress.emit({ items: [{ id: 1, sent: 500_000, total: 1_000_000, bytesPerSec: 1_000_000, etaSecs: 1 }] });
     await nextFrame();
     const row = byTestId("upload-row");
     expect(byTestId("progress", row).getAttribute("aria-valuenow")).toBe("50");
@@ -170,8 +165,8 @@ describe("app", () => {
     });
     const started = start();
     await settle();
-    await emit(EVENT_UPLOAD, doneItem({ id: 5 }));
-    await emit(EVENT_REMOVED, { id: 6 });
+    await appEvents.reelupUpload.emit(doneItem({ id: 5 }));
+    await appEvents.reelupRemoved.emit({ id: 6 });
     answer([item({ id: 5, state: "uploading" }), item({ id: 6, state: "failed" }), item({ id: 7 })]);
     await started;
     expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["7"]);
@@ -180,8 +175,8 @@ describe("app", () => {
 
   it("shows notices from the app without blocking, one toast per message", async () => {
     await boot();
-    await emit(EVENT_NOTICE, { message: "notes.txt: not a video" });
-    await emit(EVENT_NOTICE, { message: "notes.txt: not a video" });
+    await appEvents.reelupNotice.emit({ message: "notes.txt: not a video" });
+    await appEvents.reelupNotice.emit({ message: "notes.txt: not a video" });
     const notices = allByTestId("notice");
     expect(notices).toHaveLength(1);
     expect(notices[0].textContent).toContain("notes.txt: not a video");
@@ -202,14 +197,13 @@ describe("app", () => {
 
   it("renders settings and watch events in the Settings view", async () => {
     await boot();
-    await emit(EVENT_SETTINGS, settings({ problem: "config.toml:7: unknown key" }));
+    await appEvents.reelupSettings.emit(settings({ problem: "config.toml:7: unknown key" }));
     expect(byTestId("config-problem").hidden).toBe(false);
     expect(byTestId("config-problem").textContent).toContain("config.toml:7: unknown key");
-    await emit(
-      EVENT_SETTINGS,
+    await appEvents.reelupSettings.emit(
       settings({ profiles: [{ ...settings().profiles[0], watch: [{ path: "/v", recursive: false, afterUpload: "leave" }] }] }),
     );
-    await emit(EVENT_WATCH, [{ profile: "studio", path: "/v", state: "unreadable", message: "Permission denied" }]);
+    await appEvents.reelupWatch.emit([{ profile: "studio", path: "/v", state: "unreadable", message: "Permission denied" }]);
     const state = byTestId("watch-state", byTestId("profile-row"));
     expect(state.dataset.state).toBe("unreadable");
     expect(state.textContent).toContain("Permission denied");

@@ -1,13 +1,9 @@
 import { button, byTestId, h, setText, text } from "./dom";
 import { formatBytes, formatDate } from "./format";
-import { asIpcError, type UploadItem } from "./ipc";
+import { asIpcError, type Commands, type UploadItem } from "./ipc";
 import type { Notify } from "./notices";
 
-export interface HistoryCommands {
-  copyText(text: string): Promise<void>;
-  openUrl(url: string): Promise<void>;
-  removeUpload(id: number): Promise<void>;
-}
+export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload">;
 
 export interface HistoryOptions {
   commands: HistoryCommands;

@@ -1,8 +1,8 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { emit } from "@tauri-apps/api/event";
+import { events as appEvents } from "./bindings";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bootBare, byTestId, commandCalls, settle } from "../test/support";
-import { EVENT_INVITE, type InvitePreview } from "./ipc";
+import type { InvitePreview } from "./ipc";
 
 const LINK = "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fcdn.example.com&code=abc";
 const PREVIEW: InvitePreview = {
@@ -50,7 +50,7 @@ describe("invite links", () => {
 
   it("cancel redeems nothing", async () => {
     const calls = await boot();
-    await emit(EVENT_INVITE, PREVIEW);
+    await appEvents.reelupInvite.emit(PREVIEW);
     await settle();
     byTestId("invite-cancel").click();
     expect(visible("invite-confirm")).toBe(false);
@@ -72,7 +72,7 @@ describe("invite links", () => {
         throw { code: "invite_used", message: "This invite link was used already: ask for a new one." };
       },
     });
-    await emit(EVENT_INVITE, PREVIEW);
+    await appEvents.reelupInvite.emit(PREVIEW);
     await settle();
     byTestId("invite-accept").click();
     await settle();

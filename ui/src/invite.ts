@@ -1,12 +1,8 @@
 import { byTestId } from "./dom";
-import { asIpcError, type AcceptedInvite, type InvitePreview, type Settings } from "./ipc";
+import { asIpcError, type Commands, type InvitePreview, type Settings } from "./ipc";
 import type { Notify } from "./notices";
 
-export interface InviteCommands {
-  inspectInvite(link: string): Promise<InvitePreview>;
-  acceptInvite(link: string): Promise<AcceptedInvite>;
-  getSettings(): Promise<Settings>;
-}
+export type InviteCommands = Pick<Commands, "inspectInvite" | "acceptInvite" | "getSettings">;
 
 /**
  * Settings → "Connect with an invite link". A link opened from outside (a browser, a chat)

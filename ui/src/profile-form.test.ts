@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { profile } from "../test/support";
-import { checkUrl, emptyFormValues, fieldOfMessage, toFormValues, toProfileInput, type ProfileFormValues } from "./profile-form";
+import { checkUrl, emptyFormValues, formField, toFormValues, toProfileInput, type ProfileFormValues } from "./profile-form";
 
 function values(over: Partial<ProfileFormValues> = {}): ProfileFormValues {
   return { ...emptyFormValues(), name: "studio", endpoint: "https://uploads.example.com", ...over };
@@ -87,12 +87,12 @@ describe("toProfileInput", () => {
     expect(toFormValues(null)).toEqual(emptyFormValues());
   });
 
-  it("tells which field an app message is about", () => {
-    expect(fieldOfMessage('endpoint "http://x" is plain http; use https://')).toBe("endpoint");
-    expect(fieldOfMessage("part-size-mib is 3; S3 takes parts from 5 to 5120 MiB")).toBe("partSize");
-    expect(fieldOfMessage("parts-in-flight is 0; use a number from 1 to 32")).toBe("parts");
-    expect(fieldOfMessage('profile name "a b" is not allowed')).toBe("name");
-    expect(fieldOfMessage("cannot write /x: denied")).toBeNull();
+  it("marks the form field of the setting the app refused", () => {
+    expect(formField("endpoint")).toBe("endpoint");
+    expect(formField("partSizeMib")).toBe("partSize");
+    expect(formField("partsInFlight")).toBe("parts");
+    expect(formField("bandwidthLimit")).toBe("bandwidth");
+    expect(formField("name")).toBe("name");
     expect(checkUrl("https://a.example", "CDN")).toBeNull();
   });
 });

@@ -2,7 +2,7 @@
 // checks mirror reelup-core's Profile::validate, so most mistakes are caught while typing;
 // the app checks again on save and its message is shown the same way.
 import { toMegabytesText } from "./format";
-import type { Flavour, ProfileInput, ProfileView, WatchFolder } from "./ipc";
+import type { Flavour, ProfileField as SettingField, ProfileInput, ProfileView, WatchFolder } from "./ipc";
 
 export interface ProfileFormValues {
   name: string;
@@ -173,19 +173,20 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
   };
 }
 
-/**
- * Which field an error message from the app is about, by the names its messages start with
- * ("endpoint \"…\" is plain http…", "part-size-mib is 3…"). Null: about the whole form.
- */
-export function fieldOfMessage(message: string): ProfileField | null {
-  const m = message.trim().toLowerCase();
-  if (m.startsWith("profile name") || m.includes("already a profile")) return "name";
-  if (m.startsWith("endpoint")) return "endpoint";
-  if (m.startsWith("cdn")) return "cdn";
-  if (m.startsWith("parts-in-flight")) return "parts";
-  if (m.startsWith("part-size")) return "partSize";
-  if (m.startsWith("bandwidth")) return "bandwidth";
-  if (m.startsWith("watch") || m.startsWith("stable-secs")) return "watch";
-  if (m.includes("flavour")) return "flavour";
-  return null;
+/** The form field showing a profile setting the app refused (`IpcError.field`). */
+export function formField(field: SettingField): ProfileField {
+  switch (field) {
+    case "name":
+    case "endpoint":
+    case "flavour":
+    case "cdn":
+    case "watch":
+      return field;
+    case "partsInFlight":
+      return "parts";
+    case "partSizeMib":
+      return "partSize";
+    case "bandwidthLimit":
+      return "bandwidth";
+  }
 }

@@ -1,7 +1,7 @@
 import { button, byTestId, h, setText, text, type IconName } from "./dom";
 import { FramePass, type Schedule } from "./frame";
 import { formatBytes, formatEta, formatSpeed, percent } from "./format";
-import { asIpcError, type ProgressBatch, type ProgressTick, type UploadItem, type UploadState } from "./ipc";
+import { asIpcError, type Commands, type ProgressBatch, type ProgressTick, type UploadItem, type UploadState } from "./ipc";
 import type { Notify } from "./notices";
 
 export type Action = "pause" | "resume" | "retry" | "cancel" | "remove";
@@ -39,20 +39,12 @@ const ACTION_META: Record<Action, { label: string; icon: IconName; className?: s
   remove: { label: "Remove from list", icon: "remove" },
 };
 
-export interface UploadCommands {
-  pauseUpload(id: number): Promise<void>;
-  resumeUpload(id: number): Promise<void>;
-  cancelUpload(id: number): Promise<void>;
-  removeUpload(id: number): Promise<void>;
-}
+export type UploadCommands = Pick<Commands, "pauseUpload" | "resumeUpload" | "cancelUpload" | "removeUpload">;
 
-export interface QueueCommands extends UploadCommands {
-  pauseAll(): Promise<void>;
-  resumeAll(): Promise<void>;
-}
+export type QueueCommands = UploadCommands & Pick<Commands, "pauseAll" | "resumeAll">;
 
 /** The command behind each row action (retry is a resume: finished parts are kept). */
-export function runAction(commands: UploadCommands, action: Action, id: number): Promise<void> {
+export function runAction(commands: UploadCommands, action: Action, id: number): Promise<unknown> {
   switch (action) {
     case "pause":
       return commands.pauseUpload(id);
@@ -342,7 +334,7 @@ export class QueueView {
     }
   }
 
-  private async act(btn: HTMLButtonElement, run: () => Promise<void>): Promise<void> {
+  private async act(btn: HTMLButtonElement, run: () => Promise<unknown>): Promise<void> {
     btn.disabled = true;
     try {
       await run();

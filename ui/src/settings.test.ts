@@ -234,7 +234,12 @@ describe("SettingsView", () => {
   });
 
   it("shows field errors before saving, and the app's message when it refuses", async () => {
-    setup({ save_profile: () => Promise.reject({ code: "invalid_input", message: 'endpoint "https://x" did not answer' }) });
+    // The field the app names is marked, whatever the message's words: here the message
+    // reads as if about the endpoint, but the app said the CDN.
+    setup({
+      save_profile: () =>
+        Promise.reject({ code: "invalid_input", message: 'endpoint "https://x" did not answer', field: "cdn" }),
+    });
     byTestId("profile-add").click();
     type(input("profile-name"), "studio");
     type(input("profile-endpoint"), "http://uploads.example.com");
@@ -258,7 +263,8 @@ describe("SettingsView", () => {
     await settle();
     expect(commandCalls(calls, "save_profile")).toHaveLength(1);
     expect(error.textContent).toBe('endpoint "https://x" did not answer');
-    expect(input("profile-endpoint").getAttribute("aria-invalid")).toBe("true");
+    expect(input("profile-cdn").getAttribute("aria-invalid")).toBe("true");
+    expect(input("profile-endpoint").hasAttribute("aria-invalid")).toBe(false);
     expect(input("profile-name").hasAttribute("aria-invalid")).toBe(false);
     expect(byTestId("profile-form").hidden).toBe(false);
   });

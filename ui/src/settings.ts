@@ -3,9 +3,9 @@ import { toMegabytesText } from "./format";
 import {
   asIpcError,
   type AfterUpload,
+  type Commands,
   type AppOptions,
   type ConnectionCheck,
-  type ProfileInput,
   type ProfileView,
   type Settings,
   type WatchFolder,
@@ -14,7 +14,7 @@ import {
 } from "./ipc";
 import type { Notify } from "./notices";
 import {
-  fieldOfMessage,
+  formField,
   isAbsolutePath,
   toFormValues,
   toProfileInput,
@@ -23,16 +23,17 @@ import {
   type ProfileFormValues,
 } from "./profile-form";
 
-export interface SettingsCommands {
-  saveProfile(previousName: string | null, profile: ProfileInput): Promise<Settings>;
-  removeProfile(name: string): Promise<Settings>;
-  setDefaultProfile(name: string): Promise<Settings>;
-  setToken(profile: string, token: string): Promise<Settings>;
-  clearToken(profile: string): Promise<Settings>;
-  testConnection(profile: string): Promise<ConnectionCheck>;
-  pickFolder(): Promise<string | null>;
-  setAppOptions(options: AppOptions): Promise<Settings>;
-}
+export type SettingsCommands = Pick<
+  Commands,
+  | "saveProfile"
+  | "removeProfile"
+  | "setDefaultProfile"
+  | "setToken"
+  | "clearToken"
+  | "testConnection"
+  | "pickFolder"
+  | "setAppOptions"
+>;
 
 export interface SettingsOptions {
   commands: SettingsCommands;
@@ -519,9 +520,9 @@ export class SettingsView {
         this.opts.notify(`Saved “${input.name}”.`);
       }
     } catch (e) {
-      const message = asIpcError(e).message;
-      const field = fieldOfMessage(message);
-      this.showErrors([{ field: field ?? "name", message }], field !== null);
+      const error = asIpcError(e);
+      const field = error.field === null ? null : formField(error.field);
+      this.showErrors([{ field: field ?? "name", message: error.message }], field !== null);
     } finally {
       this.el.save.disabled = false;
     }

@@ -1,8 +1,8 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { emit } from "@tauri-apps/api/event";
+import { events as appEvents } from "./bindings";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bootBare, byTestId, commandCalls, settle } from "../test/support";
-import { EVENT_UPDATE, type UpdateStatus } from "./ipc";
+import type { UpdateStatus } from "./ipc";
 import { updateText } from "./updates";
 
 const CURRENT: UpdateStatus = { version: "0.1.0", updatesEnabled: true, available: null };
@@ -65,7 +65,7 @@ describe("updates", () => {
 
   it("announces an update found by the check on start", async () => {
     await boot();
-    await emit(EVENT_UPDATE, NEWER);
+    await appEvents.reelupUpdate.emit(NEWER);
     await settle();
     expect(byTestId("update-install").hidden).toBe(false);
     expect(document.querySelector("[data-testid=notice-update]")).not.toBeNull();

@@ -1,12 +1,8 @@
 import { byTestId } from "./dom";
-import { asIpcError, type IpcError, type UpdateStatus } from "./ipc";
+import { asIpcError, type Commands, type IpcError, type UpdateStatus } from "./ipc";
 import type { Notify } from "./notices";
 
-export interface UpdateCommands {
-  updateStatus(): Promise<UpdateStatus>;
-  checkUpdate(): Promise<UpdateStatus>;
-  installUpdate(): Promise<void>;
-}
+export type UpdateCommands = Pick<Commands, "updateStatus" | "checkUpdate" | "installUpdate">;
 
 /** The status line under the version: what the last check found, in words. */
 export function updateText(status: UpdateStatus): string {

@@ -9,12 +9,16 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use reelup_core::config::{Profile, ProfileConfig, check_url, default_config_path};
+use reelup_core::config::{
+    ConfigError, Profile, ProfileConfig, ProfileError, ProfileField, check_url, default_config_path,
+};
 use reelup_core::credentials::{OsKeyring, TokenCache};
 use reelup_core::queue::store::{
     ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
 };
-use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadOptions, UploadQueue};
+use reelup_core::{
+    CompanionClient, ErrorCode, QueueEvent, QueueOptions, UploadOptions, UploadQueue,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Upload videos to S3 through a presign endpoint and print their streaming URLs.
@@ -155,6 +159,54 @@ pub(crate) fn load_config() -> Result<ProfileConfig, String> {
     ProfileConfig::load(&default_config_path()).map_err(|e| e.to_string())
 }
 
+/// Core says which profile is missing; this adds the command that fixes it.
+pub(crate) fn profile_error(e: ProfileError) -> String {
+    match &e {
+        ProfileError::NoneYet => format!(
+            "{e}; add one with `reelup profile add NAME --endpoint URL` (it goes in {})",
+            default_config_path().display()
+        ),
+        ProfileError::Unknown { name, known } if known.is_empty() => {
+            format!("{e}; add it with `reelup profile add {name} --endpoint URL`")
+        }
+        ProfileError::Unknown { known, .. } => {
+            format!("{e}; the profiles are: {}", known.join(", "))
+        }
+        ProfileError::DefaultGone(_) => {
+            format!("{e}; pass --profile, or set another with `reelup profile default NAME`")
+        }
+        ProfileError::NoDefault { known } => format!(
+            "{e}; pass --profile ({}) or set one with `reelup profile default NAME`",
+            known.join(", ")
+        ),
+        ProfileError::NoCdn { profile } => format!(
+            "{e}; add it with `reelup profile set {profile} --cdn https://<id>.cloudfront.net`"
+        ),
+    }
+}
+
+/// A refused change to the profiles file, with the CLI's words for the fix: core's message
+/// names the `config.toml` key; this adds the option it was given with.
+pub(crate) fn config_error(e: ConfigError) -> String {
+    match &e {
+        ConfigError::NoSuchProfile(_) => format!("{e}; `reelup profile list` shows them"),
+        ConfigError::Profile(problem) => {
+            let option = match problem.field() {
+                ProfileField::Name => return e.to_string(),
+                ProfileField::Endpoint => "--endpoint",
+                ProfileField::Flavour => "--flavour",
+                ProfileField::Cdn => "--cdn",
+                ProfileField::PartsInFlight => "--parts-in-flight",
+                ProfileField::PartSizeMib => "--part-size-mib",
+                ProfileField::BandwidthLimit => "--limit-rate",
+                ProfileField::Watch => "--watch",
+            };
+            format!("{e} (given with {option})")
+        }
+        _ => e.to_string(),
+    }
+}
+
 pub(crate) fn keyring() -> Arc<OsKeyring> {
     Arc::new(OsKeyring::default())
 }
@@ -187,7 +239,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(p) => Some(p.clone()),
             // `resume` also serves items queued with --endpoint.
             Err(_) if matches!(command, Command::Resume { .. }) && profile_name.is_none() => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(profile_error(e)),
         }
     } else {
         config.resolve(profile_name.as_deref()).ok().cloned()
@@ -297,7 +349,7 @@ async fn upload(
             check_url(cdn, "--cdn")?;
             Target::new(endpoint, cdn)
         }
-        (_, _, Some(p)) => p.target()?,
+        (_, _, Some(p)) => p.target().map_err(profile_error)?,
         _ => return Err("name a profile with --profile, or give --endpoint and --cdn".into()),
     };
     let mut ids = Vec::new();
@@ -318,7 +370,7 @@ async fn upload(
     Ok(if failed > 0 { ExitCode::FAILURE } else { code })
 }
 
-fn report_error(json: bool, path: &std::path::Path, code: &str, message: &str) {
+fn report_error(json: bool, path: &std::path::Path, code: ErrorCode, message: &str) {
     if json {
         println!(
             "{}",
@@ -389,7 +441,7 @@ pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> Exit
                     item.error
                         .clone()
                         .unwrap_or_else(|| reelup_core::queue::store::ItemError {
-                            code: "unknown".into(),
+                            code: ErrorCode::Unknown,
                             message: "failed".into(),
                             retryable: true,
                         });
@@ -398,7 +450,7 @@ pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> Exit
                 } else {
                     ""
                 };
-                report_error(json, &item.path, &e.code, &format!("{}{hint}", e.message));
+                report_error(json, &item.path, e.code, &format!("{}{hint}", e.message));
             }
             ItemState::Canceled => {
                 failed += 1;

@@ -111,10 +111,10 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             let previous = config.get(&a.name).map(|_| a.name.clone());
             config
                 .save_profile(previous.as_deref(), p)
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::config_error)?;
             // A first profile is the default without saying so; a second keeps the first.
             if a.default {
-                config.set_default(&a.name).map_err(|e| e.to_string())?;
+                config.set_default(&a.name).map_err(crate::config_error)?;
             }
             eprintln!(
                 "added profile {:?} to {}; store its token with `reelup login --profile {}`",
@@ -151,7 +151,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
             config
                 .save_profile(Some(&a.name), p)
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::config_error)?;
             eprintln!("updated profile {:?} in {}", a.name, config.path.display());
         }
         ProfileCommand::List => {
@@ -169,7 +169,9 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
         }
         ProfileCommand::Show { name } => {
-            let p = config.resolve(name.as_deref().or(selected))?;
+            let p = config
+                .resolve(name.as_deref().or(selected))
+                .map_err(crate::profile_error)?;
             print!("{p}");
             let token = match keyring().get(&p.name) {
                 Ok(Some(_)) => "in the OS keyring".to_owned(),
@@ -179,7 +181,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             println!("token:           {token}");
         }
         ProfileCommand::Remove { name } => {
-            if !config.remove_profile(&name).map_err(|e| e.to_string())? {
+            if !config.remove_profile(&name).map_err(crate::config_error)? {
                 return Err(format!("there is no profile {name:?}"));
             }
             if let Err(e) = keyring().delete(&name) {
@@ -188,7 +190,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             eprintln!("removed profile {name:?}");
         }
         ProfileCommand::Default { name } => {
-            config.set_default(&name).map_err(|e| e.to_string())?;
+            config.set_default(&name).map_err(crate::config_error)?;
             eprintln!("{name:?} is now the default profile");
         }
     }
@@ -229,7 +231,10 @@ pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, 
         return login_with_invite(&link, selected).await;
     }
     let config = load_config()?;
-    let profile = config.resolve(selected)?.clone();
+    let profile = config
+        .resolve(selected)
+        .map_err(crate::profile_error)?
+        .clone();
     let token = read_token(&profile.name)?;
     let http = reqwest::Client::new();
     let who = reelup_core::endpoint::identity::check_endpoint(
@@ -285,7 +290,7 @@ async fn login_with_invite(link: &str, selected: Option<&str>) -> Result<ExitCod
 
 pub fn logout(selected: Option<&str>) -> Result<ExitCode, String> {
     let config = load_config()?;
-    let profile = config.resolve(selected)?;
+    let profile = config.resolve(selected).map_err(crate::profile_error)?;
     if keyring().delete(&profile.name).map_err(|e| e.to_string())? {
         eprintln!(
             "removed the token of profile {:?} from the OS keyring",

@@ -35,7 +35,7 @@ pub async fn run(
     args: WatchArgs,
     profile: &Profile,
 ) -> Result<ExitCode, String> {
-    let target = profile.target()?;
+    let target = profile.target().map_err(crate::profile_error)?;
     let folders: Vec<WatchFolder> = if args.dirs.is_empty() {
         profile.watch.clone()
     } else {

@@ -1,5 +1,140 @@
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+/// Defines [`ErrorCode`] from one list, so the variants, their wire strings and
+/// [`ErrorCode::ALL`] cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+        /// Every error code Reelup gives out, in one closed set: the app's `IpcError`, the
+        /// queue's stored errors and the CLI's `--json` output all carry one of these.
+        ///
+        /// What must stay true: the wire strings never change. They are stored with failed
+        /// items in the queue database and read back by later versions, and the UI and
+        /// scripts branch on them. Add codes; do not rename them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "specta", derive(specta::Type))]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $wire)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for parsing stored codes and for tests.
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant),*];
+
+            /// The wire string, as serde writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // A file to upload.
+    FileNotFound = "file_not_found",
+    FileUnreadable = "file_unreadable",
+    NotAFile = "not_a_file",
+    FileChanged = "file_changed",
+    Symlink = "symlink",
+    // The presign endpoint.
+    EndpointUnreachable = "endpoint_unreachable",
+    Unauthorized = "unauthorized",
+    EndpointError = "endpoint_error",
+    InsecureUrl = "insecure_url",
+    EndpointChanged = "endpoint_changed",
+    TokenRefused = "token_refused",
+    NotReelupServer = "not_reelup_server",
+    RateLimited = "rate_limited",
+    // The store (S3).
+    StorageError = "storage_error",
+    StorageUnreachable = "storage_unreachable",
+    Integrity = "integrity",
+    // The queue database.
+    Queue = "queue",
+    QueueUnusable = "queue_unusable",
+    NoSuchItem = "no_such_item",
+    /// Removing an item that is still queued, uploading or paused.
+    StillActive = "still_active",
+    // Profiles and the config file.
+    ConfigInvalid = "config_invalid",
+    ConfigUnreadable = "config_unreadable",
+    ConfigUnwritable = "config_unwritable",
+    /// A value typed by the user is refused; `IpcError::field` says which, where it is a
+    /// profile's.
+    InvalidInput = "invalid_input",
+    NoProfile = "no_profile",
+    ProfileGone = "profile_gone",
+    NoCdn = "no_cdn",
+    // The OS keyring.
+    NoKeyring = "no_keyring",
+    KeyringLocked = "keyring_locked",
+    KeyringFailed = "keyring_failed",
+    // Invite links.
+    InviteLinkInvalid = "invite_link_invalid",
+    InviteInvalid = "invite_invalid",
+    InviteExpired = "invite_expired",
+    InviteUsed = "invite_used",
+    InviteRevoked = "invite_revoked",
+    // The desktop: clipboard, browser, login item, updates.
+    Clipboard = "clipboard",
+    Opener = "opener",
+    Autostart = "autostart",
+    UpdateSignature = "update_signature",
+    UpdateUnreachable = "update_unreachable",
+    UpdateManifest = "update_manifest",
+    UpdateInstall = "update_install",
+    UpdateDisabled = "update_disabled",
+    UpdateNone = "update_none",
+    /// A code this version does not know (stored by another version), or an error with
+    /// none recorded.
+    Unknown = "unknown",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Against its wire string: what `--json` output and stored rows hold, so tests can compare
+/// a code with the text a consumer sees.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A code string that is not one of [`ErrorCode`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code {0:?}")]
+pub struct UnknownErrorCode(pub String);
+
+impl std::str::FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+    fn from_str(s: &str) -> Result<Self, UnknownErrorCode> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownErrorCode(s.to_owned()))
+    }
+}
+
+impl From<&crate::endpoint::identity::CheckError> for ErrorCode {
+    fn from(e: &crate::endpoint::identity::CheckError) -> Self {
+        use crate::endpoint::identity::CheckError;
+        match e {
+            CheckError::Unreachable { .. } => Self::EndpointUnreachable,
+            CheckError::Refused { .. } => Self::TokenRefused,
+            CheckError::NotReelupServer { .. } => Self::NotReelupServer,
+            CheckError::Unexpected { .. } => Self::EndpointError,
+        }
+    }
+}
+
 /// Why an upload did not finish. Every message names the problem and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -48,8 +183,10 @@ pub enum UploadError {
         retry_after: Option<u64>,
     },
 
-    #[error("{message}")]
-    Queue { message: String },
+    /// The queue database failed while the upload was being handled; its own code
+    /// (`queue`, `queue_unusable`, `no_such_item`) goes with it.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::store::QueueError),
 
     #[error(
         "the store holds different bytes than were sent (ETag {got}, expected {expected}); the part is sent again"
@@ -98,23 +235,23 @@ pub enum UploadError {
 
 impl UploadError {
     /// A stable, machine-readable name for the UI and `--json` output; never parse messages.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::FileNotFound { .. } => "file_not_found",
-            Self::FileUnreadable { .. } => "file_unreadable",
-            Self::NotAFile { .. } => "not_a_file",
-            Self::FileChanged { .. } => "file_changed",
-            Self::EndpointUnreachable { .. } => "endpoint_unreachable",
-            Self::Unauthorized { .. } => "unauthorized",
-            Self::Endpoint { .. } => "endpoint_error",
-            Self::Storage { .. } => "storage_error",
-            Self::StorageUnreachable { .. } => "storage_unreachable",
-            Self::Integrity { .. } => "integrity",
-            Self::Queue { .. } => "queue",
-            Self::InsecureUrl { .. } => "insecure_url",
-            Self::EndpointChanged { .. } => "endpoint_changed",
-            Self::ProfileGone { .. } => "profile_gone",
-            Self::Symlink { .. } => "symlink",
+            Self::FileNotFound { .. } => ErrorCode::FileNotFound,
+            Self::FileUnreadable { .. } => ErrorCode::FileUnreadable,
+            Self::NotAFile { .. } => ErrorCode::NotAFile,
+            Self::FileChanged { .. } => ErrorCode::FileChanged,
+            Self::EndpointUnreachable { .. } => ErrorCode::EndpointUnreachable,
+            Self::Unauthorized { .. } => ErrorCode::Unauthorized,
+            Self::Endpoint { .. } => ErrorCode::EndpointError,
+            Self::Storage { .. } => ErrorCode::StorageError,
+            Self::StorageUnreachable { .. } => ErrorCode::StorageUnreachable,
+            Self::Integrity { .. } => ErrorCode::Integrity,
+            Self::Queue(e) => e.code(),
+            Self::InsecureUrl { .. } => ErrorCode::InsecureUrl,
+            Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
+            Self::ProfileGone { .. } => ErrorCode::ProfileGone,
+            Self::Symlink { .. } => ErrorCode::Symlink,
         }
     }
 }
@@ -181,6 +318,22 @@ fn find_url(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_wire_string() {
+        for &code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
+        }
+        // Codes stored by earlier versions read back as they were.
+        assert_eq!("storage_error".parse(), Ok(ErrorCode::StorageError));
+        assert_eq!(
+            "no_such_code".parse::<ErrorCode>(),
+            Err(UnknownErrorCode("no_such_code".into()))
+        );
+    }
 
     #[test]
     fn query_strings_of_urls_are_cut() {

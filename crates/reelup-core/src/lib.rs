@@ -37,7 +37,7 @@ pub use engine::{
     BandwidthLimit, MAX_PARTS, MIN_PART_SIZE, PartPlan, Progress, ProgressFn, RetryPolicy,
     UploadOptions,
 };
-pub use error::{UploadError, redact_urls};
+pub use error::{ErrorCode, UnknownErrorCode, UploadError, redact_urls};
 pub use media::{
     Fingerprint, Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video,
 };

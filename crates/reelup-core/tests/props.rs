@@ -738,7 +738,7 @@ proptest! {
                 let name = reelup_core::credentials::invite::profile_name_for(&invite, None);
                 prop_assert!(name.is_ok_and(|n| reelup_core::config::check_name(&n).is_ok()));
             }
-            Err(e) => prop_assert_eq!(e.code(), "invite_link_invalid"),
+            Err(e) => prop_assert_eq!(e.code(), reelup_core::ErrorCode::InviteLinkInvalid),
         }
     }
 }

@@ -157,76 +157,185 @@ impl Profile {
 
     /// The CDN base streaming URLs start with: the profile's `cdn`, else a reelup-server's
     /// own `/cdn` route.
-    pub fn cdn_base(&self) -> Result<String, String> {
+    pub fn cdn_base(&self) -> Result<String, ProfileError> {
         match (&self.cdn, self.flavour) {
             (Some(cdn), _) => Ok(cdn.trim_end_matches('/').to_owned()),
             (None, Flavour::ReelupServer) => Ok(format!("{}/cdn", self.endpoint)),
-            (None, Flavour::Companion) => Err(format!(
-                "profile {:?} has no CDN URL; a Companion does not serve one. Add it with `reelup profile add {} --endpoint {} --cdn https://<id>.cloudfront.net --force`",
-                self.name, self.name, self.endpoint
-            )),
+            (None, Flavour::Companion) => Err(ProfileError::NoCdn {
+                profile: self.name.clone(),
+            }),
         }
     }
 
     /// Where this profile's uploads go, as the queue stores it with each item.
-    pub fn target(&self) -> Result<crate::queue::store::Target, String> {
+    pub fn target(&self) -> Result<crate::queue::store::Target, ProfileError> {
         let mut t = crate::queue::store::Target::new(&self.endpoint, &self.cdn_base()?);
         t.profile = Some(self.name.clone());
         Ok(t)
     }
 
-    /// Checks the values a person types; the message says what to change.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values a person types; the problem names the setting and what to change.
+    pub fn validate(&self) -> Result<(), ProfileProblem> {
         check_name(&self.name)?;
-        check_url(&self.endpoint, "endpoint")?;
+        check_profile_url(&self.endpoint, ProfileField::Endpoint)?;
         if let Some(cdn) = &self.cdn {
-            check_url(cdn, "cdn")?;
+            check_profile_url(cdn, ProfileField::Cdn)?;
         }
         if !(1..=32).contains(&self.parts_in_flight) {
-            return Err(format!(
-                "parts-in-flight is {}; use a number from 1 to 32",
-                self.parts_in_flight
-            ));
+            return Err(ProfileProblem::PartsInFlight(self.parts_in_flight));
         }
         if !(5..=5120).contains(&self.part_size_mib) {
-            return Err(format!(
-                "part-size-mib is {}; S3 takes parts from 5 to 5120 MiB",
-                self.part_size_mib
-            ));
+            return Err(ProfileProblem::PartSize(self.part_size_mib));
         }
-        if self.bandwidth_limit == Some(0) {
-            return Err(
-                "bandwidth-limit is 0; remove it for no limit, or give bytes per second".into(),
-            );
-        }
-        // TOML integers are i64: a larger limit could be saved but never read back.
-        if let Some(b) = self.bandwidth_limit.filter(|&b| b > i64::MAX as u64) {
-            return Err(format!(
-                "bandwidth-limit is {b}; the most is {} bytes per second, or remove it for no limit",
-                i64::MAX
-            ));
+        match self.bandwidth_limit {
+            Some(0) => return Err(ProfileProblem::BandwidthZero),
+            // TOML integers are i64: a larger limit could be saved but never read back.
+            Some(b) if b > i64::MAX as u64 => return Err(ProfileProblem::BandwidthTooLarge(b)),
+            _ => {}
         }
         for w in &self.watch {
             if !w.path.is_absolute() {
-                return Err(format!(
-                    "watch folder {:?} is not an absolute path; give the full path",
-                    w.path
-                ));
+                return Err(ProfileProblem::WatchNotAbsolute {
+                    path: w.path.clone(),
+                });
             }
             if w.stable_secs == 0 || w.stable_secs > 600 {
-                return Err(format!(
-                    "stable-secs is {} for {}; use 1 to 600 seconds",
-                    w.stable_secs,
-                    w.path.display()
-                ));
+                return Err(ProfileProblem::StableSecs {
+                    path: w.path.clone(),
+                    secs: w.stable_secs,
+                });
             }
         }
         Ok(())
     }
 }
 
+/// Which setting of a profile a problem is about: the app marks that field of its form,
+/// the CLI names its option. Serialised in camelCase for the app's IPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum ProfileField {
+    Name,
+    Endpoint,
+    Flavour,
+    Cdn,
+    PartsInFlight,
+    PartSizeMib,
+    BandwidthLimit,
+    Watch,
+}
+
+impl ProfileField {
+    /// The key in `config.toml` (and the CLI's option without `--`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Endpoint => "endpoint",
+            Self::Flavour => "flavour",
+            Self::Cdn => "cdn",
+            Self::PartsInFlight => "parts-in-flight",
+            Self::PartSizeMib => "part-size-mib",
+            Self::BandwidthLimit => "bandwidth-limit",
+            Self::Watch => "watch",
+        }
+    }
+}
+
+impl fmt::Display for ProfileField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// What is wrong with a URL a person typed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    #[error("is not a URL ({0}); write e.g. https://uploads.example.com")]
+    NotAUrl(String),
+    #[error(
+        "is plain http; use https:// (http is only allowed for this machine: localhost, 127.0.0.1, ::1)"
+    )]
+    PlainHttp,
+    #[error("has scheme {0:?}; use an https:// URL")]
+    Scheme(String),
+}
+
+/// A value of a profile that cannot be saved: which setting ([`ProfileProblem::field`]) and
+/// what kind of mistake (the variant). The message names the `config.toml` key and the
+/// allowed values; a front end that shows the setting under another name phrases its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileProblem {
+    #[error("profile name {0:?} is not allowed; use 1 to 64 letters, digits, '-', '_' or '.'")]
+    BadName(String),
+    #[error("a profile named {0:?} already exists; pick another name")]
+    NameTaken(String),
+    #[error("{field} {value:?} {problem}")]
+    Url {
+        field: ProfileField,
+        value: String,
+        problem: UrlProblem,
+    },
+    #[error("parts-in-flight is {0}; use a number from 1 to 32")]
+    PartsInFlight(u16),
+    #[error("part-size-mib is {0}; S3 takes parts from 5 to 5120 MiB")]
+    PartSize(u64),
+    #[error("bandwidth-limit is 0; remove it for no limit, or give bytes per second")]
+    BandwidthZero,
+    #[error("bandwidth-limit is {0}; the most is {max} bytes per second, or remove it for no limit", max = i64::MAX)]
+    BandwidthTooLarge(u64),
+    #[error("watch folder {:?} is not an absolute path; give the full path", path)]
+    WatchNotAbsolute { path: PathBuf },
+    #[error("stable-secs is {secs} for {}; use 1 to 600 seconds", path.display())]
+    StableSecs { path: PathBuf, secs: u64 },
+}
+
+impl ProfileProblem {
+    pub fn field(&self) -> ProfileField {
+        match self {
+            Self::BadName(_) | Self::NameTaken(_) => ProfileField::Name,
+            Self::Url { field, .. } => *field,
+            Self::PartsInFlight(_) => ProfileField::PartsInFlight,
+            Self::PartSize(_) => ProfileField::PartSizeMib,
+            Self::BandwidthZero | Self::BandwidthTooLarge(_) => ProfileField::BandwidthLimit,
+            Self::WatchNotAbsolute { .. } | Self::StableSecs { .. } => ProfileField::Watch,
+        }
+    }
+}
+
+/// Why no profile (or no usable one) is there to upload with. The message says what is
+/// missing, not which command or button fixes it: the CLI and the app each add their own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    /// None is named and none is saved.
+    #[error("no profile yet")]
+    NoneYet,
+    #[error("there is no profile {name:?}")]
+    Unknown {
+        name: String,
+        /// The profiles there are, in the file's order.
+        known: Vec<String>,
+    },
+    #[error("the default profile {0:?} is gone")]
+    DefaultGone(String),
+    #[error("several profiles and no default")]
+    NoDefault { known: Vec<String> },
+    /// A Companion profile without a CDN URL: a Companion does not serve one.
+    #[error("profile {profile:?} has no CDN URL, and a Companion does not serve one")]
+    NoCdn { profile: String },
+}
+
+impl ProfileError {
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            Self::NoCdn { .. } => crate::ErrorCode::NoCdn,
+            _ => crate::ErrorCode::NoProfile,
+        }
+    }
+}
+
 /// Profile names become keyring entries and command-line arguments: keep them plain.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), ProfileProblem> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -235,28 +344,33 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "profile name {name:?} is not allowed; use 1 to 64 letters, digits, '-', '_' or '.'"
-        ))
+        Err(ProfileProblem::BadName(name.to_owned()))
     }
 }
 
 /// Endpoints and CDNs carry tokens and streaming URLs: https, except on this machine.
-pub fn check_url(text: &str, what: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| {
-        format!("{what} {text:?} is not a URL ({e}); write e.g. https://uploads.example.com")
-    })?;
-    let loopback = is_loopback(&url);
+pub fn url_problem(text: &str) -> Result<(), UrlProblem> {
+    let url = url::Url::parse(text).map_err(|e| UrlProblem::NotAUrl(e.to_string()))?;
     match url.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "{what} {text:?} is plain http; use https:// (http is only allowed for this machine: localhost, 127.0.0.1, ::1)"
-        )),
-        other => Err(format!(
-            "{what} {text:?} has scheme {other:?}; use an https:// URL"
-        )),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(UrlProblem::PlainHttp),
+        other => Err(UrlProblem::Scheme(other.to_owned())),
     }
+}
+
+/// [`url_problem`] for a value that is not a profile's (the CLI's `--endpoint`), with
+/// `what` naming it in the message.
+pub fn check_url(text: &str, what: &str) -> Result<(), String> {
+    url_problem(text).map_err(|problem| format!("{what} {text:?} {problem}"))
+}
+
+fn check_profile_url(text: &str, field: ProfileField) -> Result<(), ProfileProblem> {
+    url_problem(text).map_err(|problem| ProfileProblem::Url {
+        field,
+        value: text.to_owned(),
+        problem,
+    })
 }
 
 /// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or ::1. The one place where
@@ -313,17 +427,33 @@ pub enum ConfigError {
     Unreadable { path: PathBuf, message: String },
     #[error("cannot write {path}: {message}")]
     Unwritable { path: PathBuf, message: String },
+    /// A profile to save has a value that cannot be saved.
+    #[error(transparent)]
+    Profile(#[from] ProfileProblem),
+    #[error("there is no profile {0:?}")]
+    NoSuchProfile(String),
+    /// What is being saved cannot be written as TOML (nothing a person typed).
     #[error("{0}")]
     Rejected(String),
 }
 
 impl ConfigError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode;
         match self {
-            Self::Invalid { .. } => "config_invalid",
-            Self::Unreadable { .. } => "config_unreadable",
-            Self::Unwritable { .. } => "config_unwritable",
-            Self::Rejected(_) => "invalid_input",
+            Self::Invalid { .. } => ErrorCode::ConfigInvalid,
+            Self::Unreadable { .. } => ErrorCode::ConfigUnreadable,
+            Self::Unwritable { .. } => ErrorCode::ConfigUnwritable,
+            Self::Profile(_) | Self::Rejected(_) => ErrorCode::InvalidInput,
+            Self::NoSuchProfile(_) => ErrorCode::NoProfile,
+        }
+    }
+
+    /// The profile setting a refused save is about, if it is one.
+    pub fn field(&self) -> Option<ProfileField> {
+        match self {
+            Self::Profile(p) => Some(p.field()),
+            _ => None,
         }
     }
 }
@@ -423,12 +553,14 @@ impl ProfileConfig {
         let mut profiles = Vec::new();
         for (name, spanned) in raw.profiles {
             let line = line_of_profile(text, &name).max(line_at(text, spanned.span().start));
-            check_name(&name).map_err(|m| invalid(line, m))?;
+            check_name(&name).map_err(|m| invalid(line, m.to_string()))?;
             let p = spanned.into_inner();
             let at = |s: &Spanned<String>| line_at(text, s.span().start);
-            check_url(p.endpoint.get_ref(), "endpoint").map_err(|m| invalid(at(&p.endpoint), m))?;
+            check_profile_url(p.endpoint.get_ref(), ProfileField::Endpoint)
+                .map_err(|m| invalid(at(&p.endpoint), m.to_string()))?;
             if let Some(cdn) = &p.cdn {
-                check_url(cdn.get_ref(), "cdn").map_err(|m| invalid(at(cdn), m))?;
+                check_profile_url(cdn.get_ref(), ProfileField::Cdn)
+                    .map_err(|m| invalid(at(cdn), m.to_string()))?;
             }
             let profile = Profile {
                 name: name.clone(),
@@ -473,37 +605,20 @@ impl ProfileConfig {
     }
 
     /// The profile to use: the one named, else the default, else the only one.
-    pub fn resolve(&self, name: Option<&str>) -> Result<&Profile, String> {
-        let names = || {
-            self.profiles
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    pub fn resolve(&self, name: Option<&str>) -> Result<&Profile, ProfileError> {
+        let names = || self.profiles.iter().map(|p| p.name.clone()).collect();
         match name {
-            Some(n) => self.get(n).ok_or_else(|| {
-                if self.profiles.is_empty() {
-                    format!(
-                        "there is no profile {n:?}; add it with `reelup profile add {n} --endpoint URL`"
-                    )
-                } else {
-                    format!("there is no profile {n:?}; the profiles are: {}", names())
-                }
+            Some(n) => self.get(n).ok_or_else(|| ProfileError::Unknown {
+                name: n.to_owned(),
+                known: names(),
             }),
             None => match (&self.default, self.profiles.as_slice()) {
                 (Some(d), _) => self
                     .get(d)
-                    .ok_or_else(|| format!("the default profile {d:?} is gone")),
+                    .ok_or_else(|| ProfileError::DefaultGone(d.clone())),
                 (None, [only]) => Ok(only),
-                (None, []) => Err(format!(
-                    "no profile yet; add one with `reelup profile add NAME --endpoint URL` (it goes in {})",
-                    self.path.display()
-                )),
-                (None, _) => Err(format!(
-                    "several profiles and no default; pass --profile ({}) or set one with `reelup profile default NAME`",
-                    names()
-                )),
+                (None, []) => Err(ProfileError::NoneYet),
+                (None, _) => Err(ProfileError::NoDefault { known: names() }),
             },
         }
     }
@@ -514,13 +629,10 @@ impl ProfileConfig {
         previous: Option<&str>,
         profile: Profile,
     ) -> Result<(), ConfigError> {
-        profile.validate().map_err(ConfigError::Rejected)?;
+        profile.validate()?;
         let old = previous.unwrap_or(&profile.name).to_owned();
         if old != profile.name && self.get(&profile.name).is_some() {
-            return Err(ConfigError::Rejected(format!(
-                "a profile named {:?} already exists; pick another name",
-                profile.name
-            )));
+            return Err(ProfileProblem::NameTaken(profile.name.clone()).into());
         }
         let mut doc = self.document()?;
         // With one profile and no `default`, that one is used implicitly. A second would
@@ -597,9 +709,7 @@ impl ProfileConfig {
 
     pub fn set_default(&mut self, name: &str) -> Result<(), ConfigError> {
         if self.get(name).is_none() {
-            return Err(ConfigError::Rejected(format!(
-                "there is no profile {name:?} to make the default"
-            )));
+            return Err(ConfigError::NoSuchProfile(name.to_owned()));
         }
         let mut doc = self.document()?;
         doc["default"] = toml_edit::value(name);
@@ -839,14 +949,82 @@ mod tests {
     }
 
     #[test]
-    fn resolve_explains_what_to_do() {
+    fn resolve_says_what_is_missing() {
         let c = parse("").unwrap();
-        assert!(c.resolve(None).unwrap_err().contains("reelup profile add"));
+        assert_eq!(c.resolve(None).unwrap_err(), ProfileError::NoneYet);
         let c = parse(
             "[profiles.a]\nendpoint = \"https://a\"\n[profiles.b]\nendpoint = \"https://b\"\n",
         )
         .unwrap();
-        assert!(c.resolve(None).unwrap_err().contains("--profile"));
-        assert!(c.resolve(Some("zz")).unwrap_err().contains("a, b"));
+        let known = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            c.resolve(None).unwrap_err(),
+            ProfileError::NoDefault {
+                known: known.clone()
+            }
+        );
+        assert_eq!(
+            c.resolve(Some("zz")).unwrap_err(),
+            ProfileError::Unknown {
+                name: "zz".into(),
+                known
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_profile_names_its_field_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ProfileConfig::empty(&dir.path().join("config.toml"));
+        let refused = |c: &mut ProfileConfig, p: Profile| c.save_profile(None, p).unwrap_err();
+
+        let mut p = Profile::new("a", "http://uploads.example.com");
+        let e = refused(&mut c, p.clone());
+        assert_eq!(e.field(), Some(ProfileField::Endpoint));
+        assert!(matches!(
+            e,
+            ConfigError::Profile(ProfileProblem::Url {
+                problem: UrlProblem::PlainHttp,
+                ..
+            })
+        ));
+        p.endpoint = "https://uploads.example.com".into();
+        p.cdn = Some("ftp://cdn".into());
+        assert_eq!(refused(&mut c, p.clone()).field(), Some(ProfileField::Cdn));
+        p.cdn = None;
+        let mut w = WatchFolder::new("/rec");
+        w.stable_secs = 0;
+        p.watch.push(w);
+        assert_eq!(
+            refused(&mut c, p.clone()),
+            ConfigError::Profile(ProfileProblem::StableSecs {
+                path: "/rec".into(),
+                secs: 0
+            })
+        );
+        p.watch.clear();
+        p.parts_in_flight = 0;
+        assert_eq!(
+            refused(&mut c, p.clone()).field(),
+            Some(ProfileField::PartsInFlight)
+        );
+        p.parts_in_flight = 4;
+        c.save_profile(None, p.clone()).unwrap();
+        let other = Profile::new("b", "https://b.example.com");
+        c.save_profile(None, other.clone()).unwrap();
+        let e = c
+            .save_profile(
+                Some("b"),
+                Profile {
+                    name: "a".into(),
+                    ..other
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Profile(ProfileProblem::NameTaken("a".into()))
+        );
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
     }
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use reelup_protocol::{ErrorBody, RedeemRequest, RedeemResponse};
 
-use crate::Secret;
 use crate::config::{ConfigError, Flavour, Profile, ProfileConfig, check_name, check_url};
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::endpoint::identity::{CheckError, check_endpoint};
+use crate::{ErrorCode, Secret};
 
 /// The scheme the desktop app registers for deep links.
 pub const SCHEME: &str = "reelup";
@@ -112,19 +112,19 @@ pub enum InviteError {
 
 impl InviteError {
     /// A stable name for the error, for the app's UI and `--json` output.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotAnInvite { .. } => "invite_link_invalid",
-            Self::Invalid { .. } => "invite_invalid",
-            Self::Expired => "invite_expired",
-            Self::Used => "invite_used",
-            Self::Revoked { .. } => "invite_revoked",
-            Self::Unreachable { .. } => "endpoint_unreachable",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Server { .. } => "endpoint_error",
+            Self::NotAnInvite { .. } => ErrorCode::InviteLinkInvalid,
+            Self::Invalid { .. } => ErrorCode::InviteInvalid,
+            Self::Expired => ErrorCode::InviteExpired,
+            Self::Used => ErrorCode::InviteUsed,
+            Self::Revoked { .. } => ErrorCode::InviteRevoked,
+            Self::Unreachable { .. } => ErrorCode::EndpointUnreachable,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Server { .. } => ErrorCode::EndpointError,
             Self::Config(e) => e.code(),
             Self::Keyring(e) => e.code(),
-            Self::ConnectionTest { source, .. } => source.code(),
+            Self::ConnectionTest { source, .. } => ErrorCode::from(source),
         }
     }
 }
@@ -230,7 +230,7 @@ fn usable_name(text: &str) -> Option<String> {
 /// else the endpoint's host name (made valid), else `reelup`.
 pub fn profile_name_for(invite: &Invite, given: Option<&str>) -> Result<String, InviteError> {
     if let Some(given) = given {
-        check_name(given).map_err(ConfigError::Rejected)?;
+        check_name(given).map_err(ConfigError::from)?;
         return Ok(given.to_owned());
     }
     let from_host = || {
@@ -340,7 +340,7 @@ pub async fn accept(
     profile.endpoint = invite.endpoint.clone();
     profile.cdn = Some(invite.cdn.clone());
     profile.flavour = Flavour::ReelupServer;
-    profile.validate().map_err(ConfigError::Rejected)?;
+    profile.validate().map_err(ConfigError::from)?;
     // A keyring that is missing or locked would only be found after the code is spent.
     keyring.get(&name)?;
 
@@ -447,7 +447,7 @@ mod tests {
             ("x".repeat(MAX_LINK_LEN + 1), "far more"),
         ] {
             let err = Invite::parse(&bad).expect_err(&bad);
-            assert_eq!(err.code(), "invite_link_invalid");
+            assert_eq!(err.code(), ErrorCode::InviteLinkInvalid);
             let text = err.to_string();
             assert!(text.contains(says), "{bad}: {text}");
             assert!(text.contains("ask for a new invite link"), "{text}");

@@ -32,11 +32,11 @@ pub enum CredentialError {
 }
 
 impl CredentialError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
         match self {
-            Self::NoKeyring { .. } => "no_keyring",
-            Self::Locked { .. } => "keyring_locked",
-            Self::Failed { .. } => "keyring_failed",
+            Self::NoKeyring { .. } => crate::ErrorCode::NoKeyring,
+            Self::Locked { .. } => crate::ErrorCode::KeyringLocked,
+            Self::Failed { .. } => crate::ErrorCode::KeyringFailed,
         }
     }
 }

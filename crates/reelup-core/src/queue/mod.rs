@@ -120,7 +120,7 @@ pub struct UploadQueue<E> {
 
 fn item_error(e: &UploadError) -> ItemError {
     ItemError {
-        code: e.code().into(),
+        code: e.code(),
         // The last guard: whatever an error quotes, no presigned URL's query reaches the
         // queue (and from it the UI, `reelup queue --json` and support requests).
         message: crate::redact_urls(&e.to_string()),
@@ -479,7 +479,5 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 }
 
 fn queue_failure(e: QueueError) -> UploadError {
-    UploadError::Queue {
-        message: e.to_string(),
-    }
+    UploadError::Queue(e)
 }

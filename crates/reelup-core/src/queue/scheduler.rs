@@ -97,8 +97,11 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 Ok(Ended::Done) => Ok(()),
                 Ok(Ended::Stopped) => store.release(id, &self.owner),
                 Err(e) => {
+                    // Debug, not warn: the failure is the item's stored error, which each
+                    // front end reports once in its own way (the CLI's `reelup:` line, the
+                    // app's log and window); a warning here printed it twice more.
                     let error = crate::redact_urls(&e.to_string());
-                    tracing::warn!(id, path = %item.path.display(), %error, "upload failed");
+                    tracing::debug!(id, path = %item.path.display(), %error, "upload failed");
                     store
                         .set_state(id, ItemState::Failed, Some(&item_error(e)))
                         .and_then(|()| store.release(id, &self.owner))

@@ -38,7 +38,7 @@ impl Target {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ItemError {
-    pub code: String,
+    pub code: crate::ErrorCode,
     pub message: String,
     pub retryable: bool,
 }
@@ -77,6 +77,16 @@ pub enum QueueError {
     Sql(#[from] rusqlite::Error),
     #[error("no item {0} in the queue; `reelup queue` lists them")]
     NoSuchItem(i64),
+}
+
+impl QueueError {
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            Self::Unusable { .. } => crate::ErrorCode::QueueUnusable,
+            Self::Sql(_) => crate::ErrorCode::Queue,
+            Self::NoSuchItem(_) => crate::ErrorCode::NoSuchItem,
+        }
+    }
 }
 
 pub struct QueueStore {
@@ -269,7 +279,9 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         },
         error: match code {
             Some(code) => Some(ItemError {
-                code,
+                // A code this version does not know (a newer Reelup wrote it) is read as
+                // `unknown`: the message, which says what happened, is kept as stored.
+                code: code.parse().unwrap_or(crate::ErrorCode::Unknown),
                 message: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
                 retryable: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
             }),
