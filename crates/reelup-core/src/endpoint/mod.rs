@@ -89,26 +89,18 @@ impl CompanionClient {
             Some(t) => req.bearer_auth(t.expose()),
             None => req,
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| UploadError::EndpointUnreachable {
-                endpoint: self.base.clone(),
-                reason: root_cause(&e.without_url()),
-            })?;
+        let unreachable = |e: reqwest::Error| UploadError::EndpointUnreachable {
+            endpoint: self.base.clone(),
+            reason: root_cause(&e.without_url()),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(UploadError::Unauthorized {
                 endpoint: self.base.clone(),
             });
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| UploadError::EndpointUnreachable {
-                endpoint: self.base.clone(),
-                reason: root_cause(&e.without_url()),
-            })?;
+        let body = resp.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             // reelup-server's `{error, message}`, or either of Companion's shapes; else the
             // start of whatever came back (a proxy's HTML page).

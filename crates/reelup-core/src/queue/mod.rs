@@ -34,8 +34,6 @@ use crate::{
     BandwidthLimit, Fingerprint, PresignEndpoint, RetryPolicy, UploadError, UploadOptions,
 };
 
-pub use crate::engine::MAX_PARTS_IN_FLIGHT;
-
 #[derive(Debug, Clone, Copy)]
 pub struct QueueOptions {
     pub upload: UploadOptions,
@@ -266,10 +264,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             },
         })?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let id = self
-            .store()
-            .add(&path, &fp, target)
-            .map_err(queue_failure)?;
+        let id = self.store().add(&path, &fp, target)?;
         self.changed(id);
         self.work.notify_one();
         Ok(id)
@@ -298,8 +293,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .map_or(0, |d| d.as_nanos() as i64);
         if self
             .store()
-            .watched_unchanged(&path, meta.len(), mtime_ns)
-            .map_err(queue_failure)?
+            .watched_unchanged(&path, meta.len(), mtime_ns)?
         {
             return Ok(None);
         }
@@ -307,10 +301,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             path: path.clone(),
             source: e,
         })?;
-        let id = self
-            .store()
-            .add_watched(&path, &fp, target)
-            .map_err(queue_failure)?;
+        let id = self.store().add_watched(&path, &fp, target)?;
         if let Some(id) = id {
             self.changed(id);
             self.work.notify_one();
@@ -448,11 +439,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Cancels an item and aborts its multipart upload on S3, so nothing is left behind.
     pub async fn cancel(&self, id: i64) -> Result<bool, UploadError> {
-        let item = self.store().get(id).map_err(queue_failure)?;
-        let moved = self
-            .store()
-            .apply(id, Operation::Cancel)
-            .map_err(queue_failure)?;
+        let item = self.store().get(id)?;
+        let moved = self.store().apply(id, Operation::Cancel)?;
         self.stop_running(id);
         if moved {
             if let (Some(key), Some(upload_id)) = (&item.key, &item.upload_id) {
@@ -461,7 +449,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     tracing::warn!(id, error = %e, "could not abort the multipart upload");
                 }
             }
-            self.store().clear_multipart(id).map_err(queue_failure)?;
+            self.store().clear_multipart(id)?;
         }
         self.changed(id);
         Ok(moved)
@@ -476,8 +464,4 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             .map(|i| i.id)
             .collect())
     }
-}
-
-fn queue_failure(e: QueueError) -> UploadError {
-    UploadError::Queue(e)
 }

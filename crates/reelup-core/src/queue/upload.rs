@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::store::{ItemState, Operation, QueueItem};
-use super::{Ended, QueueEvent, UploadQueue, bound, queue_failure};
+use super::{Ended, QueueEvent, UploadQueue, bound};
 use crate::engine::progress::ProgressMeter;
 use crate::engine::{FileUpload, FinishedPart, MultipartUpload, PartLedger, Retrier};
 use crate::{
@@ -25,9 +25,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         // Checked before any request: the token is the profile's, and goes only where the
         // profile points now.
         bound(self.profiles.as_ref(), &item.target)?;
-        self.store()
-            .apply(item.id, Operation::Start)
-            .map_err(queue_failure)?;
+        self.store().apply(item.id, Operation::Start)?;
         self.changed(item.id);
         let endpoint = (self.connect)(&item.target);
         let meta = FileMeta {
@@ -68,9 +66,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             return Ok(Ended::Stopped);
         };
         let url = StreamingUrlBase::new(&item.target.cdn).url_for(&key);
-        self.store()
-            .finish(item.id, &key, &url)
-            .map_err(queue_failure)?;
+        self.store().finish(item.id, &key, &url)?;
         Ok(Ended::Done)
     }
 
@@ -146,32 +142,31 @@ impl<E: PresignEndpoint> PartLedger for ItemLedger<'_, E> {
         self.queue
             .store()
             .set_multipart(self.id, &upload.key, &upload.upload_id, upload.part_size)
-            .map_err(queue_failure)
+            .map_err(UploadError::from)
     }
 
     fn parts(&self) -> Result<Vec<FinishedPart>, UploadError> {
-        self.queue.store().parts(self.id).map_err(queue_failure)
+        self.queue.store().parts(self.id).map_err(UploadError::from)
     }
 
     fn record(&self, part: &FinishedPart) -> Result<(), UploadError> {
         self.queue
             .store()
             .record_part(self.id, part)
-            .map_err(queue_failure)
+            .map_err(UploadError::from)
     }
 
     fn forget(&self, number: u32) -> Result<(), UploadError> {
         self.queue
             .store()
             .remove_part(self.id, number)
-            .map_err(queue_failure)
+            .map_err(UploadError::from)
     }
 
     fn completing(&self) -> Result<(), UploadError> {
         self.queue
             .store()
-            .set_state(self.id, ItemState::Completing, None)
-            .map_err(queue_failure)?;
+            .set_state(self.id, ItemState::Completing, None)?;
         self.queue.changed(self.id);
         Ok(())
     }
