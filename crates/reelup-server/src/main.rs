@@ -183,11 +183,13 @@ async fn serve(c: &ConfigArg) -> ExitCode {
         users = config.users.len(),
         "signing"
     );
+    // Handlers first: a launcher may stop the server as soon as it reads the ready line.
+    let shutdown = shutdown_signal();
     println!(
         "{}",
         serde_json::json!({ "endpoint": prepared.endpoint, "cdn": config.cdn_base_url })
     );
-    prepared.run(shutdown_signal()).await;
+    prepared.run(shutdown).await;
     ExitCode::SUCCESS
 }
 
@@ -402,6 +404,7 @@ async fn run_local(args: Args) -> ExitCode {
         data_dir = %data_dir.display(),
         "local stack ready"
     );
+    let shutdown = shutdown_signal();
     // The one line a launcher reads; printing the token is the point of a dev server.
     println!(
         "{}",
@@ -414,23 +417,30 @@ async fn run_local(args: Args) -> ExitCode {
             "bucket": reelup_server::local::BUCKET,
         })
     );
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     stack.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives in between must not kill the process
+/// with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    // ctrl_c() registers its handler on first poll; pinning and polling it once here would
+    // need a context, so SIGINT keeps tokio's lazy registration (a Ctrl-C is a person, not a
+    // launcher racing the ready line).
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

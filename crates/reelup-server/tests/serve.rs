@@ -519,3 +519,33 @@ fn the_server_secret_is_made_once_kept_and_checked() {
     assert!(dir.path().join("keys/upload.secret").exists());
     assert!(!secret_file.exists());
 }
+
+/// A launcher may stop the server the moment it reads the ready line: SIGTERM then must be
+/// a clean shutdown, not the default action killing the process, in serve and local mode.
+#[test]
+fn a_sigterm_right_after_the_ready_line_is_a_clean_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    add_token(&config, "alice");
+    for _ in 0..5 {
+        let (server, _endpoint, _stderr) = serve(&config);
+        let status = terminate(server);
+        assert!(status.success(), "serve: {status:?}");
+    }
+    for _ in 0..5 {
+        let mut child = Command::new(SERVER)
+            .args(["--local", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("local"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start reelup-server --local");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(line.contains("\"endpoint\""), "{line}");
+        let status = terminate(Proc(child));
+        assert!(status.success(), "--local: {status:?}");
+    }
+}
