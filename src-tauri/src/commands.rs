@@ -48,7 +48,11 @@ pub async fn save_poster(shell: Shared<'_>, id: i64, jpeg: Vec<u8>) -> Result<St
 #[specta::specta]
 pub fn no_poster(id: i64, reason: String) {
     let reason: String = reason.chars().take(200).collect();
-    tracing::info!(id, reason, "no poster frame: the webview could not draw one");
+    tracing::info!(
+        id,
+        reason,
+        "no poster frame: the webview could not draw one"
+    );
 }
 
 #[tauri::command]

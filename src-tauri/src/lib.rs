@@ -3,8 +3,8 @@
 
 mod commands;
 mod invites;
-pub mod media_scheme;
 pub mod ipc;
+pub mod media_scheme;
 mod settings;
 pub mod summary;
 mod tray;
@@ -366,16 +366,25 @@ pub fn run() {
             }
         })
         // Each queued video, by id, for the webview to draw its poster frame from.
-        .register_asynchronous_uri_scheme_protocol(media_scheme::SCHEME, |ctx, request, responder| {
-            let shell = ctx.app_handle().state::<Arc<Shell>>().inner().clone();
-            // Off the webview's thread: reading a chunk of a large file takes a moment.
-            tauri::async_runtime::spawn_blocking(move || {
-                let response = media_scheme::respond(&request, |id| {
-                    shell.uploads.queue().ok()?.get(id).ok().map(|item| item.path)
+        .register_asynchronous_uri_scheme_protocol(
+            media_scheme::SCHEME,
+            |ctx, request, responder| {
+                let shell = ctx.app_handle().state::<Arc<Shell>>().inner().clone();
+                // Off the webview's thread: reading a chunk of a large file takes a moment.
+                tauri::async_runtime::spawn_blocking(move || {
+                    let response = media_scheme::respond(&request, |id| {
+                        shell
+                            .uploads
+                            .queue()
+                            .ok()?
+                            .get(id)
+                            .ok()
+                            .map(|item| item.path)
+                    });
+                    responder.respond(response);
                 });
-                responder.respond(response);
-            });
-        })
+            },
+        )
         .manage(shell.clone())
         .manage(updates::Updates::default())
         .manage(invites::OpenedInvite::default())

@@ -163,11 +163,7 @@ pub fn allow_cross_origin<R: tauri::Runtime>(window: &tauri::WebviewWindow<R>) {
     {
         let done = window.with_webview(|webview| {
             use webkit2gtk::{SecurityManagerExt, WebContextExt, WebViewExt};
-            if let Some(manager) = webview
-                .inner()
-                .context()
-                .and_then(|c| c.security_manager())
-            {
+            if let Some(manager) = webview.inner().context().and_then(|c| c.security_manager()) {
                 manager.register_uri_scheme_as_cors_enabled(SCHEME);
             }
         });
@@ -219,7 +215,10 @@ mod tests {
     fn serves_ranges_of_a_queued_video_only() {
         let f = fixture();
         let file_of = |id| (id == 7).then(|| f.video.clone());
-        let r = respond(&get("reelup-media://localhost/7", Some("bytes=100-199")), file_of);
+        let r = respond(
+            &get("reelup-media://localhost/7", Some("bytes=100-199")),
+            file_of,
+        );
         assert_eq!(r.status(), 206);
         assert_eq!(r.body(), &f.bytes[100..200]);
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 100-199/10000");
@@ -229,13 +228,25 @@ mod tests {
             r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
             "tauri://localhost"
         );
-        let r = respond(&get("reelup-media://localhost/7", Some("bytes=9990-")), file_of);
+        let r = respond(
+            &get("reelup-media://localhost/7", Some("bytes=9990-")),
+            file_of,
+        );
         assert_eq!(r.body(), &f.bytes[9990..]);
-        let r = respond(&get("reelup-media://localhost/7", Some("bytes=-10")), file_of);
+        let r = respond(
+            &get("reelup-media://localhost/7", Some("bytes=-10")),
+            file_of,
+        );
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 9990-9999/10000");
         let r = respond(&get("http://reelup-media.localhost/7", None), file_of);
         assert_eq!((r.status(), r.body().len()), (StatusCode::OK, 10_000));
-        for bad in ["bytes=10000-", "bytes=5-2", "bytes=0-1,5-6", "items=0-1", "bytes=-0"] {
+        for bad in [
+            "bytes=10000-",
+            "bytes=5-2",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=-0",
+        ] {
             let r = respond(&get("reelup-media://localhost/7", Some(bad)), file_of);
             assert_eq!(r.status(), 416, "{bad}");
             assert!(r.body().is_empty());
@@ -285,7 +296,10 @@ mod tests {
             .body(Vec::new())
             .expect("request");
         let r = respond(&foreign, file_of);
-        assert!(!r.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+        assert!(
+            !r.headers()
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        );
     }
 
     #[test]
@@ -295,7 +309,10 @@ mod tests {
         let file = std::fs::File::create(&video).expect("create");
         file.set_len(MAX_CHUNK * 2 + 5).expect("size");
         let file_of = |_| Some(video.clone());
-        let r = respond(&get("reelup-media://localhost/1", Some("bytes=0-")), file_of);
+        let r = respond(
+            &get("reelup-media://localhost/1", Some("bytes=0-")),
+            file_of,
+        );
         assert_eq!(r.status(), 206);
         assert_eq!(r.body().len() as u64, MAX_CHUNK);
         assert_eq!(
