@@ -4,9 +4,11 @@
 //! this serves exactly the files the user queued, named by id, and nothing else: no path
 //! ever comes from the request.
 //!
-//! WebKit's media stack reads by byte ranges, so `Range: bytes=a-b` is answered with 206
-//! and each answer is capped at [`MAX_CHUNK`] (the player asks for more as it needs it):
-//! a video of several GB is never read into memory whole.
+//! Byte ranges (`Range: bytes=a-b`) are answered with 206, each answer capped at
+//! [`MAX_CHUNK`], so a video of several GB is never read into memory at once. WebKitGTK's
+//! media player cannot read a custom scheme itself (WebKit bug 146351: GStreamer has no
+//! source for it), so the UI fetches the ranges (CORS, for the app's origin only) into a
+//! blob and draws from that.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,15 @@ fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
     (start <= end && start < size).then_some((start, end))
 }
 
+/// The request's Origin, when it is the app's own page.
+fn app_origin(request: &Request<Vec<u8>>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| APP_ORIGINS.contains(o))
+}
+
 fn plain(status: StatusCode, text: &str) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
@@ -72,6 +83,18 @@ pub fn respond(
     request: &Request<Vec<u8>>,
     file_of: impl Fn(i64) -> Option<PathBuf>,
 ) -> Response<Vec<u8>> {
+    if request.method() == Method::OPTIONS {
+        // The CORS preflight of a ranged fetch.
+        let mut response = Response::builder().status(StatusCode::NO_CONTENT);
+        if let Some(origin) = app_origin(request) {
+            response = response
+                .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD")
+                .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "Range")
+                .header(header::VARY, "Origin");
+        }
+        return response.body(Vec::new()).expect("a valid response");
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
     }
@@ -86,7 +109,15 @@ pub fn respond(
         return plain(StatusCode::NOT_FOUND, "not a video");
     }
     match serve_file(request, &path) {
-        Ok(response) => response,
+        Ok(response) => {
+            tracing::debug!(
+                id,
+                range = ?request.headers().get(header::RANGE),
+                status = response.status().as_u16(),
+                "served a poster's video"
+            );
+            response
+        }
         Err(e) => {
             tracing::info!(id, error = %e, "cannot serve the video for its poster");
             plain(StatusCode::NOT_FOUND, "the file cannot be read")
@@ -105,14 +136,13 @@ fn serve_file(request: &Request<Vec<u8>>, path: &Path) -> std::io::Result<Respon
         .header(header::CONTENT_TYPE, reelup_core::content_type_for(path))
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "no-store");
-    if let Some(origin) = request
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .filter(|o| APP_ORIGINS.contains(o))
-    {
+    if let Some(origin) = app_origin(request) {
         response = response
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin)
+            .header(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                "Content-Range, Content-Length",
+            )
             .header(header::VARY, "Origin");
     }
     let range = match request.headers().get(header::RANGE) {
@@ -289,6 +319,23 @@ mod tests {
             .body(Vec::new())
             .expect("request");
         assert_eq!(respond(&post, file_of).status(), 405);
+        // The preflight of a ranged fetch: granted to the app's page only.
+        let preflight = |origin: &str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("reelup-media://localhost/7")
+                .header(header::ORIGIN, origin)
+                .body(Vec::new())
+                .expect("request")
+        };
+        let r = respond(&preflight("tauri://localhost"), file_of);
+        assert_eq!(r.status(), 204);
+        assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS], "Range");
+        let r = respond(&preflight("https://evil.example"), file_of);
+        assert!(
+            !r.headers()
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        );
         // Another origin gets no CORS grant.
         let foreign = Request::builder()
             .uri("reelup-media://localhost/7")

@@ -12,8 +12,10 @@ import {
   escapeAttr,
   isMostlyBlack,
   mediaUrl,
+  fetchVideo,
   posterSize,
   posterTimes,
+  rangeTotal,
 } from "./poster";
 import { Preview } from "./preview";
 
@@ -83,6 +85,50 @@ describe("poster capture", () => {
     expect(mediaUrl(42)).toBe("reelup-media://localhost/42");
     mockConvertFileSrc("windows");
     expect(mediaUrl(42)).toBe("http://reelup-media.localhost/42");
+  });
+});
+
+describe("reading the video from the app", () => {
+  /** Answers like the app's scheme: 206 chunks of at most `chunk` bytes of `file`. */
+  function scheme(file: Uint8Array, chunk: number) {
+    const ranges: string[] = [];
+    const fetcher = (async (_src: string, init?: RequestInit) => {
+      const range = new Headers(init?.headers).get("range") ?? "";
+      ranges.push(range);
+      const start = Number(/^bytes=(\d+)-$/.exec(range)![1]);
+      const end = Math.min(start + chunk, file.length) - 1;
+      return new Response(file.slice(start, end + 1), {
+        status: 206,
+        headers: { "content-range": `bytes ${start}-${end}/${file.length}`, "content-type": "video/mp4" },
+      });
+    }) as typeof fetch;
+    return { fetcher, ranges };
+  }
+
+  it("fetches every chunk in order, whole", async () => {
+    const file = Uint8Array.from({ length: 10_000 }, (_, i) => i % 251);
+    const { fetcher, ranges } = scheme(file, 4096);
+    const blob = await fetchVideo("reelup-media://localhost/1", fetcher);
+    expect(ranges).toEqual(["bytes=0-", "bytes=4096-", "bytes=8192-"]);
+    // jsdom's Blob has no arrayBuffer(); its FileReader reads it.
+    const bytes = await new Promise<ArrayBuffer>((resolve) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result as ArrayBuffer);
+      reader.readAsArrayBuffer(blob);
+    });
+    expect(new Uint8Array(bytes)).toEqual(file);
+    expect(blob.type).toBe("video/mp4");
+  });
+
+  it("refuses a video over the cap, and answers that make no sense", async () => {
+    const { fetcher } = scheme(new Uint8Array(5000), 1000);
+    await expect(fetchVideo("x", fetcher, 4999)).rejects.toThrow("too large");
+    const refused = (async () => new Response("no such queue item", { status: 404 })) as typeof fetch;
+    await expect(fetchVideo("x", refused)).rejects.toThrow("404");
+    const noRange = (async () => new Response("x", { status: 206 })) as typeof fetch;
+    await expect(fetchVideo("x", noRange)).rejects.toThrow("Content-Range");
+    expect(rangeTotal("bytes 0-9/10")).toBe(10);
+    expect(rangeTotal("bytes */10")).toBeNull();
   });
 });
 

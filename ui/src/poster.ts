@@ -2,6 +2,9 @@
 // item's local file served by the app's `reelup-media:` scheme (one queue item by id, and
 // nothing else), scaled to at most 640 px wide, and handed to Rust as JPEG bytes. A file
 // the webview cannot decode simply gets no poster; the app logs why.
+//
+// WebKitGTK's player cannot read a custom scheme itself (WebKit bug 146351), so the file is
+// fetched by ranges into a blob, which it plays as its own: hence a size cap.
 import { convertFileSrc } from "@tauri-apps/api/core";
 import type { Commands, UploadItem } from "./ipc";
 
@@ -9,6 +12,8 @@ export const POSTER_MAX_WIDTH = 640;
 export const POSTER_QUALITY = 0.8;
 /** What the app accepts (reelup-core's MAX_POSTER_SIZE). */
 export const MAX_POSTER_BYTES = 2 * 1024 * 1024;
+/** Larger videos are not read into the webview for a poster (the CLI's ffmpeg has no cap). */
+export const MAX_DRAWN_VIDEO_BYTES = 512 * 1024 * 1024;
 /** A video that has not shown a frame by then is not going to. */
 const CAPTURE_TIMEOUT_MS = 20_000;
 
@@ -78,17 +83,46 @@ function once(target: HTMLVideoElement, event: string, timeoutMs: number): Promi
   });
 }
 
+/** The total size in a `Content-Range: bytes a-b/total` header. */
+export function rangeTotal(header: string | null): number | null {
+  const m = /^bytes \d+-\d+\/(\d+)$/.exec(header ?? "");
+  return m ? Number(m[1]) : null;
+}
+
+/** The whole file behind `src`, fetched range by range (the scheme answers in chunks). */
+export async function fetchVideo(src: string, fetcher: typeof fetch = fetch, maxBytes = MAX_DRAWN_VIDEO_BYTES): Promise<Blob> {
+  const chunks: ArrayBuffer[] = [];
+  let type = "";
+  let start = 0;
+  let total = Infinity;
+  while (start < total) {
+    const resp = await fetcher(src, { headers: { Range: `bytes=${start}-` } });
+    if (resp.status === 200) return resp.blob();
+    if (resp.status !== 206) throw new Error(`the app answered ${resp.status} for the video`);
+    const size = rangeTotal(resp.headers.get("content-range"));
+    if (size === null) throw new Error("the app's answer has no Content-Range");
+    if (size > maxBytes) throw new Error(`the video is ${size} bytes, too large to draw a poster from here`);
+    total = size;
+    type ||= resp.headers.get("content-type") ?? "";
+    const chunk = await resp.arrayBuffer();
+    if (chunk.byteLength === 0) throw new Error("the app sent an empty part of the video");
+    chunks.push(chunk);
+    start += chunk.byteLength;
+  }
+  return new Blob(chunks, { type });
+}
+
 /** Draws one representative frame of the video at `src` as JPEG bytes. */
 export async function capturePoster(src: string, timeoutMs = CAPTURE_TIMEOUT_MS): Promise<Uint8Array> {
+  const blobUrl = URL.createObjectURL(await fetchVideo(src));
   const video = document.createElement("video");
   video.muted = true;
   video.preload = "auto";
-  // The scheme answers the app's origin with CORS, so the canvas stays readable.
-  video.crossOrigin = "anonymous";
   const canvas = document.createElement("canvas");
   try {
     const metadata = once(video, "loadedmetadata", timeoutMs);
-    video.src = src;
+    // A blob of this page's own: the canvas it is drawn on stays readable.
+    video.src = blobUrl;
     await metadata;
     const size = posterSize(video.videoWidth, video.videoHeight);
     if (!size) throw new Error("the file has no picture the webview can show");
@@ -112,6 +146,7 @@ export async function capturePoster(src: string, timeoutMs = CAPTURE_TIMEOUT_MS)
     // Lets the media stack drop its decoder and the file at once.
     video.removeAttribute("src");
     video.load();
+    URL.revokeObjectURL(blobUrl);
   }
 }
 
