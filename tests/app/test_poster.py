@@ -42,12 +42,12 @@ def test_a_dropped_h264_video_gets_a_poster_in_history(app, app_env, tmp_path):
         check=True, capture_output=True, text=True,
     ).stdout.strip()
     assert size == "640,360", size
-    # The image has loaded in the row (not a broken image).
+    # The image has loaded in the row (not a broken image); lazy, so once History shows.
+    show_tab(driver, "history")
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script(
             "const i = document.querySelector(arguments[0]); return i.complete && i.naturalWidth;", thumb
         ) == 640
     )
-    show_tab(driver, "history")
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "history-posters.png"))
