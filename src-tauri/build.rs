@@ -29,6 +29,8 @@ const COMMANDS: &[&str] = &[
     "inspect_invite",
     "accept_invite",
     "take_opened_invite",
+    "save_poster",
+    "no_poster",
 ];
 
 fn main() {

@@ -322,3 +322,154 @@ fn a_plain_http_endpoint_on_this_machine_is_allowed() {
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(fetch_sha256(line["url"].as_str().expect("url")), sha);
 }
+
+/// An H.264 video made by ffmpeg: `seconds` of the test pattern at `width` x `height`.
+fn h264_video(
+    dir: &std::path::Path,
+    name: &str,
+    width: u32,
+    height: u32,
+    seconds: f32,
+) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={width}x{height}:rate=25:duration={seconds}"
+        ))
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-y"])
+        .arg(&path)
+        .output()
+        .expect("ffmpeg (apt install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// Width and height of the first video stream of an image or video, as ffprobe reads it.
+fn probe_size(path: &std::path::Path) -> (u32, u32, String) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.trim().split(',');
+    let codec = fields.next().expect("codec").to_owned();
+    let w = fields.next().expect("width").parse().expect("number");
+    let h = fields.next().expect("height").parse().expect("number");
+    (w, h, codec)
+}
+
+#[test]
+fn each_video_gets_a_poster_beside_it_made_with_ffmpeg() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wide = h264_video(dir.path(), "wide take.mp4", 1280, 720, 3.0);
+    // Shorter than the 1 s the frame is taken at, and narrower than a poster.
+    let short = h264_video(dir.path(), "-short.mp4", 320, 240, 0.5);
+    let data = tempfile::tempdir().expect("data dir");
+    let data_dir = data.path().to_str().expect("utf8");
+    let out = reelup(
+        &[
+            "upload",
+            wide.to_str().expect("utf8"),
+            short.to_str().expect("utf8"),
+            "--endpoint",
+            &server.endpoint,
+            "--cdn",
+            &server.cdn,
+            "--json",
+        ],
+        &[
+            ("REELUP_TOKEN", &server.token),
+            ("REELUP_DATA_DIR", data_dir),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    assert!(!stderr.contains("poster"), "no poster trouble: {stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    for (line, width, height) in [(&lines[0], 640, 360), (&lines[1], 320, 240)] {
+        let key = line["key"].as_str().expect("key");
+        let poster = line["poster"].as_str().expect("a poster URL");
+        let prefix = &key[..key.rfind('/').expect("a user prefix") + 1];
+        let poster_key = poster
+            .strip_prefix(&format!("{}/", server.cdn))
+            .expect("served by the same CDN");
+        assert!(
+            poster_key.starts_with(prefix) && poster_key.ends_with(".jpg"),
+            "{poster_key} beside {key}"
+        );
+        let resp = http().get(poster).send().expect("GET poster");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/jpeg");
+        let bytes = resp.bytes().expect("body");
+        assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+        let file = dir.path().join("poster.jpg");
+        std::fs::write(&file, &bytes).expect("write");
+        assert_eq!(probe_size(&file), (width, height, "mjpeg".to_owned()));
+    }
+    // `reelup queue --json` carries it too.
+    let out = reelup(&["queue", "--json"], &[("REELUP_DATA_DIR", data_dir)]);
+    let queue = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        queue.contains(lines[0]["poster"].as_str().expect("poster")),
+        "{queue}"
+    );
+}
+
+#[test]
+fn without_ffmpeg_uploads_go_on_with_no_posters() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, _) = random_file(dir.path(), "a.mp4", 1000);
+    let (b, _) = random_file(dir.path(), "b.mp4", 1000);
+    let empty_path = tempfile::tempdir().expect("empty PATH dir");
+    let out = reelup(
+        &[
+            "upload",
+            a.to_str().expect("utf8"),
+            b.to_str().expect("utf8"),
+            "--endpoint",
+            &server.endpoint,
+            "--cdn",
+            &server.cdn,
+            "--json",
+        ],
+        &[
+            ("REELUP_TOKEN", &server.token),
+            ("PATH", empty_path.path().to_str().expect("utf8")),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("no posters: ffmpeg not found").count(),
+        1,
+        "said once: {stderr}"
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert!(
+            line["url"].is_string() && line["poster"].is_null(),
+            "{line}"
+        );
+    }
+}

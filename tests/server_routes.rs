@@ -249,3 +249,76 @@ fn objects_and_the_dev_token_survive_a_restart() {
         .expect("GET");
     assert_eq!(resp.headers()["content-type"], "video/webm");
 }
+
+#[test]
+fn posters_are_small_jpegs_only() {
+    let server = LocalServer::start();
+    let params = |filename: &str, content_type: &str, size: Option<usize>| {
+        let mut query = vec![
+            ("filename", filename.to_owned()),
+            ("type", content_type.to_owned()),
+        ];
+        if let Some(size) = size {
+            query.push(("size", size.to_string()));
+        }
+        http()
+            .get(format!("{}/s3/params", server.endpoint))
+            .query(&query)
+            .bearer_auth(&server.token)
+            .send()
+            .expect("GET /s3/params")
+    };
+    const CAP: usize = 2 * 1024 * 1024;
+    // Not a JPEG: refused before anything is signed.
+    for t in ["image/png", "image/svg+xml", "text/html"] {
+        let resp = params("clip.poster.jpg", t, Some(10));
+        assert_eq!(resp.status(), 415, "{t}");
+    }
+    // A declared size over the cap.
+    assert_eq!(
+        params("clip.poster.jpg", "image/jpeg", Some(CAP + 1)).status(),
+        413
+    );
+    // No declared size: the store holds the upload to the cap the policy signs.
+    let policy: serde_json::Value = params("clip.poster.jpg", "image/jpeg", None)
+        .json()
+        .expect("JSON");
+    let fields = policy["fields"].as_object().expect("fields");
+    assert_eq!(fields["content-type"], "image/jpeg");
+    let key = fields["key"].as_str().expect("key").to_owned();
+    assert!(key.ends_with(".jpg"), "{key}");
+    let post = |body: Vec<u8>| {
+        let mut form = Form::new();
+        for (k, v) in fields {
+            form = form.text(k.clone(), v.as_str().expect("string").to_owned());
+        }
+        form = form.part("file", Part::bytes(body).file_name("clip.poster.jpg"));
+        http()
+            .post(policy["url"].as_str().expect("url"))
+            .multipart(form)
+            .send()
+            .expect("POST")
+            .status()
+    };
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.resize(CAP + 1, 0);
+    assert!(post(jpeg.clone()).is_client_error(), "an oversized poster");
+    assert_eq!(
+        http()
+            .get(format!("{}/{key}", server.cdn))
+            .send()
+            .expect("GET")
+            .status(),
+        404
+    );
+    jpeg.truncate(50_000);
+    assert_eq!(post(jpeg), 201, "a poster within the cap");
+    // Posters go by POST policy only, never multipart.
+    let resp = http()
+        .post(format!("{}/s3/multipart", server.endpoint))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"filename": "a.poster.jpg", "type": "image/jpeg"}))
+        .send()
+        .expect("POST /s3/multipart");
+    assert_eq!(resp.status(), 415);
+}

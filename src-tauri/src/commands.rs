@@ -33,6 +33,28 @@ pub fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, I
     shell.add(paths)
 }
 
+/// A poster frame the UI drew from the item's video (a JPEG, at most 2 MiB): checked,
+/// uploaded beside the video, and recorded; an `reelup://upload` event follows with its
+/// URL. Answers the poster's streaming URL.
+#[tauri::command]
+#[specta::specta]
+pub async fn save_poster(shell: Shared<'_>, id: i64, jpeg: Vec<u8>) -> Result<String, IpcError> {
+    Ok(shell.uploads.queue()?.upload_poster(id, jpeg).await?)
+}
+
+/// The webview could not draw a frame of item `id` (a codec it cannot decode, say): the
+/// item simply has no poster. Logged, so a missing poster can be explained.
+#[tauri::command]
+#[specta::specta]
+pub fn no_poster(id: i64, reason: String) {
+    let reason: String = reason.chars().take(200).collect();
+    tracing::info!(
+        id,
+        reason,
+        "no poster frame: the webview could not draw one"
+    );
+}
+
 #[tauri::command]
 #[specta::specta]
 pub fn pause_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {

@@ -122,6 +122,9 @@ pub struct UploadItem {
     pub created_at: i64,
     /// Unix seconds; set when done.
     pub finished_at: Option<i64>,
+    /// The poster frame's streaming URL, once uploaded. This event is sent again when it is
+    /// set, so History shows the poster as soon as it is there.
+    pub poster_url: Option<String>,
 }
 
 /// One upload's movement, inside a `ProgressBatch`.

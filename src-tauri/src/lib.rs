@@ -4,6 +4,7 @@
 mod commands;
 mod invites;
 pub mod ipc;
+pub mod media_scheme;
 mod settings;
 pub mod summary;
 mod tray;
@@ -250,7 +251,8 @@ macro_rules! app_commands {
     ($mode:ident) => {
         app_commands!(@$mode
             connection, list_uploads, pause_upload, resume_upload, cancel_upload, pause_all,
-            resume_all, get_settings, test_connection, watch_status, inspect_invite;
+            resume_all, get_settings, test_connection, watch_status, inspect_invite, save_poster,
+            no_poster;
             remove_upload, copy_text, open_url, save_profile, remove_profile,
             set_default_profile, set_token, clear_token, pick_folder, set_app_options,
             update_status, check_update, install_update, accept_invite, take_opened_invite;
@@ -363,12 +365,35 @@ pub fn run() {
                 tracing::info!(window = webview.label(), "page loaded");
             }
         })
+        // Each queued video, by id, for the webview to draw its poster frame from.
+        .register_asynchronous_uri_scheme_protocol(
+            media_scheme::SCHEME,
+            |ctx, request, responder| {
+                let shell = ctx.app_handle().state::<Arc<Shell>>().inner().clone();
+                // Off the webview's thread: reading a chunk of a large file takes a moment.
+                tauri::async_runtime::spawn_blocking(move || {
+                    let response = media_scheme::respond(&request, |id| {
+                        shell
+                            .uploads
+                            .queue()
+                            .ok()?
+                            .get(id)
+                            .ok()
+                            .map(|item| item.path)
+                    });
+                    responder.respond(response);
+                });
+            },
+        )
         .manage(shell.clone())
         .manage(updates::Updates::default())
         .manage(invites::OpenedInvite::default())
         .invoke_handler(handler())
         .setup(move |app| {
             tray::build(app.handle(), &shell.uploads)?;
+            if let Some(window) = app.get_webview_window("main") {
+                media_scheme::allow_cross_origin(&window);
+            }
             // Config windows exist by now, placed by the window-state plugin.
             let args: Vec<String> = std::env::args().collect();
             if !starts_in_tray(app.handle(), &args) {

@@ -89,6 +89,7 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         key: item.key.clone(),
         created_at: item.created_at,
         finished_at: item.finished_at,
+        poster_url: item.poster_url.clone(),
     }
 }
 
@@ -180,11 +181,17 @@ impl Uploads {
         };
         let mut events = queue.subscribe();
         {
-            let (this, app) = (self.clone(), app.clone());
+            let (this, app, queue) = (self.clone(), app.clone(), queue.clone());
             tauri::async_runtime::spawn(async move {
                 loop {
                     match events.recv().await {
                         Ok(QueueEvent::Changed { item }) => this.changed(&app, &item),
+                        // Only the item's view changes: no state moved, nothing to count.
+                        Ok(QueueEvent::Poster { id, .. }) => {
+                            if let Ok(item) = queue.get(id) {
+                                ipc::emit(&app, ipc_item(&item));
+                            }
+                        }
                         Ok(QueueEvent::Progress {
                             id,
                             sent,

@@ -2,6 +2,7 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { button, byId, byTestId, h } from "./dom";
 import type { Schedule } from "./frame";
 import { HistoryView } from "./history";
+import { PosterMaker } from "./poster";
 import { InviteView } from "./invite";
 import { asIpcError, commands, events, type Connection, type InvitePreview, type UploadItem } from "./ipc";
 import { notify, type Notify } from "./notices";
@@ -18,6 +19,8 @@ export interface StartOptions {
   schedule?: Schedule;
   /** How long finished uploads are gathered into one "ready" toast (ms). */
   readyDelayMs?: number;
+  /** How a poster frame is drawn from a video URL; the webview's media stack by default. */
+  capturePoster?: (src: string) => Promise<Uint8Array>;
 }
 
 export interface App {
@@ -59,6 +62,7 @@ export async function start(opts: StartOptions = {}): Promise<App> {
     },
   });
   const history = new HistoryView(byId("view-history"), { commands, notify: toast, preview });
+  const posters = new PosterMaker(commands, opts.capturePoster);
 
   // --- connection (header + drop zone) ---
   const connection = byId("connection");
@@ -131,6 +135,8 @@ export async function start(opts: StartOptions = {}): Promise<App> {
     } else {
       if (queue.has(item.id)) {
         ready.push(item.name);
+        // Finished while the app watched: draw its poster frame.
+        if (item.state === "done") void posters.request(item);
         readyTimer ??= setTimeout(announceReady, opts.readyDelayMs ?? 1200);
       }
       queue.remove(item.id);

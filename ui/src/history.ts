@@ -2,8 +2,17 @@ import { button, byTestId, h, setText, text } from "./dom";
 import { formatBytes, formatDate } from "./format";
 import { asIpcError, type Commands, type UploadItem } from "./ipc";
 import type { Notify } from "./notices";
+import { embedSnippet } from "./poster";
 
 export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload">;
+
+/**
+ * The link "Copy link" gives for an item. Today its streaming URL; signed links will be
+ * signed again here (for a fresh expiry), so every copy goes through this one function.
+ */
+export async function copyLink(commands: Pick<Commands, "copyText">, item: UploadItem): Promise<void> {
+  if (item.url) await commands.copyText(item.url);
+}
 
 export interface HistoryOptions {
   commands: HistoryCommands;
@@ -38,6 +47,7 @@ export function matches(item: UploadItem, haystack: string, filter: HistoryFilte
 
 interface Row {
   root: HTMLLIElement;
+  thumb: HTMLImageElement;
   name: Text;
   size: Text;
   date: HTMLTimeElement;
@@ -251,6 +261,8 @@ export class HistoryView {
     HistoryView.template = h(
       "li",
       { class: "history-row", testid: "history-row", "data-state": "done" },
+      // The poster frame, or a neutral placeholder (no src) until there is one.
+      h("img", { class: "thumb", testid: "poster", alt: "", loading: "lazy", decoding: "async" }),
       h(
         "div",
         { class: "row-body" },
@@ -274,12 +286,18 @@ export class HistoryView {
           // one click selects all of it (user-select: all).
           h("output", { class: "url", testid: "url", "aria-live": "off" }, text()),
         ),
+        // Slot for the video's details line (duration, size, codecs), filled by its own view.
+        h("div", { class: "row-details", testid: "details", "data-slot": "details", hidden: true }),
       ),
       h(
         "div",
         { class: "row-actions" },
         button({ label: "Play", testid: "history-play", icon: "preview", title: "Play here" }, { "data-action": "play" }),
         button({ label: "Copy link", testid: "history-copy", icon: "copy", className: "primary" }, { "data-action": "copy" }),
+        button(
+          { label: "Copy embed", testid: "history-embed", icon: "copy", title: "Copy HTML to embed the video" },
+          { "data-action": "embed" },
+        ),
         button(
           { label: "Open in the browser", testid: "history-open", icon: "open", iconOnly: true },
           { "data-action": "open" },
@@ -296,7 +314,7 @@ export class HistoryView {
   private createRow(item: UploadItem): Row {
     this.stats.rowsCreated += 1;
     const root = HistoryView.rowTemplate().cloneNode(true) as HTMLLIElement;
-    const [body, actions] = root.children as unknown as [HTMLElement, HTMLElement];
+    const [thumb, body, actions] = root.children as unknown as [HTMLImageElement, HTMLElement, HTMLElement];
     const [top, meta, urlLine] = body.children as unknown as [HTMLElement, HTMLElement, HTMLElement];
     const [date, profileEl, keyEl] = meta.children as unknown as [HTMLTimeElement, HTMLElement, HTMLElement];
     const nameEl = top.firstElementChild as HTMLElement;
@@ -308,12 +326,14 @@ export class HistoryView {
     const labels: Record<string, string> = {
       play: `Play ${item.name}`,
       copy: `Copy link of ${item.name}`,
+      embed: `Copy embed code of ${item.name}`,
       open: `Open ${item.name} in the browser`,
       remove: `Remove ${item.name} from history`,
     };
     for (const btn of buttons) btn.setAttribute("aria-label", labels[btn.dataset.action!]);
     return {
       root,
+      thumb,
       name: nameEl.firstChild as Text,
       size: top.lastElementChild!.firstChild as Text,
       date,
@@ -346,6 +366,12 @@ export class HistoryView {
     for (const btn of row.buttons) {
       if (btn.dataset.action !== "remove") btn.disabled = url === "";
     }
+    const poster = item.posterUrl ?? "";
+    if (row.thumb.getAttribute("src") !== (poster || null)) {
+      if (poster) row.thumb.src = poster;
+      else row.thumb.removeAttribute("src");
+    }
+    row.thumb.classList.toggle("placeholder", poster === "");
   }
 
   private async act(btn: HTMLButtonElement, entry: Entry): Promise<void> {
@@ -359,7 +385,10 @@ export class HistoryView {
     btn.disabled = true;
     try {
       if (action === "copy" && url) {
-        await this.opts.commands.copyText(url);
+        await copyLink(this.opts.commands, item);
+        flash(btn, "Copied");
+      } else if (action === "embed" && url) {
+        await this.opts.commands.copyText(embedSnippet(item));
         flash(btn, "Copied");
       } else if (action === "open" && url) {
         await this.opts.commands.openUrl(url);

@@ -1,3 +1,4 @@
+mod poster;
 mod profile_cmd;
 mod watch_cmd;
 
@@ -294,7 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 eprintln!("reelup: nothing to resume; `reelup queue` lists every upload");
                 return Ok(ExitCode::SUCCESS);
             }
-            drive(&queue, pending, false).await
+            drive(&queue, pending, false, false).await
         }
         Command::Profile(_) | Command::Login(_) | Command::Logout => unreachable!("handled above"),
     })
@@ -366,7 +367,7 @@ async fn upload(
     if ids.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
-    let code = drive(queue, ids, args.json).await;
+    let code = drive(queue, ids, args.json, true).await;
     Ok(if failed > 0 { ExitCode::FAILURE } else { code })
 }
 
@@ -399,7 +400,14 @@ pub(crate) async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> ExitCode {
+/// With `posters`, each finished video gets a poster frame (made with ffmpeg) before the
+/// outcomes are reported, so `--json` carries its URL.
+pub(crate) async fn drive(
+    queue: &Arc<Queue>,
+    ids: Vec<i64>,
+    json: bool,
+    posters: bool,
+) -> ExitCode {
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -420,6 +428,9 @@ pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> Exit
         eprintln!("reelup: interrupted; finished parts are kept. Run `reelup resume` to carry on.");
         return ExitCode::from(130);
     }
+    if posters {
+        poster::add_posters(queue, &ids).await;
+    }
     let mut failed = 0;
     for id in &ids {
         let Ok(item) = queue.get(*id) else { continue };
@@ -429,7 +440,7 @@ pub(crate) async fn drive(queue: &Arc<Queue>, ids: Vec<i64>, json: bool) -> Exit
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size, "poster": item.poster_url })
                     );
                 } else {
                     println!("{}\t{url}", item.path.display());

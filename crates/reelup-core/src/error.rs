@@ -58,6 +58,8 @@ error_codes! {
     NoSuchItem = "no_such_item",
     /// Removing an item that is still queued, uploading or paused.
     StillActive = "still_active",
+    /// Poster frame bytes that are not a JPEG of an acceptable size.
+    PosterInvalid = "poster_invalid",
     // Profiles and the config file.
     ConfigInvalid = "config_invalid",
     ConfigUnreadable = "config_unreadable",
@@ -231,6 +233,9 @@ pub enum UploadError {
         path.display()
     )]
     Symlink { path: PathBuf },
+
+    #[error("the poster frame cannot be uploaded: {reason}")]
+    PosterInvalid { reason: String },
 }
 
 impl UploadError {
@@ -252,6 +257,7 @@ impl UploadError {
             Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
             Self::ProfileGone { .. } => ErrorCode::ProfileGone,
             Self::Symlink { .. } => ErrorCode::Symlink,
+            Self::PosterInvalid { .. } => ErrorCode::PosterInvalid,
         }
     }
 }

@@ -42,6 +42,12 @@ const MAX_BODY: usize = 2 * 1024 * 1024;
 /// `{"code": "..."}` with a code of at most [`crate::invite::MAX_CODE_LEN`] characters.
 const MAX_REDEEM_BODY: usize = 4 * 1024;
 
+/// Poster frames Reelup uploads beside each video (`<video stem>.poster.jpg`): accepted
+/// whatever `allowed_content_types` says, but only by POST policy and only up to
+/// [`MAX_POSTER_SIZE`], which the signed policy's `content-length-range` holds the store to.
+pub const POSTER_CONTENT_TYPE: &str = "image/jpeg";
+pub const MAX_POSTER_SIZE: u64 = 2 * 1024 * 1024;
+
 /// What users may upload.
 #[derive(Debug, Clone)]
 pub struct UploadLimits {
@@ -513,6 +519,18 @@ fn checked_content_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<Con
     Ok(t)
 }
 
+/// A POST upload's content type and the most bytes it may have: an allowed type up to
+/// `max_object_size`, or a poster frame (`image/jpeg`) up to [`MAX_POSTER_SIZE`].
+fn checked_post_type(limits: &UploadLimits, t: Option<&str>) -> ApiResult<(ContentType, u64)> {
+    if let Ok(parsed) = crate::content_type::parse(t.unwrap_or_default())
+        && parsed.as_str() == POSTER_CONTENT_TYPE
+        && !limits.allows(&parsed)
+    {
+        return Ok((parsed, MAX_POSTER_SIZE.min(limits.max_object_size)));
+    }
+    checked_content_type(limits, t).map(|t| (t, limits.max_object_size))
+}
+
 async fn params(
     State(state): State<Arc<ApiState>>,
     Extension(user): Extension<Arc<User>>,
@@ -527,7 +545,7 @@ async fn params(
     let filename = get("filename")
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::bad_request("filename is required, e.g. ?filename=clip.mp4"))?;
-    let content_type = checked_content_type(&state.limits, get("type"))?;
+    let (content_type, max_size) = checked_post_type(&state.limits, get("type"))?;
     let exact_size =
         match get("size") {
             None => None,
@@ -535,8 +553,8 @@ async fn params(
                 ApiError::bad_request(format!("size {s:?} is not a number of bytes"))
             })?),
         };
-    if let Some(size) = exact_size.filter(|s| *s > state.limits.max_object_size) {
-        return Err(too_large(size, state.limits.max_object_size));
+    if let Some(size) = exact_size.filter(|s| *s > max_size) {
+        return Err(too_large(size, max_size));
     }
     let metadata: BTreeMap<String, String> = query
         .iter()
@@ -553,7 +571,7 @@ async fn params(
         region: state.store.region(),
         key: &key,
         content_type: content_type.as_str(),
-        max_size: state.limits.max_object_size,
+        max_size,
         exact_size,
         metadata: &metadata,
         lifetime: state.store.url_lifetime,
@@ -955,6 +973,34 @@ mod tests {
         assert!(allows("application/mxf"));
         assert!(!allows("application/pdf"));
         assert!(!allows("videos/mp4"));
+    }
+
+    #[test]
+    fn posters_are_jpegs_by_post_and_small() {
+        let limits = UploadLimits {
+            max_object_size: 1 << 40,
+            allowed_content_types: vec!["video/*".into()],
+        };
+        let (t, max) = checked_post_type(&limits, Some("Image/JPEG")).expect("a poster");
+        assert_eq!((t.as_str(), max), ("image/jpeg", MAX_POSTER_SIZE));
+        let (_, max) = checked_post_type(&limits, Some("video/mp4")).expect("a video");
+        assert_eq!(max, 1 << 40);
+        for other in ["image/png", "image/svg+xml", "text/html", "image/jpeg;x=1"] {
+            assert!(checked_post_type(&limits, Some(other)).is_err(), "{other}");
+        }
+        // Multipart (videos only) keeps the allowlist as it is.
+        assert!(checked_content_type(&limits, Some("image/jpeg")).is_err());
+        // A server whose own cap is lower keeps it.
+        let tight = UploadLimits {
+            max_object_size: 1000,
+            ..limits
+        };
+        assert_eq!(
+            checked_post_type(&tight, Some("image/jpeg"))
+                .expect("poster")
+                .1,
+            1000
+        );
     }
 
     #[test]

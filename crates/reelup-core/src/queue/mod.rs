@@ -8,8 +8,10 @@
 //! | `state.rs`     | the state machine: which operation may start from which state      |
 //! | `scheduler.rs` | claims under a lease, the heartbeat, files at once, outcomes       |
 //! | `upload.rs`    | one run of one item: checks, the engine, the store as part ledger  |
+//! | `poster.rs`    | poster frames: checked, uploaded beside the video, recorded        |
 //! | `store.rs`     | the SQLite store and its schema                                    |
 
+pub mod poster;
 mod scheduler;
 pub mod state;
 pub mod store;
@@ -82,6 +84,8 @@ pub enum QueueEvent {
         bytes_per_sec: u64,
         eta_secs: Option<u64>,
     },
+    /// An item's poster frame was uploaded; `url` is where it streams from.
+    Poster { id: i64, url: String },
 }
 
 /// How one run of one item ended, short of an error.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::Fingerprint;
 use crate::engine::FinishedPart;
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 5;
 
 pub use crate::queue::state::{ItemState, Operation};
 
@@ -61,6 +61,9 @@ pub struct QueueItem {
     pub created_at: i64,
     /// Unix seconds; set when done.
     pub finished_at: Option<i64>,
+    /// Where the poster frame (a JPEG beside the video, under the same prefix) streams
+    /// from; `None` until one is uploaded, and for videos no poster could be made of.
+    pub poster_url: Option<String>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
 }
@@ -231,6 +234,22 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 2;",
         )?;
     }
+    if version < 3 {
+        // Placeholder, merged separately: another branch of #14 defines v3. It only moves
+        // the version on here, so the lead can drop in that branch's step unchanged.
+        conn.execute_batch("PRAGMA user_version = 3;")?;
+    }
+    if version < 4 {
+        // Placeholder, merged separately: another branch of #14 defines v4 (as for v3).
+        conn.execute_batch("PRAGMA user_version = 4;")?;
+    }
+    if version < 5 {
+        // v5: the poster frame's streaming URL, set once its JPEG is uploaded.
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN poster_url TEXT;
+             PRAGMA user_version = 5;",
+        )?;
+    }
     Ok(())
 }
 
@@ -244,7 +263,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at";
+     finished_at, poster_url";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -294,6 +313,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         confirmed: r.get::<_, i64>(15)? as u64,
         created_at: r.get(17)?,
         finished_at: r.get(18)?,
+        poster_url: r.get(19)?,
     })
 }
 
@@ -687,6 +707,16 @@ impl QueueStore {
         Ok(())
     }
 
+    /// Records the poster frame's streaming URL; false when the item is gone (removed while
+    /// its poster was on the way).
+    pub fn set_poster_url(&self, id: i64, url: &str) -> Result<bool, QueueError> {
+        let n = self.conn.execute(
+            "UPDATE items SET poster_url = ?1 WHERE id = ?2",
+            params![url, id],
+        )?;
+        Ok(n == 1)
+    }
+
     pub fn finish(&self, id: i64, key: &str, url: &str) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET state = 'done', key = ?1, url = ?2, owner = NULL, lease_until = 0, \
@@ -1052,5 +1082,27 @@ mod tests {
         assert_eq!(items[0].url.as_deref(), Some("http://c/old.mp4"));
         assert_eq!(items[0].target.profile, None);
         assert_eq!(items[0].created_at, 10);
+        assert_eq!(items[0].poster_url, None);
+        assert_eq!(
+            schema_version(&store.conn).expect("version"),
+            SCHEMA_VERSION
+        );
+        // The new column is there and kept.
+        assert!(
+            store
+                .set_poster_url(items[0].id, "http://c/old.poster.jpg")
+                .expect("set")
+        );
+        drop(store);
+        let store = QueueStore::open(&path).expect("reopen");
+        assert_eq!(
+            store.get(items[0].id).expect("get").poster_url.as_deref(),
+            Some("http://c/old.poster.jpg")
+        );
+        assert!(
+            !store
+                .set_poster_url(999, "http://c/x.jpg")
+                .expect("no such item")
+        );
     }
 }

@@ -1,0 +1,129 @@
+//! Poster frames for `reelup upload`. The CLI has no webview to draw a frame with, so it
+//! asks ffmpeg when ffmpeg is on PATH; without it, uploads go on with no posters.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reelup_core::queue::poster::MAX_POSTER_SIZE;
+use reelup_core::queue::store::ItemState;
+
+use crate::Queue;
+
+/// The widest poster drawn; smaller videos keep their width.
+pub const POSTER_WIDTH: u32 = 640;
+/// Where the frame is taken: early enough for short clips, past a fade-in from black.
+const POSTER_AT_SECS: f64 = 1.0;
+/// ffmpeg decodes one frame; a file it chokes on should not hold the CLI up.
+const FFMPEG_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why no poster was made.
+#[derive(Debug)]
+pub enum PosterError {
+    NoFfmpeg,
+    Ffmpeg(String),
+}
+
+impl std::fmt::Display for PosterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoFfmpeg => f.write_str("ffmpeg not found"),
+            Self::Ffmpeg(why) => write!(f, "ffmpeg could not draw a frame ({why})"),
+        }
+    }
+}
+
+/// One frame of `video` as a JPEG at most [`POSTER_WIDTH`] wide: at 1 s, or at the first
+/// frame for a video shorter than that.
+pub async fn make_poster(video: &Path) -> Result<Vec<u8>, PosterError> {
+    let at_one_second = frame_at(video, Some(POSTER_AT_SECS)).await?;
+    if !at_one_second.is_empty() {
+        return Ok(at_one_second);
+    }
+    let first = frame_at(video, None).await?;
+    if first.is_empty() {
+        return Err(PosterError::Ffmpeg("the file has no video frame".into()));
+    }
+    Ok(first)
+}
+
+async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError> {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-v", "error"]);
+    if let Some(at) = at {
+        // Before -i: a fast seek to the nearest keyframe, then decoding up to `at`.
+        cmd.arg("-ss").arg(format!("{at}"));
+    }
+    // `file:` so a name starting with a dash or naming a protocol is read as a file.
+    cmd.arg("-i").arg({
+        let mut arg = std::ffi::OsString::from("file:");
+        arg.push(video.as_os_str());
+        arg
+    });
+    cmd.args([
+        "-frames:v",
+        "1",
+        "-an",
+        "-vf",
+        &format!("scale='min({POSTER_WIDTH},iw)':-2"),
+        "-pix_fmt",
+        "yuvj420p",
+        "-q:v",
+        "4",
+        "-f",
+        "image2pipe",
+        "-c:v",
+        "mjpeg",
+        "pipe:1",
+    ]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => PosterError::NoFfmpeg,
+        _ => PosterError::Ffmpeg(e.to_string()),
+    })?;
+    let out = tokio::time::timeout(FFMPEG_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| PosterError::Ffmpeg(format!("no frame in {} s", FFMPEG_TIMEOUT.as_secs())))?
+        .map_err(|e| PosterError::Ffmpeg(e.to_string()))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.lines().last().unwrap_or("no message").trim();
+        return Err(PosterError::Ffmpeg(said.chars().take(200).collect()));
+    }
+    if out.stdout.len() > MAX_POSTER_SIZE {
+        return Err(PosterError::Ffmpeg(format!(
+            "the frame is {} bytes, more than a poster may be",
+            out.stdout.len()
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// Makes and uploads a poster for each finished item of `ids` that has none. Never fails
+/// the upload: a video with no poster is still a finished upload, so problems are said on
+/// stderr. Without ffmpeg this says so once and stops.
+pub async fn add_posters(queue: &Queue, ids: &[i64]) {
+    for id in ids {
+        let Ok(item) = queue.get(*id) else { continue };
+        if item.state != ItemState::Done || item.poster_url.is_some() {
+            continue;
+        }
+        let jpeg = match make_poster(&item.path).await {
+            Ok(jpeg) => jpeg,
+            Err(PosterError::NoFfmpeg) => {
+                eprintln!("reelup: no posters: ffmpeg not found");
+                return;
+            }
+            Err(e) => {
+                eprintln!("reelup: {}: no poster: {e}", item.path.display());
+                continue;
+            }
+        };
+        if let Err(e) = queue.upload_poster(*id, jpeg).await {
+            eprintln!("reelup: {}: no poster: {e}", item.path.display());
+        }
+    }
+}
