@@ -246,9 +246,30 @@ export type UploadItem = {
 	createdAt: number,
 	/**  Unix seconds; set when done. */
 	finishedAt: number | null,
+	/**
+	 *  Duration, picture size, frame rate and codecs; None when the file's container could
+	 *  not be read.
+	 */
+	details: VideoDetails | null,
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**
+ *  A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
+ *  field by field so the IPC shape changes only here).
+ */
+export type VideoDetails = {
+	durationMs: number | null,
+	width: number,
+	height: number,
+	/**  Frames per second, rounded to 3 decimals (29.97). */
+	frameRate: number | null,
+	/**  "H.264", "HEVC", "AV1", "VP9"... */
+	videoCodec: string,
+	/**  "AAC", "Opus"...; None without audio. */
+	audioCodec: string | null,
+};
 
 export type WatchFolder = {
 	path: string,
