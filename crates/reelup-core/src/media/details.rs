@@ -500,11 +500,13 @@ fn matroska_codec_name(id: &str) -> String {
         id if id.starts_with("A_AAC") => "AAC",
         id if id.starts_with("A_PCM") => "PCM",
         id => {
-            return id
-                .chars()
-                .filter(|c| (' '..='~').contains(c))
-                .take(32)
-                .collect();
+            // Shown and sent as metadata: printable ASCII, short, never empty.
+            let shown: String = id.chars().filter(char::is_ascii_graphic).take(32).collect();
+            return if shown.is_empty() {
+                "unknown".into()
+            } else {
+                shown
+            };
         }
     };
     name.to_owned()
@@ -618,6 +620,22 @@ mod tests {
                 ("audiocodec", "AAC"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn unknown_codecs_keep_a_short_printable_name() {
+        assert_eq!(matroska_codec_name("V_MPEGH/ISO/HEVC"), "HEVC");
+        assert_eq!(matroska_codec_name("V_QUICKTIME"), "V_QUICKTIME");
+        assert_eq!(matroska_codec_name("\u{7f}\n "), "unknown");
+        assert_eq!(matroska_codec_name(&"X".repeat(500)).len(), 32);
+        assert_eq!(
+            video_codec_name(mp4parse::CodecType::Unknown, Some(*b"hev1")),
+            "HEVC"
+        );
+        assert_eq!(
+            audio_codec_name(mp4parse::CodecType::Unknown, Some(*b"\0\x01  ")),
+            "????"
         );
     }
 
