@@ -125,6 +125,38 @@ pub struct UploadItem {
     /// The poster frame's streaming URL, once uploaded. This event is sent again when it is
     /// set, so History shows the poster as soon as it is there.
     pub poster_url: Option<String>,
+    /// Duration, picture size, frame rate and codecs; None when the file's container could
+    /// not be read.
+    pub details: Option<VideoDetails>,
+}
+
+/// A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
+/// field by field so the IPC shape changes only here).
+#[derive(Debug, Clone, PartialEq, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoDetails {
+    pub duration_ms: Option<u64>,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second, rounded to 3 decimals (29.97).
+    pub frame_rate: Option<f64>,
+    /// "H.264", "HEVC", "AV1", "VP9"...
+    pub video_codec: String,
+    /// "AAC", "Opus"...; None without audio.
+    pub audio_codec: Option<String>,
+}
+
+impl From<&reelup_core::VideoDetails> for VideoDetails {
+    fn from(d: &reelup_core::VideoDetails) -> Self {
+        Self {
+            duration_ms: d.duration_ms,
+            width: d.width,
+            height: d.height,
+            frame_rate: d.frame_rate,
+            video_codec: d.video_codec.clone(),
+            audio_codec: d.audio_codec.clone(),
+        }
+    }
 }
 
 /// One upload's movement, inside a `ProgressBatch`.

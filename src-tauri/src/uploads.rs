@@ -89,6 +89,7 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         key: item.key.clone(),
         created_at: item.created_at,
         finished_at: item.finished_at,
+        details: item.details.as_ref().map(Into::into),
         poster_url: item.poster_url.clone(),
     }
 }

@@ -19,17 +19,6 @@ export const commands = {
 	watchStatus: () => __TAURI_INVOKE<WatchStatus[]>("watch_status"),
 	/**  Reads an invite link without redeeming it, for the user to agree to. */
 	inspectInvite: (link: string) => __TAURI_INVOKE<InvitePreview>("inspect_invite", { link }),
-	/**
-	 *  A poster frame the UI drew from the item's video (a JPEG, at most 2 MiB): checked,
-	 *  uploaded beside the video, and recorded; an `reelup://upload` event follows with its
-	 *  URL. Answers the poster's streaming URL.
-	 */
-	savePoster: (id: number, jpeg: number[]) => __TAURI_INVOKE<string>("save_poster", { id, jpeg }),
-	/**
-	 *  The webview could not draw a frame of item `id` (a codec it cannot decode, say): the
-	 *  item simply has no poster. Logged, so a missing poster can be explained.
-	 */
-	noPoster: (id: number, reason: string) => __TAURI_INVOKE<void>("no_poster", { id, reason }),
 	removeUpload: (id: number) => __TAURI_INVOKE<null>("remove_upload", { id }),
 	copyText: (text: string) => __TAURI_INVOKE<null>("copy_text", { text }),
 	/**  Only web links: the UI must not be able to open files or run programs through this. */
@@ -114,9 +103,7 @@ export type ConnectionCheck = {
  */
 export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "file_changed" | "symlink" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
 /**  Removing an item that is still queued, uploading or paused. */
-"still_active" | 
-/**  Poster frame bytes that are not a JPEG of an acceptable size. */
-"poster_invalid" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
+"still_active" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
 /**
  *  A value typed by the user is refused; `IpcError::field` says which, where it is a
  *  profile's.
@@ -260,13 +247,29 @@ export type UploadItem = {
 	/**  Unix seconds; set when done. */
 	finishedAt: number | null,
 	/**
-	 *  The poster frame's streaming URL, once uploaded. This event is sent again when it is
-	 *  set, so History shows the poster as soon as it is there.
+	 *  Duration, picture size, frame rate and codecs; None when the file's container could
+	 *  not be read.
 	 */
-	posterUrl: string | null,
+	details: VideoDetails | null,
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**
+ *  A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
+ *  field by field so the IPC shape changes only here).
+ */
+export type VideoDetails = {
+	durationMs: number | null,
+	width: number,
+	height: number,
+	/**  Frames per second, rounded to 3 decimals (29.97). */
+	frameRate: number | null,
+	/**  "H.264", "HEVC", "AV1", "VP9"... */
+	videoCodec: string,
+	/**  "AAC", "Opus"...; None without audio. */
+	audioCodec: string | null,
+};
 
 export type WatchFolder = {
 	path: string,

@@ -1,4 +1,5 @@
 import { button, byTestId, h, setText, text } from "./dom";
+import { showDetails } from "./details";
 import { formatBytes, formatDate } from "./format";
 import { asIpcError, type Commands, type UploadItem } from "./ipc";
 import type { Notify } from "./notices";
@@ -352,6 +353,8 @@ export class HistoryView {
     const { row, item } = entry;
     setText(row.name, item.name);
     setText(row.size, formatBytes(item.size));
+    // The body, not the first child: the poster thumbnail comes first.
+    showDetails(row.root.querySelector(":scope > .row-body") as HTMLElement, item.details);
     const when = item.finishedAt ?? item.createdAt;
     setText(row.dateText, formatDate(when));
     row.date.dateTime = new Date(when * 1000).toISOString();

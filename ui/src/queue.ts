@@ -1,5 +1,6 @@
 import { button, byTestId, h, setText, text, type IconName } from "./dom";
 import { FramePass, type Schedule } from "./frame";
+import { showDetails } from "./details";
 import { formatBytes, formatEta, formatSpeed, percent } from "./format";
 import { asIpcError, type Commands, type ProgressBatch, type ProgressTick, type UploadItem, type UploadState } from "./ipc";
 import type { Notify } from "./notices";
@@ -497,6 +498,7 @@ export class QueueView {
   private render(entry: Entry): void {
     const { row, item } = entry;
     this.setText(row.name, item.name);
+    showDetails(row.body, item.details);
     if (row.shownState !== item.state) {
       row.shownState = item.state;
       row.root.dataset.state = item.state;

@@ -65,6 +65,7 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     key: null,
     createdAt: 1_700_000_000,
     finishedAt: null,
+    details: null,
     posterUrl: null,
     ...over,
   };

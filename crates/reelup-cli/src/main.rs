@@ -584,8 +584,15 @@ fn list(queue: &Queue, json: bool) -> ExitCode {
                 (None, Some(e)) => e.message.clone(),
                 _ => format!("{pct}%"),
             };
+            // The video's details, when read, as a last column: `0:42 · 1920x1080 ·
+            // 29.97 fps · H.264/AAC`.
+            let details = item
+                .details
+                .as_ref()
+                .map(|d| format!("\t{}", reelup_core::details_line(d)))
+                .unwrap_or_default();
             println!(
-                "{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}{details}",
                 item.id,
                 item.state.as_str(),
                 item.path.display(),

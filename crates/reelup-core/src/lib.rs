@@ -39,7 +39,8 @@ pub use engine::{
 };
 pub use error::{ErrorCode, UnknownErrorCode, UploadError, redact_urls};
 pub use media::{
-    Fingerprint, Rejected, VIDEO_EXTENSIONS, collect_videos, content_type_for, is_video,
+    Fingerprint, Rejected, VIDEO_EXTENSIONS, VideoDetails, collect_videos, content_type_for,
+    details_line, is_video,
 };
 pub use queue::{ProfileTargets, QueueEvent, QueueOptions, UploadQueue};
 pub use reelup_protocol::{

@@ -38,6 +38,10 @@ pub struct FileMeta {
     /// server can bound each part when it signs it.
     #[serde(skip)]
     pub part_size: Option<u64>,
+    /// Object metadata besides `name` (the video's details: `duration`, `width`...), sent
+    /// as Companion's `metadata[...]`; the server keeps what its policy allows.
+    #[serde(skip)]
+    pub metadata: Vec<(String, String)>,
 }
 
 /// `GET /s3/params`: a presigned POST policy. Send every field, then the file, as
@@ -97,15 +101,22 @@ pub struct CreateMultipart {
 
 impl CreateMultipart {
     /// What the engine sends for `file`: its name (also as metadata `name`, which Uppy
-    /// sends too and servers keep on the object), type, size and part size.
+    /// sends too and servers keep on the object), its other metadata, type, size and part
+    /// size.
     pub fn for_file(file: &FileMeta) -> Self {
+        let mut metadata: BTreeMap<String, serde_json::Value> = file
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        metadata.insert(
+            "name".to_owned(),
+            serde_json::Value::String(file.filename.clone()),
+        );
         Self {
             filename: file.filename.clone(),
             content_type: Some(file.content_type.clone()),
-            metadata: BTreeMap::from([(
-                "name".to_owned(),
-                serde_json::Value::String(file.filename.clone()),
-            )]),
+            metadata,
             size: Some(file.size),
             part_size: file.part_size,
         }
@@ -337,10 +348,24 @@ mod tests {
             content_type: "video/mp4".into(),
             size: 12_582_913,
             part_size: Some(5_242_880),
+            metadata: Vec::new(),
         };
         assert_eq!(
             text(&CreateMultipart::for_file(&file)),
             r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4"},"size":12582913,"partSize":5242880}"#
+        );
+        // The video's details go beside the name; the name is always the file's own.
+        let with_details = FileMeta {
+            metadata: vec![
+                ("width".into(), "320".into()),
+                ("name".into(), "not the file name".into()),
+                ("videocodec".into(), "H.264".into()),
+            ],
+            ..file.clone()
+        };
+        assert_eq!(
+            text(&CreateMultipart::for_file(&with_details)),
+            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4","videocodec":"H.264","width":"320"},"size":12582913,"partSize":5242880}"#
         );
         let no_part_size = FileMeta {
             part_size: None,

@@ -175,12 +175,19 @@ impl PresignEndpoint for CompanionClient {
     async fn post_policy(&self, file: &FileMeta) -> Result<PostPolicy, UploadError> {
         let url = format!("{}/s3/params", self.base);
         let size = file.size.to_string();
-        let req = self.http.get(url).query(&[
-            ("filename", file.filename.as_str()),
-            ("type", file.content_type.as_str()),
-            ("metadata[name]", file.filename.as_str()),
-            ("size", size.as_str()),
-        ]);
+        let mut query = vec![
+            ("filename".to_owned(), file.filename.clone()),
+            ("type".to_owned(), file.content_type.clone()),
+            ("metadata[name]".to_owned(), file.filename.clone()),
+            ("size".to_owned(), size),
+        ];
+        query.extend(
+            file.metadata
+                .iter()
+                .filter(|(name, _)| name != "name")
+                .map(|(name, value)| (format!("metadata[{name}]"), value.clone())),
+        );
+        let req = self.http.get(url).query(&query);
         let policy: PostPolicy = self.send("GET /s3/params", req).await?;
         if policy.key().is_none() {
             return Err(UploadError::Endpoint {

@@ -1,8 +1,11 @@
-//! What Reelup treats as a video, the content type it declares, and the fingerprint that
-//! tells a file already queued from a new one.
+//! What Reelup treats as a video, the content type it declares, the fingerprint that
+//! tells a file already queued from a new one, and the details read from its container
+//! (`details`).
 
+pub mod details;
 mod fingerprint;
 
+pub use details::{VideoDetails, details_line, details_metadata, read_details};
 pub use fingerprint::Fingerprint;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::engine::{PartPermits, Wire};
+use crate::media::read_details;
 use crate::queue::store::{
     ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, Target,
 };
@@ -268,7 +269,16 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             },
         })?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let id = self.store().add(&path, &fp, target)?;
+        // Read here, beside the fingerprint, while the file is at hand: a seek from box to
+        // box and the index (see `media::details`), so the details are in the store before
+        // the item can be claimed and go up as object metadata.
+        let details = read_details(&path);
+        let id = {
+            let store = self.store();
+            let id = store.add(&path, &fp, target)?;
+            store.set_details(id, details.as_ref())?;
+            id
+        };
         self.changed(id);
         self.work.notify_one();
         Ok(id)
@@ -305,8 +315,10 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             path: path.clone(),
             source: e,
         })?;
+        let details = read_details(&path);
         let id = self.store().add_watched(&path, &fp, target)?;
         if let Some(id) = id {
+            self.store().set_details(id, details.as_ref())?;
             self.changed(id);
             self.work.notify_one();
         }

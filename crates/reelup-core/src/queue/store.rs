@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::Fingerprint;
 use crate::engine::FinishedPart;
+use crate::{Fingerprint, VideoDetails};
 
 const SCHEMA_VERSION: i32 = 5;
 
@@ -61,6 +61,10 @@ pub struct QueueItem {
     pub created_at: i64,
     /// Unix seconds; set when done.
     pub finished_at: Option<i64>,
+    /// Duration, picture size, frame rate and codecs, read from the container when the
+    /// file was queued; None when it could not be read (or was queued before Reelup read
+    /// them).
+    pub details: Option<VideoDetails>,
     /// Where the poster frame (a JPEG beside the video, under the same prefix) streams
     /// from; `None` until one is uploaded, and for videos no poster could be made of.
     pub poster_url: Option<String>,
@@ -235,13 +239,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     if version < 3 {
-        // Placeholder, merged separately: another branch of #14 defines v3. It only moves
-        // the version on here, so the lead can drop in that branch's step unchanged.
+        // v3: placeholder for the faststart migration (merged separately)
         conn.execute_batch("PRAGMA user_version = 3;")?;
     }
     if version < 4 {
-        // Placeholder, merged separately: another branch of #14 defines v4 (as for v3).
-        conn.execute_batch("PRAGMA user_version = 4;")?;
+        // v4: the video's details (duration, size, frame rate, codecs), as JSON, so a
+        // field added later needs no migration.
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN details TEXT;
+             PRAGMA user_version = 4;",
+        )?;
     }
     if version < 5 {
         // v5: the poster frame's streaming URL, set once its JPEG is uploaded.
@@ -263,7 +270,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at, poster_url";
+     finished_at, details, poster_url";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -313,7 +320,18 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         confirmed: r.get::<_, i64>(15)? as u64,
         created_at: r.get(17)?,
         finished_at: r.get(18)?,
-        poster_url: r.get(19)?,
+        details: r.get::<_, Option<String>>(19)?.and_then(|json| {
+            match serde_json::from_str(&json) {
+                Ok(details) => Some(details),
+                // Details are for show: ones this version cannot read (a newer Reelup's
+                // shape) are left out rather than failing the whole queue.
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored video details not understood");
+                    None
+                }
+            }
+        }),
+        poster_url: r.get(20)?,
     })
 }
 
@@ -417,6 +435,16 @@ impl QueueStore {
             params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256, target.endpoint, target.cdn, target.profile, now],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a video's details (read when it was queued).
+    pub fn set_details(&self, id: i64, details: Option<&VideoDetails>) -> Result<(), QueueError> {
+        let json = details.map(|d| serde_json::to_string(d).expect("details serialize"));
+        self.conn.execute(
+            "UPDATE items SET details = ?1 WHERE id = ?2",
+            params![json, id],
+        )?;
+        Ok(())
     }
 
     pub fn get(&self, id: i64) -> Result<QueueItem, QueueError> {
@@ -1082,6 +1110,7 @@ mod tests {
         assert_eq!(items[0].url.as_deref(), Some("http://c/old.mp4"));
         assert_eq!(items[0].target.profile, None);
         assert_eq!(items[0].created_at, 10);
+        // Through every step to the newest: the old item has no details, and gets some.
         assert_eq!(items[0].poster_url, None);
         assert_eq!(
             schema_version(&store.conn).expect("version"),
@@ -1104,5 +1133,55 @@ mod tests {
                 .set_poster_url(999, "http://c/x.jpg")
                 .expect("no such item")
         );
+        assert_eq!(items[0].details, None);
+        store
+            .set_details(items[0].id, Some(&details()))
+            .expect("details");
+        assert_eq!(
+            store.get(items[0].id).expect("get").details,
+            Some(details())
+        );
+    }
+
+    fn details() -> VideoDetails {
+        VideoDetails {
+            duration_ms: Some(2_002),
+            width: 640,
+            height: 360,
+            frame_rate: Some(29.97),
+            video_codec: "HEVC".into(),
+            audio_codec: None,
+        }
+    }
+
+    #[test]
+    fn details_survive_reopening_and_unreadable_ones_are_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let (with, without) = {
+            let store = QueueStore::open(&path).expect("open");
+            let with = store
+                .add(Path::new("/v/a.mp4"), &fp(1), &target())
+                .expect("add");
+            let without = store
+                .add(Path::new("/v/b.avi"), &fp(2), &target())
+                .expect("add");
+            store.set_details(with, Some(&details())).expect("set");
+            store.set_details(without, None).expect("set");
+            (with, without)
+        };
+        let store = QueueStore::open(&path).expect("reopen");
+        assert_eq!(store.get(with).expect("get").details, Some(details()));
+        assert_eq!(store.get(without).expect("get").details, None);
+        // What a newer Reelup might store: the item still lists, without details.
+        store
+            .conn
+            .execute(
+                "UPDATE items SET details = '{\"durationMicros\": 1}' WHERE id = ?1",
+                [with],
+            )
+            .expect("update");
+        let items = store.list().expect("the queue still lists");
+        assert_eq!(items[0].details, None);
     }
 }

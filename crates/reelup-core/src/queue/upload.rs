@@ -12,7 +12,7 @@ use crate::engine::progress::ProgressMeter;
 use crate::engine::{FileUpload, FinishedPart, MultipartUpload, PartLedger, Retrier};
 use crate::{
     FileMeta, Fingerprint, PresignEndpoint, Progress, ProgressFn, StreamingUrlBase, UploadError,
-    content_type_for,
+    content_type_for, media::details_metadata,
 };
 
 impl<E: PresignEndpoint> UploadQueue<E> {
@@ -37,6 +37,11 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             content_type: content_type_for(&item.path),
             size: item.size,
             part_size: None,
+            metadata: item
+                .details
+                .as_ref()
+                .map(details_metadata)
+                .unwrap_or_default(),
         };
         let progress = self.progress_reporter(item.id, item.size, item.confirmed);
         let retry = Retrier::new(self.options.retry, self.options.offline_patience);
