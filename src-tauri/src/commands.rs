@@ -11,7 +11,7 @@ use tauri_plugin_clipboard_manager::ClipboardExt;
 use crate::Shell;
 use crate::ipc::{
     AcceptedInvite, AddedFiles, AppOptions, Connection, ConnectionCheck, InvitePreview, IpcError,
-    ProfileInput, Settings, UpdateStatus, UploadItem, WatchStatus,
+    ProfileInput, Settings, SignedLink, UpdateStatus, UploadItem, WatchStatus,
 };
 
 type Shared<'a> = State<'a, Arc<Shell>>;
@@ -71,6 +71,21 @@ pub fn pause_all(shell: Shared<'_>) -> Result<(), IpcError> {
 #[specta::specta]
 pub fn resume_all(shell: Shared<'_>) -> Result<(), IpcError> {
     shell.uploads.resume_all()
+}
+
+/// A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
+/// (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
+#[tauri::command]
+#[specta::specta]
+pub async fn sign_link(shell: Shared<'_>, id: i64) -> Result<SignedLink, IpcError> {
+    let item = shell.uploads.queue()?.get(id)?;
+    let (Some(key), Some(profile)) = (item.key, item.target.profile) else {
+        return Err(IpcError::new(
+            ErrorCode::NoSuchItem,
+            format!("upload {id} has no finished object of a profile to link to"),
+        ));
+    };
+    shell.profiles.sign_link(&profile, key).await
 }
 
 #[tauri::command]

@@ -1,9 +1,10 @@
 import { button, byTestId, h, setText, text } from "./dom";
 import { formatBytes, formatDate } from "./format";
 import { asIpcError, type Commands, type UploadItem } from "./ipc";
+import { copiedMessage, copyLink } from "./links";
 import type { Notify } from "./notices";
 
-export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload">;
+export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload" | "signLink">;
 
 export interface HistoryOptions {
   commands: HistoryCommands;
@@ -359,8 +360,11 @@ export class HistoryView {
     btn.disabled = true;
     try {
       if (action === "copy" && url) {
-        await this.opts.commands.copyText(url);
+        // Signed anew when the endpoint signs links (links.ts), so it always works.
+        const link = await copyLink(item, this.opts.commands);
         flash(btn, "Copied");
+        const expiry = copiedMessage(link);
+        if (expiry) this.opts.notify(expiry);
       } else if (action === "open" && url) {
         await this.opts.commands.openUrl(url);
       } else if (action === "remove") {
