@@ -29,6 +29,7 @@ const COMMANDS: &[&str] = &[
     "inspect_invite",
     "accept_invite",
     "take_opened_invite",
+    "sign_link",
     "save_poster",
     "no_poster",
 ];

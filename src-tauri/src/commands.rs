@@ -11,7 +11,7 @@ use tauri_plugin_clipboard_manager::ClipboardExt;
 use crate::Shell;
 use crate::ipc::{
     AcceptedInvite, AddedFiles, AppOptions, Connection, ConnectionCheck, InvitePreview, IpcError,
-    ProfileInput, Settings, UpdateStatus, UploadItem, WatchStatus,
+    ProfileInput, Settings, SignedLink, UpdateStatus, UploadItem, WatchStatus,
 };
 
 type Shared<'a> = State<'a, Arc<Shell>>;
@@ -93,6 +93,27 @@ pub fn pause_all(shell: Shared<'_>) -> Result<(), IpcError> {
 #[specta::specta]
 pub fn resume_all(shell: Shared<'_>) -> Result<(), IpcError> {
     shell.uploads.resume_all()
+}
+
+/// A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
+/// (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
+#[tauri::command]
+#[specta::specta]
+pub async fn sign_link(shell: Shared<'_>, id: i64) -> Result<SignedLink, IpcError> {
+    let item = shell.uploads.queue()?.get(id)?;
+    let (Some(key), Some(profile)) = (item.key, item.target.profile) else {
+        return Err(IpcError::new(
+            ErrorCode::NoSuchItem,
+            format!("upload {id} has no finished object of a profile to link to"),
+        ));
+    };
+    // The poster sits under the same CDN base as the video: its key is what follows it.
+    let poster_key = item.poster_url.as_deref().and_then(|url| {
+        url.strip_prefix(item.target.cdn.trim_end_matches('/'))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(str::to_owned)
+    });
+    shell.profiles.sign_link(&profile, key, poster_key).await
 }
 
 #[tauri::command]

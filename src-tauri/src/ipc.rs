@@ -257,6 +257,21 @@ pub struct ProfileInput {
     pub bandwidth_limit: Option<u64>,
     pub part_size_mib: u64,
     pub watch: Vec<WatchFolder>,
+    /// Ask for CloudFront signed links valid this many seconds; None for plain links.
+    #[serde(default)]
+    pub link_lifetime_secs: Option<u64>,
+}
+
+/// A signed link to a finished upload, fresh from the profile's reelup-server.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedLink {
+    pub url: String,
+    /// Unix seconds when the link stops working.
+    pub expires_at: u64,
+    /// The poster frame's link, signed alike (a CDN that requires signed links refuses an
+    /// unsigned poster too); None when the upload has no poster.
+    pub poster_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Type)]

@@ -17,6 +17,7 @@ use reelup_core::{ErrorCode, Secret};
 
 use crate::ipc::{
     self, AppOptions, Connection, ConnectionCheck, IpcError, ProfileInput, ProfileView, Settings,
+    SignedLink,
 };
 
 pub struct ProfileSettings {
@@ -54,6 +55,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         bandwidth_limit,
         part_size_mib,
         watch,
+        link_lifetime_secs,
     } = input;
     Profile {
         name: name.trim().to_owned(),
@@ -69,6 +71,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         bandwidth_limit,
         part_size_mib,
         watch: watch.into_iter().map(to_folder).collect(),
+        link_lifetime: link_lifetime_secs.map(std::time::Duration::from_secs),
     }
 }
 
@@ -103,6 +106,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         bandwidth_limit,
         part_size_mib,
         watch,
+        link_lifetime,
     } = p;
     ProfileInput {
         name: name.clone(),
@@ -116,6 +120,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         bandwidth_limit: *bandwidth_limit,
         part_size_mib: *part_size_mib,
         watch: watch.iter().map(to_ipc_folder).collect(),
+        link_lifetime_secs: link_lifetime.map(|d| d.as_secs()),
     }
 }
 
@@ -370,6 +375,35 @@ impl ProfileSettings {
         self.keyring.delete(profile)?;
         self.tokens.forget(profile);
         Ok(())
+    }
+
+    /// A new signed link to `key` from `profile`'s reelup-server, for the profile's link
+    /// lifetime (else the server's default). The private key stays on the server.
+    pub async fn sign_link(
+        &self,
+        profile: &str,
+        key: String,
+        poster_key: Option<String>,
+    ) -> Result<SignedLink, IpcError> {
+        let p = self.known(profile)?;
+        let token = credentials::token_for(self.keyring.as_ref(), profile)?;
+        let client = reelup_core::CompanionClient::new(reqwest::Client::new(), &p.endpoint, token);
+        let request = |key| reelup_core::LinkRequest {
+            key,
+            lifetime_secs: p.link_lifetime.map(|d| d.as_secs()),
+            policy: reelup_core::LinkPolicy::Canned,
+            ip_range: None,
+        };
+        let link = client.sign_link(p.flavour, &request(key)).await?;
+        let poster_url = match poster_key {
+            Some(k) => Some(client.sign_link(p.flavour, &request(k)).await?.url),
+            None => None,
+        };
+        Ok(SignedLink {
+            url: link.url,
+            expires_at: link.expires_at,
+            poster_url,
+        })
     }
 
     /// Asks the endpoint whether the stored token works.

@@ -19,6 +19,11 @@ export const commands = {
 	watchStatus: () => __TAURI_INVOKE<WatchStatus[]>("watch_status"),
 	/**  Reads an invite link without redeeming it, for the user to agree to. */
 	inspectInvite: (link: string) => __TAURI_INVOKE<InvitePreview>("inspect_invite", { link }),
+	/**
+	 *  A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
+	 *  (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
+	 */
+	signLink: (id: number) => __TAURI_INVOKE<SignedLink>("sign_link", { id }),
 	removeUpload: (id: number) => __TAURI_INVOKE<null>("remove_upload", { id }),
 	copyText: (text: string) => __TAURI_INVOKE<null>("copy_text", { text }),
 	/**  Only web links: the UI must not be able to open files or run programs through this. */
@@ -101,7 +106,12 @@ export type ConnectionCheck = {
  *  items in the queue database and read back by later versions, and the UI and
  *  scripts branch on them. Add codes; do not rename them.
  */
-export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "file_changed" | "symlink" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
+export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "file_changed" | "symlink" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | 
+/**
+ *  The endpoint cannot sign CloudFront links: a plain Companion, or a reelup-server
+ *  without a CloudFront key.
+ */
+"links_unavailable" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
 /**  Removing an item that is still queued, uploading or paused. */
 "still_active" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
 /**
@@ -155,7 +165,7 @@ export type Notice = {
  *  Which setting of a profile a problem is about: the app marks that field of its form,
  *  the CLI names its option. Serialised in camelCase for the app's IPC.
  */
-export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch";
+export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch" | "linkLifetime";
 
 /**  A profile as the settings form edits it. Never carries the token. */
 export type ProfileInput = {
@@ -168,6 +178,8 @@ export type ProfileInput = {
 	bandwidthLimit: number | null,
 	partSizeMib: number,
 	watch: WatchFolder[],
+	/**  Ask for CloudFront signed links valid this many seconds; None for plain links. */
+	linkLifetimeSecs?: number | null,
 };
 
 export type ProfileView = {
@@ -213,6 +225,13 @@ export type Settings = {
 	startAtLogin: boolean,
 	/**  Why tokens cannot be stored here (no keyring), if so. */
 	keyringProblem: string | null,
+};
+
+/**  A signed link to a finished upload, fresh from the profile's reelup-server. */
+export type SignedLink = {
+	url: string,
+	/**  Unix seconds when the link stops working. */
+	expiresAt: number,
 };
 
 /**

@@ -24,7 +24,11 @@ describe("HistoryView", () => {
 
   beforeEach(() => {
     loadPage();
-    calls = mockBackend({ open_url: () => Promise.reject({ code: "open_failed", message: "No browser found." }) });
+    calls = mockBackend({
+      open_url: () => Promise.reject({ code: "open_failed", message: "No browser found." }),
+      // A Companion endpoint: the stored link is copied as it is.
+      sign_link: () => Promise.reject({ code: "links_unavailable", message: "cannot sign links" }),
+    });
     notify = vi.fn<Notify>(() => null);
     preview = new Preview(byTestId("preview"), (url) => void commands.openUrl(url).catch(() => {}));
     history = new HistoryView(byTestId("view-history"), { commands, notify, preview });
@@ -121,6 +125,17 @@ describe("HistoryView", () => {
     expect(empty.textContent).toContain("Finished uploads appear here");
     history.upsert(doneItem({ id: 1 }));
     expect(empty.hidden).toBe(true);
+  });
+
+  it("copies a freshly signed link where the endpoint signs, and says when it expires", async () => {
+    clearMocks();
+    calls = mockBackend({ sign_link: () => ({ url: "https://cdn.example.com/k.mp4?Expires=1900000000", expiresAt: 1_900_000_000 }) });
+    history.upsert(doneItem({ id: 4, url: "https://cdn.example.com/k.mp4" }));
+    byTestId<HTMLButtonElement>("history-copy", row(4)).click();
+    await settle();
+    expect(commandCalls(calls, "sign_link")).toEqual([{ id: 4 }]);
+    expect(commandCalls(calls, "copy_text")).toEqual([{ text: "https://cdn.example.com/k.mp4?Expires=1900000000" }]);
+    expect(notify).toHaveBeenCalledWith(expect.stringMatching(/^Link copied\. It works until /));
   });
 
   it("copies and opens the link through the app, and reports a failure", async () => {

@@ -2,18 +2,11 @@ import { button, byTestId, h, setText, text } from "./dom";
 import { showDetails } from "./details";
 import { formatBytes, formatDate } from "./format";
 import { asIpcError, type Commands, type UploadItem } from "./ipc";
+import { copiedMessage, copyLink, freshLink } from "./links";
 import type { Notify } from "./notices";
 import { embedSnippet } from "./poster";
 
-export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload">;
-
-/**
- * The link "Copy link" gives for an item. Today its streaming URL; signed links will be
- * signed again here (for a fresh expiry), so every copy goes through this one function.
- */
-export async function copyLink(commands: Pick<Commands, "copyText">, item: UploadItem): Promise<void> {
-  if (item.url) await commands.copyText(item.url);
-}
+export type HistoryCommands = Pick<Commands, "copyText" | "openUrl" | "removeUpload" | "signLink">;
 
 export interface HistoryOptions {
   commands: HistoryCommands;
@@ -388,11 +381,18 @@ export class HistoryView {
     btn.disabled = true;
     try {
       if (action === "copy" && url) {
-        await copyLink(this.opts.commands, item);
+        // Signed anew when the endpoint signs links (links.ts), so it always works.
+        const link = await copyLink(item, this.opts.commands);
         flash(btn, "Copied");
+        const expiry = copiedMessage(link);
+        if (expiry) this.opts.notify(expiry);
       } else if (action === "embed" && url) {
-        await this.opts.commands.copyText(embedSnippet(item));
+        // The embed carries the same fresh link as "Copy link".
+        const link = await freshLink(item, this.opts.commands);
+        await this.opts.commands.copyText(embedSnippet({ url: link.url, posterUrl: link.posterUrl }));
         flash(btn, "Copied");
+        const expiry = copiedMessage(link);
+        if (expiry) this.opts.notify(expiry);
       } else if (action === "open" && url) {
         await this.opts.commands.openUrl(url);
       } else if (action === "remove") {

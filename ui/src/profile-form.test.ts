@@ -36,6 +36,7 @@ describe("toProfileInput", () => {
         bandwidthLimit: 12_500_000,
         partSizeMib: 64,
         watch: [{ path: "/home/me/Videos", recursive: true, afterUpload: "move" }],
+        linkLifetimeSecs: null,
       },
     });
     const unlimited = toProfileInput(values({ bandwidth: "  ", cdn: "" }));
@@ -83,8 +84,12 @@ describe("toProfileInput", () => {
       bandwidthLimit: 12_500_000,
       partSizeMib: 32,
       watch: [],
+      linkLifetimeSecs: null,
     });
     expect(toFormValues(null)).toEqual(emptyFormValues());
+    // A setting the form does not show survives a save.
+    const signed = toProfileInput(toFormValues(profile({ linkLifetimeSecs: 604_800 })));
+    expect(signed.ok && signed.input.linkLifetimeSecs).toBe(604_800);
   });
 
   it("marks the form field of the setting the app refused", () => {

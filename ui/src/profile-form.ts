@@ -16,6 +16,8 @@ export interface ProfileFormValues {
   /** MiB, 5 to 5120. */
   partSize: string;
   watch: WatchFolder[];
+  /** Not shown in the form; carried so a save keeps it (`reelup profile set --link-lifetime`). */
+  linkLifetimeSecs: number | null;
 }
 
 export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "parts" | "bandwidth" | "partSize" | "watch";
@@ -41,6 +43,7 @@ export function emptyFormValues(): ProfileFormValues {
     bandwidth: "",
     partSize: String(DEFAULT_PART_SIZE_MIB),
     watch: [],
+    linkLifetimeSecs: null,
   };
 }
 
@@ -55,6 +58,7 @@ export function toFormValues(profile: ProfileView | null): ProfileFormValues {
     bandwidth: toMegabytesText(profile.bandwidthLimit),
     partSize: String(profile.partSizeMib),
     watch: profile.watch.map((w) => ({ ...w })),
+    linkLifetimeSecs: profile.linkLifetimeSecs ?? null,
   };
 }
 
@@ -169,6 +173,7 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
       partSizeMib: partSize!,
       // Every field, the ones the form does not show too (extensions, stableSecs).
       watch: values.watch.map((w) => ({ ...w })),
+      linkLifetimeSecs: values.linkLifetimeSecs,
     },
   };
 }
@@ -188,5 +193,9 @@ export function formField(field: SettingField): ProfileField {
       return "partSize";
     case "bandwidthLimit":
       return "bandwidth";
+    case "linkLifetime":
+      // Not in the form (set with `reelup profile set --link-lifetime`); the message says
+      // which setting it is, shown at the top of the form.
+      return "name";
   }
 }

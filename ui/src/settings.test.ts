@@ -166,6 +166,7 @@ describe("SettingsView", () => {
           bandwidthLimit: 2_500_000,
           partSizeMib: 32,
           watch: [],
+          linkLifetimeSecs: null,
         },
       },
     ]);

@@ -489,6 +489,8 @@ export class SettingsView {
       bandwidth: el.bandwidth.value,
       partSize: el.partSize.value,
       watch: this.draftWatch.map((w) => ({ ...w })),
+      // Not in the form: kept as the profile has it (set with `reelup profile set`).
+      linkLifetimeSecs: this.profile(this.editing?.previousName ?? null)?.linkLifetimeSecs ?? null,
     };
   }
 

@@ -93,6 +93,7 @@ export function profile(over: Partial<ProfileView> = {}): ProfileView {
     bandwidthLimit: null,
     partSizeMib: 16,
     watch: [],
+    linkLifetimeSecs: null,
     hasToken: true,
     isDefault: true,
     ...over,

@@ -1,3 +1,4 @@
+mod link_cmd;
 mod poster;
 mod profile_cmd;
 mod watch_cmd;
@@ -75,6 +76,9 @@ enum Command {
     /// Watch folders and upload new videos once they are completely written; runs until
     /// Ctrl-C or SIGTERM, with the queue intact.
     Watch(watch_cmd::WatchArgs),
+    /// Print a new CloudFront signed link to an upload (a queue ID or an object key) and
+    /// when it expires; needs a reelup-server with a CloudFront key.
+    Link(link_cmd::LinkArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,6 +205,7 @@ pub(crate) fn config_error(e: ConfigError) -> String {
                 ProfileField::PartSizeMib => "--part-size-mib",
                 ProfileField::BandwidthLimit => "--limit-rate",
                 ProfileField::Watch => "--watch",
+                ProfileField::LinkLifetime => "--link-lifetime",
             };
             format!("{e} (given with {option})")
         }
@@ -218,6 +223,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Profile(cmd) => return profile_cmd::run(cmd, profile_name.as_deref()),
         Command::Login(args) => return profile_cmd::login(args, profile_name.as_deref()).await,
         Command::Logout => return profile_cmd::logout(profile_name.as_deref()),
+        Command::Link(args) => return link_cmd::run(args, profile_name.as_deref()).await,
         other => other,
     };
     // A profile is needed to upload; queue, pause and cancel work without one.
@@ -297,7 +303,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             drive(&queue, pending, false, false).await
         }
-        Command::Profile(_) | Command::Login(_) | Command::Logout => unreachable!("handled above"),
+        Command::Profile(_) | Command::Login(_) | Command::Logout | Command::Link(_) => {
+            unreachable!("handled above")
+        }
     })
 }
 

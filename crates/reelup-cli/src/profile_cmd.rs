@@ -81,6 +81,13 @@ pub struct SetArgs {
     /// Take the bandwidth limit off.
     #[arg(long)]
     no_limit_rate: bool,
+    /// Ask for CloudFront signed links valid this long: 90s, 30m, 12h, 7d (a reelup-server
+    /// with a CloudFront key signs them).
+    #[arg(long, value_parser = crate::link_cmd::parse_lifetime, conflicts_with = "no_link_lifetime")]
+    link_lifetime: Option<std::time::Duration>,
+    /// Plain links again (unless the server requires signed ones).
+    #[arg(long)]
+    no_link_lifetime: bool,
 }
 
 pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, String> {
@@ -148,6 +155,9 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
             if a.limit_rate.is_some() || a.no_limit_rate {
                 p.bandwidth_limit = a.limit_rate;
+            }
+            if a.link_lifetime.is_some() || a.no_link_lifetime {
+                p.link_lifetime = a.link_lifetime;
             }
             config
                 .save_profile(Some(&a.name), p)

@@ -48,6 +48,9 @@ error_codes! {
     TokenRefused = "token_refused",
     NotReelupServer = "not_reelup_server",
     RateLimited = "rate_limited",
+    /// The endpoint cannot sign CloudFront links: a plain Companion, or a reelup-server
+    /// without a CloudFront key.
+    LinksUnavailable = "links_unavailable",
     // The store (S3).
     StorageError = "storage_error",
     StorageUnreachable = "storage_unreachable",
@@ -229,6 +232,11 @@ pub enum UploadError {
     ProfileGone { profile: String },
 
     #[error(
+        "the endpoint {endpoint} cannot sign links: {why}; share the plain streaming URL, or use a reelup-server with a CloudFront key ([cloudfront] in its config)"
+    )]
+    LinksUnavailable { endpoint: String, why: &'static str },
+
+    #[error(
         "{}: is a symbolic link; files in watched folders are never followed through links, so it is not uploaded. Put the video itself in the folder to upload it",
         path.display()
     )]
@@ -257,6 +265,7 @@ impl UploadError {
             Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
             Self::ProfileGone { .. } => ErrorCode::ProfileGone,
             Self::Symlink { .. } => ErrorCode::Symlink,
+            Self::LinksUnavailable { .. } => ErrorCode::LinksUnavailable,
             Self::PosterInvalid { .. } => ErrorCode::PosterInvalid,
         }
     }

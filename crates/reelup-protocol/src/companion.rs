@@ -19,7 +19,14 @@
 //! | `POST /s3/multipart/{id}/complete?key`     | [`CompleteMultipart`] | [`MultipartCompleted`] |
 //! | `DELETE /s3/multipart/{id}?key`            |                     | [`Aborted`]           |
 //! | `GET /s3/sts`                              |                     | [`StsCredentials`]    |
+//! | `POST /reelup/link` (reelup-server only)   | [`crate::LinkRequest`] | [`crate::LinkResponse`] |
 //! | any route, on failure                      |                     | [`ErrorBody`]         |
+//!
+//! Signed links (reelup-server's extension, see [`crate::reelup_routes`]): a client that
+//! wants signed streaming URLs sends `linkLifetimeSecs` (seconds) in the `/s3/params` query
+//! or in the complete body; a server that signs answers a CloudFront signed `streamingUrl`
+//! with `streamingUrlExpiresAt` (Unix seconds). A server configured to require signed links
+//! signs whether or not the client asks. Companion ignores the field and answers neither.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +71,14 @@ pub struct PostPolicy {
         skip_serializing_if = "Option::is_none"
     )]
     pub streaming_url: Option<String>,
+    /// Reelup's extension: when `streamingUrl` is a signed link, the moment (Unix seconds)
+    /// it stops working. Absent for a plain CDN URL.
+    #[serde(
+        rename = "streamingUrlExpiresAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub streaming_url_expires_at: Option<u64>,
 }
 
 impl PostPolicy {
@@ -190,6 +205,14 @@ pub struct CompletedPart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompleteMultipart {
     pub parts: Vec<CompletedPart>,
+    /// Reelup's extension: ask for a signed `streamingUrl` valid this many seconds.
+    /// Companion ignores it.
+    #[serde(
+        rename = "linkLifetimeSecs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub link_lifetime_secs: Option<u64>,
 }
 
 /// `POST /s3/multipart/{uploadId}/complete`'s answer. Every field is optional because
@@ -210,6 +233,14 @@ pub struct MultipartCompleted {
         skip_serializing_if = "Option::is_none"
     )]
     pub streaming_url: Option<String>,
+    /// Reelup's extension: when `streamingUrl` is a signed link, the moment (Unix seconds)
+    /// it stops working. Absent for a plain CDN URL.
+    #[serde(
+        rename = "streamingUrlExpiresAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub streaming_url_expires_at: Option<u64>,
 }
 
 /// `DELETE /s3/multipart/{uploadId}`'s answer: `{}`.
@@ -312,6 +343,7 @@ mod tests {
             ]),
             expires: Some(900),
             streaming_url: Some("https://cdn.example.com/alice/k.mp4".into()),
+            streaming_url_expires_at: None,
         };
         assert_eq!(
             text(&policy),
@@ -467,6 +499,7 @@ mod tests {
                     etag: "\"e2\"".into(),
                 },
             ],
+            link_lifetime_secs: None,
         };
         assert_eq!(
             text(&body),
@@ -484,11 +517,27 @@ mod tests {
             key: Some("alice/k.mp4".into()),
             bucket: Some("b".into()),
             streaming_url: Some("https://cdn/alice/k.mp4".into()),
+            streaming_url_expires_at: None,
         };
         assert_eq!(
             text(&done),
             r#"{"location":"https://b.s3.amazonaws.com/alice/k.mp4","key":"alice/k.mp4","bucket":"b","streamingUrl":"https://cdn/alice/k.mp4"}"#
         );
+        // Signed links: the lifetime asked at complete, the expiry answered.
+        let asked = CompleteMultipart {
+            link_lifetime_secs: Some(3600),
+            ..body
+        };
+        assert!(
+            text(&asked).ends_with(r#","linkLifetimeSecs":3600}"#),
+            "{}",
+            text(&asked)
+        );
+        let signed = MultipartCompleted {
+            streaming_url_expires_at: Some(1_900_000_000),
+            ..done
+        };
+        assert!(text(&signed).ends_with(r#","streamingUrlExpiresAt":1900000000}"#));
         // Companion with a store that returns no Location.
         let theirs: MultipartCompleted = parse(r#"{"key":"k","bucket":"b"}"#);
         assert_eq!((theirs.location, theirs.streaming_url), (None, None));

@@ -17,6 +17,8 @@ pub use companion::{
     FileMeta, ListedPart, MultipartCompleted, MultipartStart, PostPolicy, SignedPart,
     SignedPartBatch, StsCredentials,
 };
-pub use reelup_routes::{Health, RedeemRequest, RedeemResponse, WhoAmI};
+pub use reelup_routes::{
+    Health, LinkPolicy, LinkRequest, LinkResponse, RedeemRequest, RedeemResponse, WhoAmI,
+};
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;

@@ -13,13 +13,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use reelup_protocol::{
-    Aborted, AwsCredentials, CompleteMultipart, CreateMultipart, ErrorBody, Health, ListedPart,
-    MultipartCompleted, MultipartStart, PostPolicy, RedeemRequest, RedeemResponse, Secret,
-    SignedPart, SignedPartBatch, StreamingUrlBase, StsCredentials, WhoAmI,
+    Aborted, AwsCredentials, CompleteMultipart, CreateMultipart, ErrorBody, Health, LinkPolicy,
+    LinkRequest, LinkResponse, ListedPart, MultipartCompleted, MultipartStart, PostPolicy,
+    RedeemRequest, RedeemResponse, Secret, SignedPart, SignedPartBatch, StreamingUrlBase,
+    StsCredentials, WhoAmI,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::cloudfront::{Policy, SignedLinks};
 use crate::content_type::{ContentType, Pattern};
 use crate::credentials::StsIssuer;
 use crate::invite::{CodeError, Invite};
@@ -76,6 +78,40 @@ pub struct ApiState {
     pub sts: Option<StsIssuer>,
     /// Keys the tags of the uploadIds handed out.
     pub secret: ServerSecret,
+    /// CloudFront signed links, when the config holds a key of the trusted key group.
+    pub links: Option<SignedLinks>,
+}
+
+impl ApiState {
+    /// Where viewers stream `key`: a signed link when signing is required or the client
+    /// asked for one (`asked`, seconds: kept within the server's bounds, since a complete
+    /// must not fail over it), else the plain CDN URL. The expiry comes with a signed one.
+    fn streaming_link(&self, key: &str, asked: Option<u64>) -> (String, Option<u64>) {
+        let url = self.cdn.url_for(key);
+        let Some(links) = self
+            .links
+            .as_ref()
+            .filter(|l| l.required || asked.is_some())
+        else {
+            return (url, None);
+        };
+        let min = crate::config::MIN_LINK_LIFETIME_SECS;
+        let lifetime = asked
+            .unwrap_or(links.default_lifetime.as_secs())
+            .clamp(min, links.max_lifetime.as_secs().max(min));
+        let link = links
+            .signer
+            .sign_canned(&url, self.unix_now().saturating_add(lifetime));
+        (link.url, Some(link.expires_at))
+    }
+
+    fn unix_now(&self) -> u64 {
+        self.store
+            .clock()
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
 }
 
 /// A limiter allowing `per_minute` requests with bursts of `burst` per key (a user's name
@@ -226,6 +262,7 @@ pub fn router_with(state: Arc<ApiState>, extra: Router<Arc<ApiState>>) -> Router
         .route("/s3/multipart/{upload_id}/complete", post(complete))
         .route("/s3/sts", get(sts))
         .route("/whoami", get(whoami))
+        .route("/reelup/link", post(sign_link))
         .route_layer(middleware::from_fn(json_errors))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -565,6 +602,12 @@ async fn params(
         })
         .collect();
     let metadata = clean_metadata(filename, &metadata);
+    let asked_lifetime = match get("linkLifetimeSecs") {
+        None => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("linkLifetimeSecs {s:?} is not a number of seconds"))
+        })?),
+    };
     let key = new_key(&user.prefix, filename);
     let spec = PostPolicySpec {
         bucket: state.store.bucket_name(),
@@ -581,12 +624,14 @@ async fn params(
         &state.store.keys().current(),
         time::OffsetDateTime::from(state.store.clock().now()),
     );
+    let (streaming_url, streaming_url_expires_at) = state.streaming_link(&key, asked_lifetime);
     Ok(Json(PostPolicy {
         method: "POST".to_owned(),
         url: state.store.bucket_url().into(),
         fields,
         expires: Some(state.store.url_lifetime.as_secs()),
-        streaming_url: Some(state.cdn.url_for(&key)),
+        streaming_url: Some(streaming_url),
+        streaming_url_expires_at,
     }))
 }
 
@@ -921,17 +966,104 @@ async fn complete(
         return Err(refusal);
     }
     state.store.complete(key, upload_id, &parts).await?;
-    let mut location = state.store.bucket_url();
-    location
-        .path_segments_mut()
-        .expect("bucket URL is a base")
-        .pop_if_empty()
-        .extend(key.split('/'));
+    let (streaming_url, streaming_url_expires_at) =
+        state.streaming_link(key, body.link_lifetime_secs);
+    // With signed links the bucket URL is of no use to anyone (the bucket is private), and
+    // Companion clients such as Uppy show `location`: they get the signed link there too.
+    let location = if streaming_url_expires_at.is_some() {
+        streaming_url.clone()
+    } else {
+        let mut location = state.store.bucket_url();
+        location
+            .path_segments_mut()
+            .expect("bucket URL is a base")
+            .pop_if_empty()
+            .extend(key.split('/'));
+        location.into()
+    };
     Ok(Json(MultipartCompleted {
-        location: Some(location.into()),
+        location: Some(location),
         key: Some(key.to_owned()),
         bucket: Some(state.store.bucket_name().to_owned()),
-        streaming_url: Some(state.cdn.url_for(key)),
+        streaming_url: Some(streaming_url),
+        streaming_url_expires_at,
+    }))
+}
+
+/// `POST /reelup/link`: a new signed link to an object of the caller's, for the lifetime
+/// and policy asked. Nothing is signed for a key outside the caller's prefix or for an
+/// object that does not exist.
+async fn sign_link(
+    State(state): State<Arc<ApiState>>,
+    Extension(user): Extension<Arc<User>>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<LinkResponse>> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::json_body(
+            e,
+            r#"{"key","lifetimeSecs","policy":"canned"|"custom","ipRange"}"#,
+        )
+    })?;
+    let Some(links) = &state.links else {
+        return Err(ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "links_unavailable",
+            message: "this server signs no CloudFront links: its config needs [cloudfront] \
+                      key_pair_id and private_key_file; share the plain streaming URL"
+                .into(),
+        });
+    };
+    if !user.owns(&body.key) {
+        return Err(ApiError::forbidden_key(&user, &body.key));
+    }
+    let lifetime = links
+        .lifetime(body.lifetime_secs)
+        .map_err(|message| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_lifetime",
+            message,
+        })?;
+    let source_ip = match (&body.ip_range, body.policy) {
+        (None, _) => None,
+        (Some(_), LinkPolicy::Canned) => {
+            return Err(ApiError::bad_request(
+                "ipRange needs a custom policy: send \"policy\": \"custom\" with it",
+            ));
+        }
+        (Some(range), LinkPolicy::Custom) => Some(
+            crate::cloudfront::policy::parse_range(range)
+                .map_err(|e| ApiError::bad_request(format!("ipRange {e}")))?,
+        ),
+    };
+    // Without `s3:GetObject` the store will not say (None); the key is the caller's
+    // anyway, and the CDN answers 404 for a missing object.
+    if state.store.exists(&body.key).await? == Some(false) {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "no_such_object",
+            message: format!(
+                "there is no object {:?}: its upload never finished, or it was deleted",
+                body.key
+            ),
+        });
+    }
+    let url = state.cdn.url_for(&body.key);
+    let expires = state.unix_now().saturating_add(lifetime);
+    let link = match body.policy {
+        LinkPolicy::Canned => links.signer.sign_canned(&url, expires),
+        LinkPolicy::Custom => links.signer.sign_custom(
+            &url,
+            &Policy {
+                resource: url.clone(),
+                date_less_than: expires,
+                date_greater_than: None,
+                source_ip,
+            },
+        ),
+    };
+    Ok(Json(LinkResponse {
+        url: link.url,
+        expires_at: link.expires_at,
     }))
 }
 

@@ -2,22 +2,32 @@
 //! them from the private bucket with signed requests, as CloudFront does with origin access
 //! control. Viewers never see the bucket or a signature.
 //!
+//! With signed links configured it checks CloudFront-style signatures as a cache behaviour
+//! with a trusted key group does ([`crate::cloudfront::verify`]): a signed request that is
+//! expired, edited, signed by another key or from outside its address range is refused with
+//! 403 and a short reason, and so is an unsigned one when signed links are required. The
+//! signing parameters never reach the origin: it is asked for the key alone. Range requests
+//! work with signed URLs as without (the signature covers the URL, not the headers).
+//!
 //! Only the local stack mounts it: a production server must never read its private bucket
 //! for anonymous viewers (CloudFront does that, with its own permission). It serves only keys
 //! of the shape the server hands out, so no path trick (`..%2F`, `%2E`) can make the store
 //! list buckets or keys or read another bucket.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::TryStreamExt;
 
 use crate::api::ApiState;
+use crate::cloudfront::verify::SignedQuery;
+use crate::cloudfront::{Refusal, Verifier};
 use crate::store::without_secrets;
 use crate::users::is_issued_key;
 
@@ -38,18 +48,51 @@ const RETURNED: &[header::HeaderName] = &[
     header::LAST_MODIFIED,
 ];
 
-/// The CDN route, for [`crate::api::router_with`].
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().route("/cdn/{*key}", get(serve).head(serve))
+/// What the CDN route checks of signed URLs: the key group's public keys (with the clock
+/// it judges expiry by), and whether a request must be signed at all.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    pub verifier: Verifier,
+    /// Refuse unsigned requests, as a cache behaviour with trusted key groups does. When
+    /// false, unsigned requests pass and signed ones are still checked.
+    pub required: bool,
+}
+
+/// The CDN route, for [`crate::api::router_with`]; `check` when links are signed.
+pub fn routes(check: Option<SignatureCheck>) -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/cdn/{*key}", get(serve).head(serve))
+        .layer(Extension(check.map(Arc::new)))
 }
 
 async fn serve(
     State(state): State<Arc<ApiState>>,
+    Extension(check): Extension<Option<Arc<SignatureCheck>>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
+    uri: Uri,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let mut resp = if is_issued_key(&key) {
+    let refused = check.as_deref().and_then(|check| {
+        let query = SignedQuery::parse(uri.query());
+        // The resource a signature names is the URL as handed out: the CDN base and the
+        // key, plus any query of the viewer's own (never the signing parameters).
+        let mut resource = state.cdn.url_for(&key);
+        if let Some(rest) = &query.rest {
+            resource.push('?');
+            resource.push_str(rest);
+        }
+        let client = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+        match check.verifier.check(&resource, &query, client) {
+            Err(Refusal::Unsigned) if !check.required => None,
+            Err(refusal) => Some(refusal),
+            Ok(()) => None,
+        }
+    });
+    let mut resp = if let Some(refusal) = refused {
+        (StatusCode::FORBIDDEN, format!("{}\n", refusal.reason())).into_response()
+    } else if is_issued_key(&key) {
         fetch(&state, method, &key, &headers).await
     } else {
         not_found()

@@ -59,6 +59,27 @@ const ENV_OVERRIDES: &[(&str, &str, EnvKind)] = &[
     ),
     ("ANONYMOUS_BURST", "limits.anonymous_burst", EnvKind::Int),
     ("TRUSTED_PROXIES", "limits.trusted_proxies", EnvKind::List),
+    ("KEY_PAIR_ID", "cloudfront.key_pair_id", EnvKind::Str),
+    (
+        "PRIVATE_KEY_FILE",
+        "cloudfront.private_key_file",
+        EnvKind::Str,
+    ),
+    (
+        "REQUIRE_SIGNED_LINKS",
+        "cloudfront.require_signed_links",
+        EnvKind::Bool,
+    ),
+    (
+        "DEFAULT_LINK_LIFETIME_SECS",
+        "cloudfront.default_link_lifetime_secs",
+        EnvKind::Int,
+    ),
+    (
+        "MAX_LINK_LIFETIME_SECS",
+        "cloudfront.max_link_lifetime_secs",
+        EnvKind::Int,
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -110,7 +131,69 @@ pub struct ServerConfig {
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
+    pub cloudfront: CloudFrontConfig,
+    #[serde(default)]
     pub users: Vec<UserConfig>,
+}
+
+/// `[cloudfront]`: signed links with a key of the distribution's trusted key group. Without
+/// `key_pair_id` and `private_key_file` the server hands out plain CDN URLs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontConfig {
+    /// The CloudFront public key's ID (such as K2JCJMDEHXQW5F), sent in every link.
+    #[serde(default)]
+    pub key_pair_id: Option<String>,
+    /// The matching private key, PEM (RSA-2048 or ECDSA P-256), readable by this server's
+    /// user only. Relative paths are taken from the config file's directory.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// Every streaming URL handed out is signed, whatever the client asks.
+    #[serde(default)]
+    pub require_signed_links: bool,
+    /// A link's lifetime when the client names none.
+    #[serde(default = "default_link_lifetime")]
+    pub default_link_lifetime_secs: u64,
+    /// The longest lifetime a client may ask for.
+    #[serde(default = "max_link_lifetime")]
+    pub max_link_lifetime_secs: u64,
+}
+
+impl Default for CloudFrontConfig {
+    fn default() -> Self {
+        Self {
+            key_pair_id: None,
+            private_key_file: None,
+            require_signed_links: false,
+            default_link_lifetime_secs: default_link_lifetime(),
+            max_link_lifetime_secs: max_link_lifetime(),
+        }
+    }
+}
+
+/// The shortest link lifetime anyone may ask for: shorter links expire before a viewer's
+/// player has fetched its first ranges.
+pub const MIN_LINK_LIFETIME_SECS: u64 = 60;
+/// The longest `max_link_lifetime_secs` a config may set: a year.
+pub const LINK_LIFETIME_CEILING_SECS: u64 = 366 * 24 * 3600;
+
+impl CloudFrontConfig {
+    /// The signing settings with the key loaded, or none when links are not signed. The
+    /// key file must be readable by its owner only; a bad key is refused with the fix.
+    pub fn signed_links(
+        &self,
+    ) -> Result<Option<crate::cloudfront::SignedLinks>, crate::cloudfront::KeyError> {
+        let (Some(id), Some(path)) = (&self.key_pair_id, &self.private_key_file) else {
+            return Ok(None);
+        };
+        let signer = crate::cloudfront::LinkSigner::load(id, path)?;
+        Ok(Some(crate::cloudfront::SignedLinks {
+            signer,
+            required: self.require_signed_links,
+            default_lifetime: Duration::from_secs(self.default_link_lifetime_secs),
+            max_lifetime: Duration::from_secs(self.max_link_lifetime_secs),
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -293,6 +376,12 @@ fn default_max_object_size() -> ByteSize {
 fn default_content_types() -> Vec<String> {
     vec!["video/*".into()]
 }
+fn default_link_lifetime() -> u64 {
+    24 * 3600
+}
+fn max_link_lifetime() -> u64 {
+    30 * 24 * 3600
+}
 fn default_session_duration() -> u64 {
     3600
 }
@@ -407,6 +496,12 @@ impl ServerConfig {
         })?;
         let mut config = Self::parse(&text, &shown, env)?;
         config.secret_file = Some(config.secret_path(path));
+        let dir = path.parent().unwrap_or(Path::new(""));
+        config.cloudfront.private_key_file = config
+            .cloudfront
+            .private_key_file
+            .take()
+            .map(|key| dir.join(key));
         Ok(config)
     }
 
@@ -631,6 +726,48 @@ impl ServerConfig {
                     ),
                 );
             }
+        }
+        let cf = &self.cloudfront;
+        match (&cf.key_pair_id, &cf.private_key_file) {
+            (Some(id), _) if crate::cloudfront::sign::check_key_pair_id(id).is_err() => bad(
+                "key_pair_id",
+                format!(
+                    "{id:?} is not a CloudFront public key ID (letters and digits, such as K2JCJMDEHXQW5F); copy it from the CloudFront console's Public keys page"
+                ),
+            ),
+            (Some(_), None) | (None, Some(_)) => bad(
+                "cloudfront",
+                "set both key_pair_id and private_key_file (the public key's ID in CloudFront and its private key), or neither".into(),
+            ),
+            _ => {}
+        }
+        if cf.require_signed_links && cf.key_pair_id.is_none() {
+            bad(
+                "require_signed_links",
+                "needs key_pair_id and private_key_file: links cannot be signed without the key"
+                    .into(),
+            );
+        }
+        if !(MIN_LINK_LIFETIME_SECS..=LINK_LIFETIME_CEILING_SECS)
+            .contains(&cf.max_link_lifetime_secs)
+        {
+            bad(
+                "max_link_lifetime_secs",
+                format!(
+                    "must be between {MIN_LINK_LIFETIME_SECS} seconds and 366 days ({LINK_LIFETIME_CEILING_SECS})"
+                ),
+            );
+        }
+        if !(MIN_LINK_LIFETIME_SECS..=cf.max_link_lifetime_secs)
+            .contains(&cf.default_link_lifetime_secs)
+        {
+            bad(
+                "default_link_lifetime_secs",
+                format!(
+                    "must be between {MIN_LINK_LIFETIME_SECS} seconds and max_link_lifetime_secs ({})",
+                    cf.max_link_lifetime_secs
+                ),
+            );
         }
         let mut names = std::collections::HashSet::new();
         let mut prefixes = std::collections::HashSet::new();

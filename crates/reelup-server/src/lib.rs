@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cdn;
+pub mod cloudfront;
 pub mod config;
 pub mod content_type;
 pub mod credentials;

@@ -33,6 +33,11 @@ const TOKEN_FILE: &str = "dev-token";
 const INVITED_FILE: &str = "invited-tokens";
 /// Keys the uploadId tags; kept so that uploads in progress survive a restart.
 pub const SECRET_FILE: &str = "server-secret";
+/// The local stack's CloudFront-style signing key (P-256, PKCS#8 PEM, mode 0600), kept so
+/// that links handed out survive a restart.
+pub const LINK_KEY_FILE: &str = "cloudfront-key.pem";
+/// The key-pair ID the local stack's links carry and its CDN route trusts.
+pub const LOCAL_KEY_PAIR_ID: &str = "KREELUPLOCAL";
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -64,6 +69,17 @@ pub struct LocalOptions {
     /// requests without a valid token (none by default: a video player's many Range
     /// requests to the CDN route carry no token).
     pub http: HttpLimits,
+    /// The key links are signed with; by default a P-256 key kept in the data dir. Its
+    /// public half is the only key the CDN route trusts.
+    pub link_signer: Option<crate::cloudfront::LinkSigner>,
+    /// Every streaming URL is signed and the CDN route refuses unsigned requests, as a
+    /// CloudFront cache behaviour with a trusted key group does. Off by default: links are
+    /// signed when a client asks, and the CDN route checks any signed request it gets.
+    pub require_signed_links: bool,
+    pub default_link_lifetime: Duration,
+    pub max_link_lifetime: Duration,
+    /// The clock the CDN route judges expiry by; tests move it instead of sleeping.
+    pub cdn_clock: Option<Arc<dyn Clock>>,
 }
 
 impl LocalOptions {
@@ -90,6 +106,11 @@ impl LocalOptions {
                 anonymous_rate: None,
                 ..HttpLimits::default()
             },
+            link_signer: None,
+            require_signed_links: false,
+            default_link_lifetime: Duration::from_secs(24 * 3600),
+            max_link_lifetime: Duration::from_secs(30 * 24 * 3600),
+            cdn_clock: None,
         }
     }
 }
@@ -105,6 +126,9 @@ pub struct LocalStack {
     /// A one-time invite link for the dev user, new at every start; none when the caller
     /// chose the users.
     pub invite: Option<String>,
+    /// The public key (SubjectPublicKeyInfo PEM) the CDN route checks links with, and its ID.
+    pub link_public_key: String,
+    pub key_pair_id: String,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -135,6 +159,25 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<Secret> {
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, token.as_bytes())?;
     Ok(Secret::new(token))
+}
+
+/// The local signing key: the one in the data dir, or a new one written there (0600).
+fn link_key(data_dir: &Path) -> anyhow::Result<crate::cloudfront::LinkSigner> {
+    use crate::cloudfront::LinkSigner;
+    let path = data_dir.join(LINK_KEY_FILE);
+    if path.exists() {
+        return Ok(LinkSigner::load(LOCAL_KEY_PAIR_ID, &path)?);
+    }
+    let signer = LinkSigner::generate_p256(LOCAL_KEY_PAIR_ID)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, signer.private_pem().expose().as_bytes())?;
+    Ok(signer)
 }
 
 /// The dev user's invited devices so far, plus `token` (a new invite's), written back.
@@ -178,6 +221,10 @@ impl LocalStack {
         let secret = match opts.secret {
             Some(s) => s,
             None => ServerSecret::load_or_create(&opts.data_dir.join(SECRET_FILE))?,
+        };
+        let signer = match opts.link_signer {
+            Some(s) => s,
+            None => link_key(&opts.data_dir)?,
         };
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -223,6 +270,16 @@ impl LocalStack {
         if let Some(clock) = opts.clock {
             store = store.with_clock(clock);
         }
+        let link_public_key = signer.public_pem();
+        let key_pair_id = signer.key_pair_id().to_owned();
+        let check = crate::cdn::SignatureCheck {
+            verifier: crate::cloudfront::Verifier::new(
+                crate::cloudfront::KeyGroup::default().with(&key_pair_id, signer.public_key())?,
+                opts.cdn_clock
+                    .unwrap_or_else(|| Arc::new(crate::store::SystemClock)),
+            ),
+            required: opts.require_signed_links,
+        };
         store
             .ensure_bucket()
             .await
@@ -266,8 +323,18 @@ impl LocalStack {
                 .and_then(|(per_minute, burst)| rate_limiter(per_minute, burst)),
             sts: None,
             secret,
+            links: Some(crate::cloudfront::SignedLinks {
+                signer,
+                required: opts.require_signed_links,
+                default_lifetime: opts.default_link_lifetime,
+                max_lifetime: opts.max_link_lifetime,
+            }),
         });
-        let app = edge::harden(router_with(state, crate::cdn::routes()), users, &opts.http);
+        let app = edge::harden(
+            router_with(state, crate::cdn::routes(Some(check))),
+            users,
+            &opts.http,
+        );
         let app = edge::loopback_only(
             app,
             LoopbackHost {
@@ -293,6 +360,8 @@ impl LocalStack {
             s3_endpoint,
             token,
             invite,
+            link_public_key,
+            key_pair_id,
             cancel,
             tasks,
         })

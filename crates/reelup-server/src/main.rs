@@ -41,6 +41,12 @@ struct Args {
     /// How long presigned policies and URLs stay valid, in seconds (local mode).
     #[arg(long, default_value_t = 900)]
     url_lifetime: u64,
+
+    /// Sign every streaming URL and make the CDN route refuse unsigned requests, as a
+    /// CloudFront cache behaviour with a trusted key group does (local mode). Signed links
+    /// are checked either way.
+    #[arg(long)]
+    require_signed_links: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +237,25 @@ async fn check(c: &ConfigArg) -> ExitCode {
                     "created, mode 0600"
                 }
             );
+            match config.cloudfront.signed_links() {
+                Ok(Some(links)) => println!(
+                    "CloudFront links: signed as {} ({}), {}, {} s by default. Public key for CloudFront:\n{}",
+                    links.signer.key_pair_id(),
+                    links.signer.algorithm(),
+                    if links.required {
+                        "always"
+                    } else {
+                        "when a client asks"
+                    },
+                    links.default_lifetime.as_secs(),
+                    links.signer.public_pem().trim_end()
+                ),
+                Ok(None) => println!("CloudFront links: not signed (no [cloudfront] key)."),
+                Err(e) => {
+                    eprintln!("reelup-server: {}: {e}", c.path().display());
+                    return ExitCode::FAILURE;
+                }
+            }
             if config.sts.enabled {
                 println!(
                     "GET /s3/sts is on: token holders can get temporary credentials of the role."
@@ -378,6 +403,7 @@ async fn run_local(args: Args) -> ExitCode {
     opts.listen = args.listen;
     opts.s3_listen = args.s3_listen;
     opts.url_lifetime = Duration::from_secs(args.url_lifetime);
+    opts.require_signed_links = args.require_signed_links;
     opts.token = std::env::var("REELUP_SERVER_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -415,6 +441,8 @@ async fn run_local(args: Args) -> ExitCode {
             "invite": stack.invite,
             "s3": stack.s3_endpoint,
             "bucket": reelup_server::local::BUCKET,
+            "keyPairId": stack.key_pair_id,
+            "linkPublicKey": stack.link_public_key,
         })
     );
     shutdown.await;

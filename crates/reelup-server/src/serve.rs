@@ -60,6 +60,15 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
             "no users are configured, so every request will be refused; add one with `reelup-server token add NAME`"
         );
     }
+    let links = config.cloudfront.signed_links()?;
+    if let Some(links) = &links {
+        tracing::info!(
+            key_pair_id = links.signer.key_pair_id(),
+            algorithm = links.signer.algorithm(),
+            required = links.required,
+            "signing CloudFront links"
+        );
+    }
     let refresh = signing.spawn_refresh(config.url_lifetime());
     let users = Users::from_config(&config.users);
     let limits = config.limits.http_limits();
@@ -77,6 +86,7 @@ pub async fn prepare(config: &ServerConfig) -> anyhow::Result<Prepared> {
         ),
         sts: signing.sts,
         secret,
+        links,
     });
     let listener = TcpListener::bind(config.listen)
         .await

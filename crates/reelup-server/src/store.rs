@@ -351,6 +351,28 @@ impl ObjectStore {
         }
     }
 
+    /// Whether `key` holds an object: `Some(false)` when the store says it does not,
+    /// `None` when the store will not say (403: the identity has no `s3:GetObject`, which
+    /// uploads never need).
+    pub async fn exists(&self, key: &str) -> Result<Option<bool>, StoreError> {
+        let resp = self
+            .http
+            .head(self.head_url(key))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unreachable(without_secrets(e)))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(Some(true)),
+            404 => Ok(Some(false)),
+            403 => Ok(None),
+            status => Err(StoreError::S3 {
+                status,
+                code: String::new(),
+                message: "HEAD of the object failed".into(),
+            }),
+        }
+    }
+
     pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         let keys = self.keys.current();
         let url = self

@@ -905,3 +905,69 @@ fn completing_with_parts_never_uploaded_is_the_clients_mistake() {
         )
         .unwrap();
 }
+
+// ------------------------------------------------------------------- CloudFront signed URLs
+
+/// What a viewer puts in a CDN URL's query: any text, or signing parameters with hostile
+/// values. None may panic the CDN's check, and none but a real signature may pass it.
+#[test]
+fn no_query_a_viewer_sends_passes_the_signature_check_without_the_key() {
+    use reelup_server::cloudfront::verify::SignedQuery;
+    use reelup_server::cloudfront::{KeyGroup, LinkSigner, Policy, Verifier};
+    let signer = LinkSigner::generate_p256("KPROP").expect("key");
+    let verifier = Verifier::new(
+        KeyGroup::default()
+            .with("KPROP", signer.public_key())
+            .expect("id"),
+        Arc::new(reelup_server::store::SystemClock),
+    );
+    let resource = "http://127.0.0.1:7300/cdn/alice/0b7c9a3e-1f2d-4e5f-8a9b-0c1d2e3f4a5b.mp4";
+    let good = signer.sign_canned(resource, 4_000_000_000);
+    let good_query = good.url.split_once('?').expect("query").1.to_owned();
+    let ip = "127.0.0.1".parse().expect("ip");
+    assert_eq!(
+        verifier.check(resource, &SignedQuery::parse(Some(&good_query)), ip),
+        Ok(())
+    );
+    let param = prop_oneof![
+        Just("Expires".to_owned()),
+        Just("Policy".to_owned()),
+        Just("Signature".to_owned()),
+        Just("Key-Pair-Id".to_owned()),
+        "[A-Za-z-]{1,12}"
+    ];
+    let value = prop_oneof!["[A-Za-z0-9~_=+/%-]{0,400}", Just("KPROP".to_owned())];
+    let query = prop_oneof![
+        ".{0,300}",
+        prop::collection::vec((param, value), 0..6).prop_map(|pairs| pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")),
+        // The real link with one character changed.
+        (0..good_query.len(), any::<char>()).prop_map({
+            let good_query = good_query.clone();
+            move |(at, c)| {
+                let mut chars: Vec<char> = good_query.chars().collect();
+                chars[at] = c;
+                chars.into_iter().collect::<String>()
+            }
+        }),
+    ];
+    TestRunner::new(cases(512))
+        .run(&query, |q| {
+            let passed = verifier
+                .check(resource, &SignedQuery::parse(Some(&q)), ip)
+                .is_ok();
+            prop_assert!(q == good_query || !passed, "{q}");
+            Ok(())
+        })
+        .expect("property");
+    // Any bytes as a Policy document: parsed or refused, never a panic.
+    TestRunner::new(cases(512))
+        .run(&prop::collection::vec(any::<u8>(), 0..300), |bytes| {
+            let _ = Policy::parse(&bytes);
+            Ok(())
+        })
+        .expect("property");
+}

@@ -321,6 +321,76 @@ fn check_explains_problems_and_bad_configs_do_not_start() {
 }
 
 #[test]
+fn a_cloudfront_key_is_checked_and_signs_the_served_links() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("cf-key.pem");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let config = write_config(
+        dir.path(),
+        "[cloudfront]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"cf-key.pem\"\n\
+         require_signed_links = true\n",
+    );
+    let check = || {
+        aws_env(&mut Command::new(SERVER))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("check")
+    };
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("signed as K2JCJMDEHXQW5F (RSA-2048), always"),
+        "{said}"
+    );
+    assert!(
+        said.contains("BEGIN PUBLIC KEY") && !said.contains("PRIVATE"),
+        "{said}"
+    );
+
+    let alice = add_token(&config, "alice");
+    let (server, endpoint, mut stderr) = serve(&config);
+    let (_, params) = get(
+        &endpoint,
+        &alice,
+        "/s3/params?filename=a.mp4&type=video/mp4",
+    );
+    let url = params["streamingUrl"].as_str().expect("streamingUrl");
+    assert!(url.starts_with("https://cdn.example.com/alice/"), "{url}");
+    assert!(
+        url.contains("?Expires=") && url.ends_with("&Key-Pair-Id=K2JCJMDEHXQW5F"),
+        "{url}"
+    );
+    assert!(
+        params["streamingUrlExpiresAt"].as_u64().is_some(),
+        "{params}"
+    );
+    drop(server);
+    let mut log = String::new();
+    let _ = stderr.read_to_string(&mut log);
+    let pem = std::fs::read_to_string(&key).expect("key");
+    let line = pem.lines().nth(1).expect("a base64 line");
+    assert!(!log.contains(line), "the private key reached the log");
+}
+
+#[test]
 fn static_credentials_and_token_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "");
@@ -353,6 +423,18 @@ fn static_credentials_and_token_lifecycle() {
         (status, body["error"].as_str()),
         (501, Some("sts_unavailable"))
     );
+    // Without a [cloudfront] key, links are plain and /reelup/link says why.
+    assert!(params.get("streamingUrlExpiresAt").is_none(), "{params}");
+    let key = params["fields"]["key"].as_str().expect("key");
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{endpoint}/reelup/link"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({ "key": key }))
+        .send()
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 501);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["error"], "links_unavailable", "{body}");
     drop(server);
 
     let out = aws_env(&mut Command::new(SERVER))

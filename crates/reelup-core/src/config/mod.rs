@@ -21,6 +21,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -139,7 +140,14 @@ pub struct Profile {
     pub bandwidth_limit: Option<u64>,
     pub part_size_mib: u64,
     pub watch: Vec<WatchFolder>,
+    /// Ask for CloudFront signed links valid this long (a reelup-server with a CloudFront
+    /// key signs them); None: plain links, unless the server requires signed ones.
+    pub link_lifetime: Option<Duration>,
 }
+
+/// The shortest and longest signed-link lifetime a profile may ask for; the server holds
+/// its own bounds too.
+pub const LINK_LIFETIME_SECS: std::ops::RangeInclusive<u64> = 60..=366 * 24 * 3600;
 
 impl Profile {
     pub fn new(name: &str, endpoint: &str) -> Self {
@@ -152,6 +160,7 @@ impl Profile {
             bandwidth_limit: None,
             part_size_mib: DEFAULT_PART_SIZE_MIB,
             watch: Vec::new(),
+            link_lifetime: None,
         }
     }
 
@@ -186,6 +195,13 @@ impl Profile {
         }
         if !(5..=5120).contains(&self.part_size_mib) {
             return Err(ProfileProblem::PartSize(self.part_size_mib));
+        }
+        if let Some(secs) = self
+            .link_lifetime
+            .map(|d| d.as_secs())
+            .filter(|s| !LINK_LIFETIME_SECS.contains(s))
+        {
+            return Err(ProfileProblem::LinkLifetime(secs));
         }
         match self.bandwidth_limit {
             Some(0) => return Err(ProfileProblem::BandwidthZero),
@@ -224,6 +240,7 @@ pub enum ProfileField {
     PartSizeMib,
     BandwidthLimit,
     Watch,
+    LinkLifetime,
 }
 
 impl ProfileField {
@@ -238,6 +255,7 @@ impl ProfileField {
             Self::PartSizeMib => "part-size-mib",
             Self::BandwidthLimit => "bandwidth-limit",
             Self::Watch => "watch",
+            Self::LinkLifetime => "link-lifetime-secs",
         }
     }
 }
@@ -288,6 +306,8 @@ pub enum ProfileProblem {
     WatchNotAbsolute { path: PathBuf },
     #[error("stable-secs is {secs} for {}; use 1 to 600 seconds", path.display())]
     StableSecs { path: PathBuf, secs: u64 },
+    #[error("link-lifetime-secs is {0}; use 60 seconds to 366 days, or remove it for plain links")]
+    LinkLifetime(u64),
 }
 
 impl ProfileProblem {
@@ -299,6 +319,7 @@ impl ProfileProblem {
             Self::PartSize(_) => ProfileField::PartSizeMib,
             Self::BandwidthZero | Self::BandwidthTooLarge(_) => ProfileField::BandwidthLimit,
             Self::WatchNotAbsolute { .. } | Self::StableSecs { .. } => ProfileField::Watch,
+            Self::LinkLifetime(_) => ProfileField::LinkLifetime,
         }
     }
 }
@@ -496,6 +517,8 @@ struct RawProfile {
     part_size_mib: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     watch: Vec<WatchFolder>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_lifetime_secs: Option<u64>,
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
@@ -571,6 +594,7 @@ impl ProfileConfig {
                 bandwidth_limit: p.bandwidth_limit,
                 part_size_mib: p.part_size_mib,
                 watch: p.watch,
+                link_lifetime: p.link_lifetime_secs.map(Duration::from_secs),
             };
             profile
                 .validate()
@@ -650,6 +674,7 @@ impl ProfileConfig {
             bandwidth_limit: profile.bandwidth_limit,
             part_size_mib: profile.part_size_mib,
             watch: profile.watch.clone(),
+            link_lifetime_secs: profile.link_lifetime.map(|d| d.as_secs()),
         };
         let table_text = toml::to_string(&raw).map_err(|e| ConfigError::Rejected(e.to_string()))?;
         let table: toml_edit::DocumentMut = table_text
@@ -785,6 +810,10 @@ impl fmt::Display for Profile {
             Some(b) => writeln!(f, "bandwidth limit: {b} bytes/s")?,
             None => writeln!(f, "bandwidth limit: none")?,
         }
+        match self.link_lifetime {
+            Some(d) => writeln!(f, "signed links:    {} s", d.as_secs())?,
+            None => writeln!(f, "signed links:    no (plain links)")?,
+        }
         if self.watch.is_empty() {
             writeln!(f, "watch folders:   none")?;
         }
@@ -855,6 +884,29 @@ mod tests {
 
         let e = parse("[profiles.a]\nendpont = \"https://a\"\n").unwrap_err();
         assert!(e.to_string().contains("endpont"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_asks_for_signed_links_within_bounds() {
+        let c = parse(
+            "[profiles.a]\nendpoint = \"https://a.example.com\"\nlink-lifetime-secs = 604800\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.profiles[0].link_lifetime,
+            Some(Duration::from_secs(604_800))
+        );
+        assert!(
+            c.profiles[0]
+                .to_string()
+                .contains("signed links:    604800 s")
+        );
+        let e =
+            parse("[profiles.a]\nendpoint = \"https://a.example.com\"\nlink-lifetime-secs = 5\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("link-lifetime-secs is 5"), "{e}");
+        let plain = parse("[profiles.a]\nendpoint = \"https://a.example.com\"\n").unwrap();
+        assert_eq!(plain.profiles[0].link_lifetime, None);
     }
 
     #[test]

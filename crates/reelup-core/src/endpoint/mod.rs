@@ -6,7 +6,7 @@ pub mod identity;
 use std::future::Future;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use reelup_protocol::{CompleteMultipart, CreateMultipart, ErrorBody};
+use reelup_protocol::{CompleteMultipart, CreateMultipart, ErrorBody, LinkRequest, LinkResponse};
 
 use crate::{
     CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, Secret, SignedPart,
@@ -120,6 +120,34 @@ impl CompanionClient {
             status: status.as_u16(),
             message: format!("unexpected response ({e}); is this a Companion-compatible endpoint?"),
         })
+    }
+
+    /// `POST /reelup/link`: a CloudFront signed link to an object of the token's user, from
+    /// a reelup-server that holds a CloudFront key. A plain Companion has no such route, so
+    /// for that flavour nothing is sent and the answer is [`UploadError::LinksUnavailable`];
+    /// so it is for a reelup-server without a key (501).
+    pub async fn sign_link(
+        &self,
+        flavour: crate::config::Flavour,
+        request: &LinkRequest,
+    ) -> Result<LinkResponse, UploadError> {
+        if flavour == crate::config::Flavour::Companion {
+            return Err(UploadError::LinksUnavailable {
+                endpoint: self.base.clone(),
+                why: "Uppy Companion has no route for signed links",
+            });
+        }
+        let url = format!("{}/reelup/link", self.base);
+        match self
+            .send("POST /reelup/link", self.http.post(url).json(request))
+            .await
+        {
+            Err(UploadError::Endpoint { status: 501, .. }) => Err(UploadError::LinksUnavailable {
+                endpoint: self.base.clone(),
+                why: "its config holds no CloudFront key",
+            }),
+            other => other,
+        }
     }
 
     fn multipart_url(&self, upload_id: &str, rest: &str, key: &str) -> String {
@@ -236,6 +264,7 @@ impl PresignEndpoint for CompanionClient {
         let url = self.multipart_url(upload_id, "/complete", key);
         let body = CompleteMultipart {
             parts: parts.to_vec(),
+            link_lifetime_secs: None,
         };
         // The answer (`MultipartCompleted`) is not read: the key is already known and the
         // streaming URL is built from the profile. It is only required to be JSON, so an
