@@ -39,6 +39,12 @@ error_codes! {
     NotAFile = "not_a_file",
     FileChanged = "file_changed",
     Symlink = "symlink",
+    /// An MP4/MOV whose boxes do not add up (truncated or corrupt): held until the user
+    /// says to upload it as it is.
+    Mp4Damaged = "mp4_damaged",
+    /// A file whose index is at the end, under a profile set to ask: held until the user
+    /// chooses to re-lay it (faststart) or upload it as it is.
+    FaststartUndecided = "faststart_undecided",
     // The presign endpoint.
     EndpointUnreachable = "endpoint_unreachable",
     Unauthorized = "unauthorized",
@@ -231,6 +237,18 @@ pub enum UploadError {
         path.display()
     )]
     Symlink { path: PathBuf },
+
+    #[error(
+        "{}: this MP4/MOV is damaged: {problem}. It was not uploaded; a player may not be able to play it. To upload it unchanged anyway, choose \"Upload as is\" in the app, or run `reelup resume <id> --faststart=off` (`reelup queue` shows the id)",
+        path.display()
+    )]
+    Mp4Damaged { path: PathBuf, problem: String },
+
+    #[error(
+        "{}: its index (moov) is after the media, so viewers wait for the whole index before it plays; the profile's faststart setting is \"ask\". Choose \"Make it start instantly\" or \"Upload as is\" in the app, or run `reelup resume <id> --faststart=always` (or `--faststart=off`; `reelup queue` shows the id)",
+        path.display()
+    )]
+    FaststartUndecided { path: PathBuf },
 }
 
 impl UploadError {
@@ -252,6 +270,8 @@ impl UploadError {
             Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
             Self::ProfileGone { .. } => ErrorCode::ProfileGone,
             Self::Symlink { .. } => ErrorCode::Symlink,
+            Self::Mp4Damaged { .. } => ErrorCode::Mp4Damaged,
+            Self::FaststartUndecided { .. } => ErrorCode::FaststartUndecided,
         }
     }
 }

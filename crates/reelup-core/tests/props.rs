@@ -309,6 +309,7 @@ fn profile() -> impl Strategy<Value = Profile> {
                     bandwidth_limit,
                     part_size_mib,
                     watch,
+                    faststart: Default::default(),
                 }
             },
         )

@@ -8,6 +8,7 @@
 //! [profiles.local]
 //! endpoint = "http://127.0.0.1:8765"
 //! cdn = "http://127.0.0.1:8765/cdn"
+//! faststart = "always"   # or "ask", or "off"
 //!
 //! [[profiles.local.watch]]
 //! path = "/home/me/Videos/Recordings"
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+
+pub use crate::media::faststart::FaststartSetting;
 
 /// The config file: `$REELUP_CONFIG_DIR/config.toml`, or `config.toml` in the OS config
 /// dir (`~/.config/reelup` on Linux).
@@ -139,6 +142,8 @@ pub struct Profile {
     pub bandwidth_limit: Option<u64>,
     pub part_size_mib: u64,
     pub watch: Vec<WatchFolder>,
+    /// Whether videos whose index is at the end are re-laid to start instantly.
+    pub faststart: FaststartSetting,
 }
 
 impl Profile {
@@ -152,6 +157,7 @@ impl Profile {
             bandwidth_limit: None,
             part_size_mib: DEFAULT_PART_SIZE_MIB,
             watch: Vec::new(),
+            faststart: FaststartSetting::default(),
         }
     }
 
@@ -171,6 +177,7 @@ impl Profile {
     pub fn target(&self) -> Result<crate::queue::store::Target, ProfileError> {
         let mut t = crate::queue::store::Target::new(&self.endpoint, &self.cdn_base()?);
         t.profile = Some(self.name.clone());
+        t.faststart = self.faststart;
         Ok(t)
     }
 
@@ -496,6 +503,13 @@ struct RawProfile {
     part_size_mib: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     watch: Vec<WatchFolder>,
+    /// `off`, `ask` or `always` (the default, not written).
+    #[serde(default, skip_serializing_if = "is_default_faststart")]
+    faststart: FaststartSetting,
+}
+
+fn is_default_faststart(s: &FaststartSetting) -> bool {
+    *s == FaststartSetting::default()
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
@@ -571,6 +585,7 @@ impl ProfileConfig {
                 bandwidth_limit: p.bandwidth_limit,
                 part_size_mib: p.part_size_mib,
                 watch: p.watch,
+                faststart: p.faststart,
             };
             profile
                 .validate()
@@ -650,6 +665,7 @@ impl ProfileConfig {
             bandwidth_limit: profile.bandwidth_limit,
             part_size_mib: profile.part_size_mib,
             watch: profile.watch.clone(),
+            faststart: profile.faststart,
         };
         let table_text = toml::to_string(&raw).map_err(|e| ConfigError::Rejected(e.to_string()))?;
         let table: toml_edit::DocumentMut = table_text
@@ -781,6 +797,7 @@ impl fmt::Display for Profile {
         )?;
         writeln!(f, "parts in flight: {}", self.parts_in_flight)?;
         writeln!(f, "part size:       {} MiB", self.part_size_mib)?;
+        writeln!(f, "faststart:       {}", self.faststart.as_str())?;
         match self.bandwidth_limit {
             Some(b) => writeln!(f, "bandwidth limit: {b} bytes/s")?,
             None => writeln!(f, "bandwidth limit: none")?,

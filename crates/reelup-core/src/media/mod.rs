@@ -1,6 +1,7 @@
 //! What Reelup treats as a video, the content type it declares, and the fingerprint that
 //! tells a file already queued from a new one.
 
+pub mod faststart;
 mod fingerprint;
 
 pub use fingerprint::Fingerprint;

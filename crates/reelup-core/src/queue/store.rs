@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::Fingerprint;
 use crate::engine::FinishedPart;
+use crate::media::faststart::{FaststartSetting, IndexPosition, Layout};
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 pub use crate::queue::state::{ItemState, Operation};
 
@@ -24,6 +25,11 @@ pub struct Target {
     /// The profile whose token it uses; None for `--endpoint` uploads (token from
     /// REELUP_TOKEN) and items queued before profiles existed.
     pub profile: Option<String>,
+    /// The profile's faststart setting, as read from the profile now. Not stored with an
+    /// item: an item stores what was decided for it (`QueueItem::layout`), so a setting
+    /// changed later never re-lays an upload that is half done.
+    #[serde(skip)]
+    pub faststart: FaststartSetting,
 }
 
 impl Target {
@@ -32,6 +38,7 @@ impl Target {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             cdn: cdn.to_owned(),
             profile: None,
+            faststart: FaststartSetting::default(),
         }
     }
 }
@@ -61,6 +68,12 @@ pub struct QueueItem {
     pub created_at: i64,
     /// Unix seconds; set when done.
     pub finished_at: Option<i64>,
+    /// Where the file keeps its index (`moov`), once looked at.
+    pub index_position: Option<IndexPosition>,
+    /// How its bytes go up: as they are, or re-laid with the index first. Chosen (by the
+    /// profile's setting or the user) before the first byte is sent and kept, so a resumed
+    /// upload sends the same layout.
+    pub layout: Option<Layout>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
 }
@@ -231,6 +244,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 2;",
         )?;
     }
+    if version < 3 {
+        // v3: where each file keeps its index, and whether it went up re-laid (faststart).
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN index_position TEXT;
+             ALTER TABLE items ADD COLUMN layout TEXT;
+             PRAGMA user_version = 3;",
+        )?;
+    }
     Ok(())
 }
 
@@ -244,7 +265,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at";
+     finished_at, index_position, layout";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -261,6 +282,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
             endpoint: r.get(5)?,
             cdn: r.get(6)?,
             profile: r.get(16)?,
+            faststart: FaststartSetting::default(),
         },
         state: {
             let stored: String = r.get(7)?;
@@ -294,6 +316,26 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         confirmed: r.get::<_, i64>(15)? as u64,
         created_at: r.get(17)?,
         finished_at: r.get(18)?,
+        // A value this version does not know (a newer Reelup wrote it) reads as not yet
+        // looked at: it is looked at again before the upload.
+        index_position: r
+            .get::<_, Option<String>>(19)?
+            .and_then(|s| IndexPosition::parse(&s)),
+        layout: match r.get::<_, Option<String>>(20)? {
+            None => None,
+            Some(stored) => Some(Layout::parse(&stored).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    20,
+                    rusqlite::types::Type::Text,
+                    format!(
+                        "upload {} has layout {stored:?}, which this version of Reelup does not \
+                         know; update Reelup",
+                        r.get::<_, i64>(0).unwrap_or_default()
+                    )
+                    .into(),
+                )
+            })?),
+        },
     })
 }
 
@@ -683,6 +725,25 @@ impl QueueStore {
         self.conn.execute(
             "UPDATE watched SET path = ?1 WHERE item_id = ?2",
             params![path.to_string_lossy(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Records where the file keeps its index, and how it goes up (None: not decided yet).
+    pub fn set_media(
+        &self,
+        id: i64,
+        position: Option<IndexPosition>,
+        layout: Option<Layout>,
+    ) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET index_position = ?1, layout = ?2, updated_at = ?3 WHERE id = ?4",
+            params![
+                position.map(IndexPosition::as_str),
+                layout.map(Layout::as_str),
+                now_secs(),
+                id
+            ],
         )?;
         Ok(())
     }
