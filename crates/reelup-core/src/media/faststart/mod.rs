@@ -163,7 +163,7 @@ impl FaststartSetting {
 /// Why an MP4/MOV cannot be read or re-laid. `at` is a byte offset in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Mp4Problem {
-    #[error("{what} at byte {at} is cut off (was the file copied or recorded only in part?)")]
+    #[error("{what} (at byte {at}): the file is cut off; was it copied or recorded only in part?")]
     Truncated { what: String, at: u64 },
     #[error("{what} (at byte {at})")]
     Corrupt { what: String, at: u64 },
