@@ -4,6 +4,7 @@
 
 use reelup_core::ErrorCode;
 use reelup_core::config::ProfileField;
+pub use reelup_core::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use serde::{Deserialize, Serialize};
 use specta::Type;
 use tauri::{AppHandle, Emitter, Runtime};
@@ -122,6 +123,11 @@ pub struct UploadItem {
     pub created_at: i64,
     /// Unix seconds; set when done.
     pub finished_at: Option<i64>,
+    /// Where the video keeps its index (`moov`), once looked at.
+    pub index_position: Option<IndexPosition>,
+    /// Whether it goes (went) up as it is or re-laid to start instantly; None until
+    /// decided.
+    pub layout: Option<Layout>,
 }
 
 /// One upload's movement, inside a `ProgressBatch`.
@@ -222,6 +228,9 @@ pub struct ProfileInput {
     pub bandwidth_limit: Option<u64>,
     pub part_size_mib: u64,
     pub watch: Vec<WatchFolder>,
+    /// Videos whose index is at the end: re-laid always, asked about, or left (off).
+    #[serde(default)]
+    pub faststart: FaststartSetting,
 }
 
 #[derive(Debug, Clone, Serialize, Type)]

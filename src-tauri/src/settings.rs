@@ -54,6 +54,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         bandwidth_limit,
         part_size_mib,
         watch,
+        faststart,
     } = input;
     Profile {
         name: name.trim().to_owned(),
@@ -69,6 +70,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         bandwidth_limit,
         part_size_mib,
         watch: watch.into_iter().map(to_folder).collect(),
+        faststart,
     }
 }
 
@@ -103,6 +105,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         bandwidth_limit,
         part_size_mib,
         watch,
+        faststart,
     } = p;
     ProfileInput {
         name: name.clone(),
@@ -116,6 +119,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         bandwidth_limit: *bandwidth_limit,
         part_size_mib: *part_size_mib,
         watch: watch.iter().map(to_ipc_folder).collect(),
+        faststart: *faststart,
     }
 }
 

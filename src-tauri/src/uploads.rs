@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use reelup_core::ErrorCode;
 use reelup_core::credentials::TokenCache;
+use reelup_core::media::faststart::Layout;
 use reelup_core::queue::store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadQueue, collect_videos};
 use tauri::{AppHandle, Runtime};
@@ -89,6 +90,8 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         key: item.key.clone(),
         created_at: item.created_at,
         finished_at: item.finished_at,
+        index_position: item.index_position,
+        layout: item.layout,
     }
 }
 
@@ -385,6 +388,11 @@ impl Uploads {
 
     pub fn resume(&self, id: i64) -> Result<(), IpcError> {
         self.queue()?.resume(id)?;
+        Ok(())
+    }
+
+    pub async fn choose_layout(&self, id: i64, layout: Layout) -> Result<(), IpcError> {
+        self.queue()?.choose_layout(id, layout).await?;
         Ok(())
     }
 

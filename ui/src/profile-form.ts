@@ -2,7 +2,14 @@
 // checks mirror reelup-core's Profile::validate, so most mistakes are caught while typing;
 // the app checks again on save and its message is shown the same way.
 import { toMegabytesText } from "./format";
-import type { Flavour, ProfileField as SettingField, ProfileInput, ProfileView, WatchFolder } from "./ipc";
+import type {
+  FaststartSetting,
+  Flavour,
+  ProfileField as SettingField,
+  ProfileInput,
+  ProfileView,
+  WatchFolder,
+} from "./ipc";
 
 export interface ProfileFormValues {
   name: string;
@@ -16,6 +23,8 @@ export interface ProfileFormValues {
   /** MiB, 5 to 5120. */
   partSize: string;
   watch: WatchFolder[];
+  /** always, ask or off. */
+  faststart: string;
 }
 
 export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "parts" | "bandwidth" | "partSize" | "watch";
@@ -30,6 +39,7 @@ export type Conversion = { ok: true; input: ProfileInput } | { ok: false; errors
 export const DEFAULT_PARTS_IN_FLIGHT = 4;
 export const DEFAULT_PART_SIZE_MIB = 16;
 const FLAVOURS: readonly Flavour[] = ["reelup-server", "companion"];
+const FASTSTART: readonly FaststartSetting[] = ["always", "ask", "off"];
 
 export function emptyFormValues(): ProfileFormValues {
   return {
@@ -41,6 +51,7 @@ export function emptyFormValues(): ProfileFormValues {
     bandwidth: "",
     partSize: String(DEFAULT_PART_SIZE_MIB),
     watch: [],
+    faststart: "always",
   };
 }
 
@@ -55,6 +66,7 @@ export function toFormValues(profile: ProfileView | null): ProfileFormValues {
     bandwidth: toMegabytesText(profile.bandwidthLimit),
     partSize: String(profile.partSizeMib),
     watch: profile.watch.map((w) => ({ ...w })),
+    faststart: profile.faststart ?? "always",
   };
 }
 
@@ -169,6 +181,9 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
       partSizeMib: partSize!,
       // Every field, the ones the form does not show too (extensions, stableSecs).
       watch: values.watch.map((w) => ({ ...w })),
+      faststart: FASTSTART.includes(values.faststart as FaststartSetting)
+        ? (values.faststart as FaststartSetting)
+        : "always",
     },
   };
 }

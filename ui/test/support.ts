@@ -65,6 +65,8 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     key: null,
     createdAt: 1_700_000_000,
     finishedAt: null,
+    indexPosition: null,
+    layout: null,
     ...over,
   };
 }
@@ -91,6 +93,7 @@ export function profile(over: Partial<ProfileView> = {}): ProfileView {
     bandwidthLimit: null,
     partSizeMib: 16,
     watch: [],
+    faststart: "always",
     hasToken: true,
     isDefault: true,
     ...over,

@@ -131,7 +131,7 @@ impl Layout {
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "kebab-case")]
 pub enum FaststartSetting {
-    /// Upload every file as it is; nothing is checked.
+    /// Upload every file as it is (where its index is is still shown), damaged ones too.
     Off,
     /// Hold a file whose index is at the end until the user chooses.
     Ask,
