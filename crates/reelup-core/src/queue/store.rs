@@ -1113,5 +1113,47 @@ mod tests {
         assert_eq!(items[0].url.as_deref(), Some("http://c/old.mp4"));
         assert_eq!(items[0].target.profile, None);
         assert_eq!(items[0].created_at, 10);
+        // v3: nothing looked at yet, and the columns take what is found.
+        assert_eq!((items[0].index_position, items[0].layout), (None, None));
+        assert_eq!(schema_version(&store.conn).expect("version"), 3);
+        store
+            .set_media(
+                items[0].id,
+                Some(IndexPosition::MoovAfterMdat),
+                Some(Layout::Faststart),
+            )
+            .expect("set");
+        let item = store.get(items[0].id).expect("get");
+        assert_eq!(
+            (item.index_position, item.layout),
+            (Some(IndexPosition::MoovAfterMdat), Some(Layout::Faststart))
+        );
+        let json = serde_json::to_value(&item).expect("json");
+        assert_eq!(json["index_position"], "moov_after_mdat");
+        assert_eq!(json["layout"], "faststart");
+    }
+
+    #[test]
+    fn a_layout_this_version_does_not_know_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let store = QueueStore::open(&path).expect("open");
+        let id = store
+            .add(Path::new("/v/a.mp4"), &fp(1), &target())
+            .expect("add");
+        // What a newer Reelup might write: sending the original bytes instead would mix
+        // two layouts in one multipart upload.
+        rusqlite::Connection::open(&path)
+            .expect("sqlite")
+            .execute(
+                "UPDATE items SET layout = 'hls', index_position = 'somewhere' WHERE id = ?1",
+                [id],
+            )
+            .expect("update");
+        let text = store.get(id).expect_err("refused").to_string();
+        assert!(
+            text.contains("\"hls\"") && text.contains("update Reelup"),
+            "{text}"
+        );
     }
 }
