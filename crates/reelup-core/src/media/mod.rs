@@ -1,5 +1,6 @@
-//! What Reelup treats as a video, the content type it declares, and the fingerprint that
-//! tells a file already queued from a new one.
+//! What Reelup treats as a video, the content type it declares, the fingerprint that
+//! tells a file already queued from a new one, and where an MP4/MOV keeps its index, with
+//! the faststart layout that puts it first (`faststart`).
 
 pub mod faststart;
 mod fingerprint;

@@ -282,14 +282,27 @@ proptest! {
         }
     }
 
-    /// Flipping bytes inside a good file's moov never panics either.
+    /// Flipping bytes inside a good file's moov never panics either, and whatever is
+    /// re-laid is itself a file with its index first.
     #[test]
     fn damaged_moovs_never_panic(at in 0usize..300, byte in any::<u8>()) {
         let (mut file, _) = moov_last();
         let i = 36 + at % (file.len() - 36);
         file[i] = byte;
-        if let Ok(scan) = scan_bytes(&file) {
-            let _ = scan.relayout(Path::new("/x"), &mut Cursor::new(&file));
+        if let Ok(scan) = scan_bytes(&file)
+            && let Ok(Some(source)) = scan.relayout(Path::new("/x"), &mut Cursor::new(&file))
+        {
+            let laid: Vec<u8> = source
+                .segments()
+                .flat_map(|seg| match seg {
+                    Segment::File { start, len } => {
+                        file[*start as usize..(*start + *len) as usize].to_vec()
+                    }
+                    Segment::Memory(b) => b.to_vec(),
+                })
+                .collect();
+            prop_assert_eq!(laid.len() as u64, source.len());
+            prop_assert_eq!(scan_bytes(&laid).unwrap().position, IndexPosition::MoovFirst);
         }
     }
 }
