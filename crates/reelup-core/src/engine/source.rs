@@ -110,7 +110,8 @@ impl Source {
     }
 
     /// The whole stream read into memory, for tests.
-    pub fn read_all(&self) -> std::io::Result<Vec<u8>> {
+    #[cfg(test)]
+    pub(crate) fn read_all(&self) -> std::io::Result<Vec<u8>> {
         use std::io::{Read, Seek};
         let mut out = Vec::with_capacity(self.len as usize);
         let mut file = std::fs::File::open(&self.path)?;
