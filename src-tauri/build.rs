@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "add_paths",
     "pause_upload",
     "resume_upload",
+    "choose_layout",
     "cancel_upload",
     "remove_upload",
     "pause_all",

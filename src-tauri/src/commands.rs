@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use reelup_core::ErrorCode;
+use reelup_core::media::faststart::Layout;
 use tauri::{AppHandle, Runtime, State};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 
@@ -65,6 +66,14 @@ pub fn pause_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
 #[specta::specta]
 pub fn resume_upload(shell: Shared<'_>, id: i64) -> Result<(), IpcError> {
     shell.uploads.resume(id)
+}
+
+/// How a held (or not yet started) upload's bytes go up: re-laid to start instantly
+/// (`faststart`), or as they are (`original`, also a damaged MP4 the user sends anyway).
+#[tauri::command]
+#[specta::specta]
+pub async fn choose_layout(shell: Shared<'_>, id: i64, layout: Layout) -> Result<(), IpcError> {
+    shell.uploads.choose_layout(id, layout).await
 }
 
 #[tauri::command]

@@ -4,6 +4,7 @@
 
 use reelup_core::ErrorCode;
 use reelup_core::config::ProfileField;
+pub use reelup_core::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use serde::{Deserialize, Serialize};
 use specta::Type;
 use tauri::{AppHandle, Emitter, Runtime};
@@ -128,6 +129,11 @@ pub struct UploadItem {
     /// Duration, picture size, frame rate and codecs; None when the file's container could
     /// not be read.
     pub details: Option<VideoDetails>,
+    /// Where the video keeps its index (`moov`), once looked at.
+    pub index_position: Option<IndexPosition>,
+    /// Whether it goes (went) up as it is or re-laid to start instantly; None until
+    /// decided.
+    pub layout: Option<Layout>,
 }
 
 /// A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
@@ -257,6 +263,9 @@ pub struct ProfileInput {
     pub bandwidth_limit: Option<u64>,
     pub part_size_mib: u64,
     pub watch: Vec<WatchFolder>,
+    /// Videos whose index is at the end: re-laid always, asked about, or left (off).
+    #[serde(default)]
+    pub faststart: FaststartSetting,
     /// Ask for CloudFront signed links valid this many seconds; None for plain links.
     #[serde(default)]
     pub link_lifetime_secs: Option<u64>,

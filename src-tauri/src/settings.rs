@@ -56,6 +56,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         part_size_mib,
         watch,
         link_lifetime_secs,
+        faststart,
     } = input;
     Profile {
         name: name.trim().to_owned(),
@@ -72,6 +73,7 @@ fn to_profile(input: ProfileInput) -> Profile {
         part_size_mib,
         watch: watch.into_iter().map(to_folder).collect(),
         link_lifetime: link_lifetime_secs.map(std::time::Duration::from_secs),
+        faststart,
     }
 }
 
@@ -107,6 +109,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         part_size_mib,
         watch,
         link_lifetime,
+        faststart,
     } = p;
     ProfileInput {
         name: name.clone(),
@@ -121,6 +124,7 @@ fn to_input(p: &Profile) -> ProfileInput {
         part_size_mib: *part_size_mib,
         watch: watch.iter().map(to_ipc_folder).collect(),
         link_lifetime_secs: link_lifetime.map(|d| d.as_secs()),
+        faststart: *faststart,
     }
 }
 

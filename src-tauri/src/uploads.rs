@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use reelup_core::ErrorCode;
 use reelup_core::credentials::TokenCache;
+use reelup_core::media::faststart::Layout;
 use reelup_core::queue::store::{ItemState, QueueItem, QueueStore, Target, default_queue_path};
 use reelup_core::{CompanionClient, QueueEvent, QueueOptions, UploadQueue, collect_videos};
 use tauri::{AppHandle, Runtime};
@@ -91,6 +92,8 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         finished_at: item.finished_at,
         details: item.details.as_ref().map(Into::into),
         poster_url: item.poster_url.clone(),
+        index_position: item.index_position,
+        layout: item.layout,
     }
 }
 
@@ -393,6 +396,11 @@ impl Uploads {
 
     pub fn resume(&self, id: i64) -> Result<(), IpcError> {
         self.queue()?.resume(id)?;
+        Ok(())
+    }
+
+    pub async fn choose_layout(&self, id: i64, layout: Layout) -> Result<(), IpcError> {
+        self.queue()?.choose_layout(id, layout).await?;
         Ok(())
     }
 

@@ -14,16 +14,16 @@ export const commands = {
 	cancelUpload: (id: number) => __TAURI_INVOKE<null>("cancel_upload", { id }),
 	pauseAll: () => __TAURI_INVOKE<null>("pause_all"),
 	resumeAll: () => __TAURI_INVOKE<null>("resume_all"),
+	/**
+	 *  How a held (or not yet started) upload's bytes go up: re-laid to start instantly
+	 *  (`faststart`), or as they are (`original`, also a damaged MP4 the user sends anyway).
+	 */
+	chooseLayout: (id: number, layout: Layout) => __TAURI_INVOKE<null>("choose_layout", { id, layout }),
 	getSettings: () => __TAURI_INVOKE<Settings>("get_settings"),
 	testConnection: (profile: string) => __TAURI_INVOKE<ConnectionCheck>("test_connection", { profile }),
 	watchStatus: () => __TAURI_INVOKE<WatchStatus[]>("watch_status"),
 	/**  Reads an invite link without redeeming it, for the user to agree to. */
 	inspectInvite: (link: string) => __TAURI_INVOKE<InvitePreview>("inspect_invite", { link }),
-	/**
-	 *  A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
-	 *  (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
-	 */
-	signLink: (id: number) => __TAURI_INVOKE<SignedLink>("sign_link", { id }),
 	removeUpload: (id: number) => __TAURI_INVOKE<null>("remove_upload", { id }),
 	copyText: (text: string) => __TAURI_INVOKE<null>("copy_text", { text }),
 	/**  Only web links: the UI must not be able to open files or run programs through this. */
@@ -106,12 +106,17 @@ export type ConnectionCheck = {
  *  items in the queue database and read back by later versions, and the UI and
  *  scripts branch on them. Add codes; do not rename them.
  */
-export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "file_changed" | "symlink" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | 
+export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "file_changed" | "symlink" | 
 /**
- *  The endpoint cannot sign CloudFront links: a plain Companion, or a reelup-server
- *  without a CloudFront key.
+ *  An MP4/MOV whose boxes do not add up (truncated or corrupt): held until the user
+ *  says to upload it as it is.
  */
-"links_unavailable" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
+"mp4_damaged" | 
+/**
+ *  A file whose index is at the end, under a profile set to ask: held until the user
+ *  chooses to re-lay it (faststart) or upload it as it is.
+ */
+"faststart_undecided" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
 /**  Removing an item that is still queued, uploading or paused. */
 "still_active" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
 /**
@@ -125,7 +130,38 @@ export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "f
  */
 "unknown";
 
+/**  A profile's faststart setting. */
+export type FaststartSetting = 
+/**  Upload every file as it is (where its index is is still shown), damaged ones too. */
+"off" | 
+/**  Hold a file whose index is at the end until the user chooses. */
+"ask" | 
+/**
+ *  Re-lay every file whose index is at the end (the default: a creator wants links
+ *  that start at once, and a watch folder has nobody to ask).
+ */
+"always";
+
 export type Flavour = "reelup-server" | "companion";
+
+/**  Where a file keeps its index. */
+export type IndexPosition = 
+/**  `moov` before `mdat`: playback starts at once. */
+"moov_first" | 
+/**  `moov` after `mdat`: a viewer waits for the whole index first. */
+"moov_after_mdat" | 
+/**
+ *  Fragmented MP4 (`moof`, or `mvex` in `moov`): each fragment carries its own index;
+ *  left as it is.
+ */
+"fragmented" | 
+/**  Not an ISO-BMFF file (Matroska, WebM, AVI, MXF): nothing to say. */
+"not_mp4" | 
+/**
+ *  An MP4/MOV whose boxes do not add up (truncated or corrupt); the item's error says
+ *  what is wrong.
+ */
+"damaged";
 
 /**
  *  What an invite link would connect to, shown for the user to agree to before anything
@@ -153,6 +189,13 @@ export type IpcError = {
 	field: ProfileField | null,
 };
 
+/**  How the bytes go up. */
+export type Layout = 
+/**  The file's bytes as they are. */
+"original" | 
+/**  Re-laid with `moov` first. */
+"faststart";
+
 /**
  *  Something the user should read but need not act on at once, e.g. a dropped file that
  *  is not a video.
@@ -165,7 +208,7 @@ export type Notice = {
  *  Which setting of a profile a problem is about: the app marks that field of its form,
  *  the CLI names its option. Serialised in camelCase for the app's IPC.
  */
-export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch" | "linkLifetime";
+export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch";
 
 /**  A profile as the settings form edits it. Never carries the token. */
 export type ProfileInput = {
@@ -178,8 +221,8 @@ export type ProfileInput = {
 	bandwidthLimit: number | null,
 	partSizeMib: number,
 	watch: WatchFolder[],
-	/**  Ask for CloudFront signed links valid this many seconds; None for plain links. */
-	linkLifetimeSecs?: number | null,
+	/**  Videos whose index is at the end: re-laid always, asked about, or left (off). */
+	faststart?: FaststartSetting,
 };
 
 export type ProfileView = {
@@ -227,13 +270,6 @@ export type Settings = {
 	keyringProblem: string | null,
 };
 
-/**  A signed link to a finished upload, fresh from the profile's reelup-server. */
-export type SignedLink = {
-	url: string,
-	/**  Unix seconds when the link stops working. */
-	expiresAt: number,
-};
-
 /**
  *  This build's version and its update channel; sent when a check finds a newer signed
  *  release.
@@ -265,30 +301,16 @@ export type UploadItem = {
 	createdAt: number,
 	/**  Unix seconds; set when done. */
 	finishedAt: number | null,
+	/**  Where the video keeps its index (`moov`), once looked at. */
+	indexPosition: IndexPosition | null,
 	/**
-	 *  Duration, picture size, frame rate and codecs; None when the file's container could
-	 *  not be read.
+	 *  Whether it goes (went) up as it is or re-laid to start instantly; None until
+	 *  decided.
 	 */
-	details: VideoDetails | null,
+	layout: Layout | null,
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
-
-/**
- *  A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
- *  field by field so the IPC shape changes only here).
- */
-export type VideoDetails = {
-	durationMs: number | null,
-	width: number,
-	height: number,
-	/**  Frames per second, rounded to 3 decimals (29.97). */
-	frameRate: number | null,
-	/**  "H.264", "HEVC", "AV1", "VP9"... */
-	videoCodec: string,
-	/**  "AAC", "Opus"...; None without audio. */
-	audioCodec: string | null,
-};
 
 export type WatchFolder = {
 	path: string,

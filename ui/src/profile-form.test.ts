@@ -23,6 +23,7 @@ describe("toProfileInput", () => {
         bandwidth: "12.5",
         partSize: "64",
         watch: [{ path: "/home/me/Videos", recursive: true, afterUpload: "move" }],
+        faststart: "ask",
       }),
     );
     expect(r).toEqual({
@@ -37,8 +38,12 @@ describe("toProfileInput", () => {
         partSizeMib: 64,
         watch: [{ path: "/home/me/Videos", recursive: true, afterUpload: "move" }],
         linkLifetimeSecs: null,
+        faststart: "ask",
       },
     });
+    // A value that is not a setting falls back to the default.
+    const odd = toProfileInput(values({ faststart: "sometimes" }));
+    expect(odd.ok && odd.input.faststart).toBe("always");
     const unlimited = toProfileInput(values({ bandwidth: "  ", cdn: "" }));
     expect(unlimited.ok && unlimited.input.bandwidthLimit).toBeNull();
     expect(unlimited.ok && unlimited.input.cdn).toBeNull();
@@ -71,7 +76,7 @@ describe("toProfileInput", () => {
   });
 
   it("fills the form from a stored profile and round-trips", () => {
-    const p = profile({ bandwidthLimit: 12_500_000, cdn: null, partsInFlight: 6, partSizeMib: 32 });
+    const p = profile({ bandwidthLimit: 12_500_000, cdn: null, partsInFlight: 6, partSizeMib: 32, faststart: "off" });
     const v = toFormValues(p);
     expect(v).toMatchObject({ name: "studio", bandwidth: "12.5", cdn: "", parts: "6", partSize: "32" });
     const r = toProfileInput(v);
@@ -85,6 +90,7 @@ describe("toProfileInput", () => {
       partSizeMib: 32,
       watch: [],
       linkLifetimeSecs: null,
+      faststart: "off",
     });
     expect(toFormValues(null)).toEqual(emptyFormValues());
     // A setting the form does not show survives a save.

@@ -2,7 +2,14 @@
 // checks mirror reelup-core's Profile::validate, so most mistakes are caught while typing;
 // the app checks again on save and its message is shown the same way.
 import { toMegabytesText } from "./format";
-import type { Flavour, ProfileField as SettingField, ProfileInput, ProfileView, WatchFolder } from "./ipc";
+import type {
+  FaststartSetting,
+  Flavour,
+  ProfileField as SettingField,
+  ProfileInput,
+  ProfileView,
+  WatchFolder,
+} from "./ipc";
 
 export interface ProfileFormValues {
   name: string;
@@ -18,6 +25,8 @@ export interface ProfileFormValues {
   watch: WatchFolder[];
   /** Not shown in the form; carried so a save keeps it (`reelup profile set --link-lifetime`). */
   linkLifetimeSecs: number | null;
+  /** always, ask or off. */
+  faststart: string;
 }
 
 export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "parts" | "bandwidth" | "partSize" | "watch";
@@ -32,6 +41,7 @@ export type Conversion = { ok: true; input: ProfileInput } | { ok: false; errors
 export const DEFAULT_PARTS_IN_FLIGHT = 4;
 export const DEFAULT_PART_SIZE_MIB = 16;
 const FLAVOURS: readonly Flavour[] = ["reelup-server", "companion"];
+const FASTSTART: readonly FaststartSetting[] = ["always", "ask", "off"];
 
 export function emptyFormValues(): ProfileFormValues {
   return {
@@ -44,6 +54,7 @@ export function emptyFormValues(): ProfileFormValues {
     partSize: String(DEFAULT_PART_SIZE_MIB),
     watch: [],
     linkLifetimeSecs: null,
+    faststart: "always",
   };
 }
 
@@ -59,6 +70,7 @@ export function toFormValues(profile: ProfileView | null): ProfileFormValues {
     partSize: String(profile.partSizeMib),
     watch: profile.watch.map((w) => ({ ...w })),
     linkLifetimeSecs: profile.linkLifetimeSecs ?? null,
+    faststart: profile.faststart ?? "always",
   };
 }
 
@@ -174,6 +186,9 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
       // Every field, the ones the form does not show too (extensions, stableSecs).
       watch: values.watch.map((w) => ({ ...w })),
       linkLifetimeSecs: values.linkLifetimeSecs,
+      faststart: FASTSTART.includes(values.faststart as FaststartSetting)
+        ? (values.faststart as FaststartSetting)
+        : "always",
     },
   };
 }

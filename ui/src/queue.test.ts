@@ -97,6 +97,40 @@ describe("QueueView", () => {
     expect(commandCalls(calls, "remove_upload")).toEqual([{ id: 6 }]);
   });
 
+  it("says where each video keeps its index, and asks about a held one", async () => {
+    queue.upsert(item({ id: 1, state: "uploading", indexPosition: "moov_after_mdat", layout: "faststart" }));
+    expect(byTestId("index", row(1)).textContent).toBe("Starts instantly (re-laid)");
+    queue.upsert(item({ id: 2, state: "uploading", indexPosition: "moov_first", layout: "original" }));
+    expect(byTestId("index", row(2)).textContent).toBe("Starts instantly");
+    queue.upsert(item({ id: 3, state: "queued", indexPosition: null }));
+    expect(byTestId("index", row(3)).textContent).toBe("");
+
+    const held = { code: "faststart_undecided" as const, message: "Its index is at the end." };
+    queue.upsert(item({ id: 4, state: "failed", indexPosition: "moov_after_mdat", error: held }));
+    expect(byTestId("index", row(4)).textContent).toBe("Viewers wait for the whole index");
+    expect(byTestId("choose-faststart", row(4)).textContent).toBe("Make it start instantly");
+    byTestId("choose-original", row(4)).click();
+    byTestId("choose-faststart", row(4)).click();
+    await settle();
+    expect(commandCalls(calls, "choose_layout")).toEqual([
+      { id: 4, layout: "original" },
+      { id: 4, layout: "faststart" },
+    ]);
+    expect(commandCalls(calls, "resume_upload")).toEqual([]);
+
+    // A damaged MP4 can only go up as it is; other failures offer no choice.
+    const damaged = { code: "mp4_damaged" as const, message: "It is cut off." };
+    queue.upsert(item({ id: 5, state: "failed", indexPosition: "damaged", error: damaged }));
+    expect(byTestId("index", row(5)).textContent).toBe("Damaged MP4");
+    expect(row(5).querySelector("[data-testid=choose-faststart]")).toBeNull();
+    expect(byTestId("choose-original", row(5)).textContent).toBe("Upload as is");
+    queue.upsert(item({ id: 6, state: "failed", error: { code: "storage_error", message: "No." } }));
+    expect(row(6).querySelector("[data-testid^=choose-]")).toBeNull();
+    // Chosen: the row goes back in line and the buttons go with the error.
+    queue.upsert(item({ id: 4, state: "queued", indexPosition: "moov_after_mdat", layout: "faststart" }));
+    expect(row(4).querySelector("[data-testid^=choose-]")).toBeNull();
+  });
+
   it("shows a failed action's message as a notice", async () => {
     queue.upsert(item({ id: 4, state: "uploading" }));
     byTestId("action-cancel", row(4)).click();

@@ -2,7 +2,15 @@ import { button, byTestId, h, setText, text, type IconName } from "./dom";
 import { FramePass, type Schedule } from "./frame";
 import { showDetails } from "./details";
 import { formatBytes, formatEta, formatSpeed, percent } from "./format";
-import { asIpcError, type Commands, type ProgressBatch, type ProgressTick, type UploadItem, type UploadState } from "./ipc";
+import {
+  asIpcError,
+  type Commands,
+  type Layout,
+  type ProgressBatch,
+  type ProgressTick,
+  type UploadItem,
+  type UploadState,
+} from "./ipc";
 import type { Notify } from "./notices";
 
 export type Action = "pause" | "resume" | "retry" | "cancel" | "remove";
@@ -40,7 +48,44 @@ const ACTION_META: Record<Action, { label: string; icon: IconName; className?: s
   remove: { label: "Remove from list", icon: "remove" },
 };
 
-export type UploadCommands = Pick<Commands, "pauseUpload" | "resumeUpload" | "cancelUpload" | "removeUpload">;
+export type UploadCommands = Pick<
+  Commands,
+  "pauseUpload" | "resumeUpload" | "cancelUpload" | "removeUpload" | "chooseLayout"
+>;
+
+/** Where the video keeps its index (moov), and whether it was re-laid, in a few words. */
+export function indexText(item: Pick<UploadItem, "indexPosition" | "layout">): string {
+  if (item.layout === "faststart") return "Starts instantly (re-laid)";
+  switch (item.indexPosition) {
+    case "moov_first":
+      return "Starts instantly";
+    case "moov_after_mdat":
+      return "Viewers wait for the whole index";
+    case "fragmented":
+      return "Fragmented MP4";
+    case "damaged":
+      return "Damaged MP4";
+    case "not_mp4":
+    case null:
+      return "";
+  }
+}
+
+/** The choices a held item offers (its error says why it is held). */
+export function layoutChoices(item: UploadItem): { layout: Layout; label: string }[] {
+  if (item.state !== "failed") return [];
+  switch (item.error?.code) {
+    case "faststart_undecided":
+      return [
+        { layout: "faststart", label: "Make it start instantly" },
+        { layout: "original", label: "Upload as is" },
+      ];
+    case "mp4_damaged":
+      return [{ layout: "original", label: "Upload as is" }];
+    default:
+      return [];
+  }
+}
 
 export type QueueCommands = UploadCommands & Pick<Commands, "pauseAll" | "resumeAll">;
 
@@ -73,6 +118,7 @@ interface Row {
   amount: Text;
   speed: Text;
   eta: Text;
+  index: Text;
   error: Text;
   errorEl: HTMLElement;
   bar: HTMLElement;
@@ -201,11 +247,17 @@ export class QueueView {
     }
 
     this.list.addEventListener("click", (e) => {
-      const btn = (e.target as Element | null)?.closest<HTMLButtonElement>("button[data-action]");
+      const btn = (e.target as Element | null)?.closest<HTMLButtonElement>("button[data-action], button[data-layout]");
       if (!btn || !this.list.contains(btn)) return;
       const row = btn.closest<HTMLElement>("[data-id]");
       if (!row) return;
-      void this.act(btn, () => runAction(this.opts.commands, btn.dataset.action as Action, Number(row.dataset.id)));
+      const id = Number(row.dataset.id);
+      const layout = btn.dataset.layout as Layout | undefined;
+      void this.act(btn, () =>
+        layout
+          ? this.opts.commands.chooseLayout(id, layout)
+          : runAction(this.opts.commands, btn.dataset.action as Action, id),
+      );
     });
     this.pauseAll.addEventListener("click", () => void this.act(this.pauseAll, () => this.opts.commands.pauseAll()));
     this.resumeAll.addEventListener("click", () => void this.act(this.resumeAll, () => this.opts.commands.resumeAll()));
@@ -427,6 +479,7 @@ export class QueueView {
           h("span", { class: "amount", testid: "amount" }, text()),
           h("span", { class: "speed", testid: "speed" }, text()),
           h("span", { class: "eta", testid: "eta" }, text()),
+          h("span", { class: "index", testid: "index" }, text()),
         ),
       ),
       h("div", { class: "row-actions" }),
@@ -455,6 +508,7 @@ export class QueueView {
       amount: metaText(1),
       speed: metaText(2),
       eta: metaText(3),
+      index: metaText(4),
       error: text(),
       errorEl: h("div", { class: "row-error", testid: "error" }),
       bar,
@@ -506,6 +560,7 @@ export class QueueView {
       row.actions.replaceChildren(...actionsFor(item.state).map((a) => this.button(row, a, item.name)));
       this.stats.writes += 2;
     }
+    this.setText(row.index, indexText(item));
     const error = item.state === "failed" && item.error ? item.error : null;
     const errorKey = error ? `${error.code}\n${error.message}` : null;
     if (row.shownError !== errorKey) {
@@ -514,6 +569,16 @@ export class QueueView {
         this.setText(row.error, error.message);
         row.errorEl.dataset.code = error.code;
         row.errorEl.title = `${error.message} (${error.code})`;
+        // A held video: its answers sit with the reason it is held.
+        row.errorEl.replaceChildren(
+          row.error,
+          ...layoutChoices(item).map((c) =>
+            button(
+              { label: c.label, testid: `choose-${c.layout}`, className: "choice" },
+              { "data-layout": c.layout, "aria-label": `${c.label}: ${item.name}` },
+            ),
+          ),
+        );
         row.body.append(row.errorEl);
       } else {
         row.errorEl.remove();

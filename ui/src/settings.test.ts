@@ -152,6 +152,7 @@ describe("SettingsView", () => {
     type(input("profile-parts"), "6");
     type(input("profile-bandwidth"), "2.5");
     type(input("profile-part-size"), "32");
+    type(input<HTMLSelectElement>("profile-faststart"), "ask");
     byTestId("profile-save").click();
     await settle();
     expect(commandCalls(calls, "save_profile")).toEqual([
@@ -167,6 +168,7 @@ describe("SettingsView", () => {
           partSizeMib: 32,
           watch: [],
           linkLifetimeSecs: null,
+          faststart: "ask",
         },
       },
     ]);

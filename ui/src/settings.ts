@@ -109,6 +109,7 @@ export class SettingsView {
     parts: HTMLInputElement;
     bandwidth: HTMLInputElement;
     partSize: HTMLInputElement;
+    faststart: HTMLSelectElement;
     watchList: HTMLElement;
     watchPath: HTMLInputElement;
     watchPick: HTMLButtonElement;
@@ -148,6 +149,7 @@ export class SettingsView {
       parts: t("profile-parts"),
       bandwidth: t("profile-bandwidth"),
       partSize: t("profile-part-size"),
+      faststart: t("profile-faststart"),
       watchList: t("watch-list"),
       watchPath: t("watch-path"),
       watchPick: t("watch-pick"),
@@ -436,6 +438,7 @@ export class SettingsView {
     el.parts.value = values.parts;
     el.bandwidth.value = values.bandwidth;
     el.partSize.value = values.partSize;
+    el.faststart.value = values.faststart;
     el.watchPath.value = "";
     this.draftWatch = values.watch;
     // A stored token is never shown: the field always opens empty.
@@ -491,6 +494,7 @@ export class SettingsView {
       watch: this.draftWatch.map((w) => ({ ...w })),
       // Not in the form: kept as the profile has it (set with `reelup profile set`).
       linkLifetimeSecs: this.profile(this.editing?.previousName ?? null)?.linkLifetimeSecs ?? null,
+      faststart: el.faststart.value,
     };
   }
 

@@ -67,6 +67,8 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     finishedAt: null,
     details: null,
     posterUrl: null,
+    indexPosition: null,
+    layout: null,
     ...over,
   };
 }
@@ -94,6 +96,7 @@ export function profile(over: Partial<ProfileView> = {}): ProfileView {
     partSizeMib: 16,
     watch: [],
     linkLifetimeSecs: null,
+    faststart: "always",
     hasToken: true,
     isDefault: true,
     ...over,

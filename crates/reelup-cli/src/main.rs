@@ -15,6 +15,7 @@ use reelup_core::config::{
     ConfigError, Profile, ProfileConfig, ProfileError, ProfileField, check_url, default_config_path,
 };
 use reelup_core::credentials::{OsKeyring, TokenCache};
+use reelup_core::media::faststart::{FaststartSetting, Layout};
 use reelup_core::queue::store::{
     ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
 };
@@ -59,6 +60,11 @@ enum Command {
         id: Option<i64>,
         #[arg(long)]
         all: bool,
+        /// For the items named: `always` re-lays a video whose index is at the end to
+        /// start instantly; `off` uploads it as it is (also a damaged MP4 that was held).
+        /// The answer to an item held for a choice.
+        #[arg(long, value_parser = parse_choice)]
+        faststart: Option<Layout>,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -108,6 +114,13 @@ struct UploadArgs {
     #[arg(long)]
     json: bool,
 
+    /// `always`: re-lay videos whose index (moov) is at the end so they start instantly
+    /// (no re-encoding; the file on disk is not changed). `off`: upload them as they are,
+    /// damaged MP4s too. Default: the profile's setting (`always` unless set otherwise);
+    /// a profile set to `ask` holds such a video until `reelup resume ID --faststart=...`.
+    #[arg(long, value_parser = parse_choice)]
+    faststart: Option<Layout>,
+
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -136,6 +149,23 @@ struct Tuning {
 /// targets share one parser.
 pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     reelup_core::BandwidthLimit::parse_rate(text)
+}
+
+/// A profile's faststart setting: always, ask or off.
+pub(crate) fn parse_faststart(text: &str) -> Result<FaststartSetting, String> {
+    FaststartSetting::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a faststart setting; use always, ask or off"))
+}
+
+/// A choice for some files: always (re-lay) or off (as they are).
+fn parse_choice(text: &str) -> Result<Layout, String> {
+    match text {
+        "always" => Ok(Layout::Faststart),
+        "off" => Ok(Layout::Original),
+        _ => Err(format!(
+            "{text:?} is not a choice for these files; use always (re-lay) or off (as they are)"
+        )),
+    }
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -283,15 +313,26 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             }
         }
-        Command::Resume { id, all, .. } => {
+        Command::Resume {
+            id, all, faststart, ..
+        } => {
             let ids = match (id, all) {
                 (Some(id), _) => vec![id],
                 (None, true) => queue
                     .ids_in(Operation::Resume.starts_from())
                     .unwrap_or_default(),
+                (None, false) if faststart.is_some() => {
+                    return Err("--faststart is for items named: give an ID or --all".into());
+                }
                 (None, false) => Vec::new(),
             };
             for id in ids {
+                if let Some(layout) = faststart {
+                    queue
+                        .choose_layout(id, layout)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 queue.resume(id).map_err(|e| e.to_string())?;
             }
             let pending = queue
@@ -365,7 +406,16 @@ async fn upload(
     let mut failed = 0;
     for path in &args.files {
         match queue.add(path, &target) {
-            Ok(id) => ids.push(id),
+            Ok(id) => {
+                if let Some(layout) = args.faststart
+                    && let Err(e) = queue.choose_layout(id, layout).await
+                {
+                    failed += 1;
+                    report_error(args.json, path, e.code(), &e.to_string());
+                    continue;
+                }
+                ids.push(id);
+            }
             Err(e) => {
                 failed += 1;
                 report_error(args.json, path, e.code(), &e.to_string());
@@ -448,10 +498,16 @@ pub(crate) async fn drive(
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size, "poster": item.poster_url })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout })
                     );
                 } else {
                     println!("{}\t{url}", item.path.display());
+                    if item.layout == Some(Layout::Faststart) {
+                        eprintln!(
+                            "reelup: {}: re-laid with its index first, so it starts instantly (the file on disk is unchanged)",
+                            item.path.display()
+                        );
+                    }
                 }
             }
             ItemState::Failed => {
@@ -465,9 +521,14 @@ pub(crate) async fn drive(
                             retryable: true,
                         });
                 let hint = if e.retryable {
-                    " (`reelup resume --all` tries again)"
+                    " (`reelup resume --all` tries again)".to_owned()
+                } else if matches!(
+                    e.code,
+                    ErrorCode::FaststartUndecided | ErrorCode::Mp4Damaged
+                ) {
+                    format!(" [item {}]", item.id)
                 } else {
-                    ""
+                    String::new()
                 };
                 report_error(json, &item.path, e.code, &format!("{}{hint}", e.message));
             }
@@ -586,7 +647,11 @@ fn list(queue: &Queue, json: bool) -> ExitCode {
         if json {
             println!("{}", serde_json::to_string(&item).unwrap_or_default());
         } else {
-            let pct = (item.confirmed * 100).checked_div(item.size).unwrap_or(100);
+            // A re-laid stream can be a little longer than the file.
+            let pct = (item.confirmed * 100)
+                .checked_div(item.size)
+                .unwrap_or(100)
+                .min(100);
             let extra = match (&item.url, &item.error) {
                 (Some(url), _) => url.clone(),
                 (None, Some(e)) => e.message.clone(),
@@ -600,15 +665,25 @@ fn list(queue: &Queue, json: bool) -> ExitCode {
                 .map(|d| format!("\t{}", reelup_core::details_line(d)))
                 .unwrap_or_default();
             println!(
-                "{}\t{}\t{}\t{}{details}",
+                "{}\t{}\t{}\t{}\t{}{details}",
                 item.id,
                 item.state.as_str(),
                 item.path.display(),
+                index_words(&item),
                 extra
             );
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Where the item's video keeps its index, and whether it was re-laid, in words.
+fn index_words(item: &QueueItem) -> String {
+    match (item.index_position, item.layout) {
+        (_, Some(Layout::Faststart)) => "starts instantly (re-laid)".into(),
+        (Some(p), _) => p.describe().into(),
+        (None, _) => "index not checked yet".into(),
+    }
 }
 
 #[cfg(test)]

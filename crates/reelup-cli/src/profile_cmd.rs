@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use reelup_core::Secret;
-use reelup_core::config::{AfterUpload, Flavour, Profile, WatchFolder};
+use reelup_core::config::{AfterUpload, FaststartSetting, Flavour, Profile, WatchFolder};
 use reelup_core::credentials::CredentialStore;
 
 use crate::{keyring, load_config, parse_rate};
@@ -54,6 +54,11 @@ pub struct AddArgs {
     /// After a watched file is uploaded: leave it, or move it into uploaded/.
     #[arg(long, default_value = "leave", value_parser = ["leave", "move"])]
     after_upload: String,
+    /// Videos whose index (moov) is at the end: `always` re-lays them to start instantly
+    /// (no re-encoding), `ask` holds each one until you choose, `off` uploads them as they
+    /// are.
+    #[arg(long, default_value = "always", value_parser = crate::parse_faststart)]
+    faststart: FaststartSetting,
     /// Make it the default profile.
     #[arg(long)]
     default: bool,
@@ -88,6 +93,9 @@ pub struct SetArgs {
     /// Plain links again (unless the server requires signed ones).
     #[arg(long)]
     no_link_lifetime: bool,
+    /// always, ask or off (see `reelup profile add --help`).
+    #[arg(long, value_parser = crate::parse_faststart)]
+    faststart: Option<FaststartSetting>,
 }
 
 pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, String> {
@@ -106,6 +114,7 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             p.parts_in_flight = a.parts_in_flight;
             p.part_size_mib = a.part_size_mib;
             p.bandwidth_limit = a.limit_rate;
+            p.faststart = a.faststart;
             for dir in a.watch {
                 let path = std::path::absolute(&dir).unwrap_or(dir);
                 let mut w = WatchFolder::new(path);
@@ -158,6 +167,9 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
             }
             if a.link_lifetime.is_some() || a.no_link_lifetime {
                 p.link_lifetime = a.link_lifetime;
+            }
+            if let Some(f) = a.faststart {
+                p.faststart = f;
             }
             config
                 .save_profile(Some(&a.name), p)

@@ -39,6 +39,12 @@ error_codes! {
     NotAFile = "not_a_file",
     FileChanged = "file_changed",
     Symlink = "symlink",
+    /// An MP4/MOV whose boxes do not add up (truncated or corrupt): held until the user
+    /// says to upload it as it is.
+    Mp4Damaged = "mp4_damaged",
+    /// A file whose index is at the end, under a profile set to ask: held until the user
+    /// chooses to re-lay it (faststart) or upload it as it is.
+    FaststartUndecided = "faststart_undecided",
     // The presign endpoint.
     EndpointUnreachable = "endpoint_unreachable",
     Unauthorized = "unauthorized",
@@ -244,6 +250,17 @@ pub enum UploadError {
 
     #[error("the poster frame cannot be uploaded: {reason}")]
     PosterInvalid { reason: String },
+    #[error(
+        "{}: this MP4/MOV is damaged: {problem}. It was not uploaded; a player may not be able to play it. To upload it unchanged anyway, choose \"Upload as is\" in the app, or run `reelup resume <id> --faststart=off` (`reelup queue` shows the id)",
+        path.display()
+    )]
+    Mp4Damaged { path: PathBuf, problem: String },
+
+    #[error(
+        "{}: its index (moov) is after the media, so viewers wait for the whole index before it plays; the profile's faststart setting is \"ask\". Choose \"Make it start instantly\" or \"Upload as is\" in the app, or run `reelup resume <id> --faststart=always` (or `--faststart=off`; `reelup queue` shows the id)",
+        path.display()
+    )]
+    FaststartUndecided { path: PathBuf },
 }
 
 impl UploadError {
@@ -267,6 +284,8 @@ impl UploadError {
             Self::Symlink { .. } => ErrorCode::Symlink,
             Self::LinksUnavailable { .. } => ErrorCode::LinksUnavailable,
             Self::PosterInvalid { .. } => ErrorCode::PosterInvalid,
+            Self::Mp4Damaged { .. } => ErrorCode::Mp4Damaged,
+            Self::FaststartUndecided { .. } => ErrorCode::FaststartUndecided,
         }
     }
 }

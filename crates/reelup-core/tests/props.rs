@@ -310,6 +310,7 @@ fn profile() -> impl Strategy<Value = Profile> {
                     part_size_mib,
                     watch,
                     link_lifetime: None,
+                    faststart: Default::default(),
                 }
             },
         )

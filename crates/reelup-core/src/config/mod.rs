@@ -8,6 +8,7 @@
 //! [profiles.local]
 //! endpoint = "http://127.0.0.1:8765"
 //! cdn = "http://127.0.0.1:8765/cdn"
+//! faststart = "always"   # or "ask", or "off"
 //!
 //! [[profiles.local.watch]]
 //! path = "/home/me/Videos/Recordings"
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+
+pub use crate::media::faststart::FaststartSetting;
 
 /// The config file: `$REELUP_CONFIG_DIR/config.toml`, or `config.toml` in the OS config
 /// dir (`~/.config/reelup` on Linux).
@@ -143,6 +146,8 @@ pub struct Profile {
     /// Ask for CloudFront signed links valid this long (a reelup-server with a CloudFront
     /// key signs them); None: plain links, unless the server requires signed ones.
     pub link_lifetime: Option<Duration>,
+    /// Whether videos whose index is at the end are re-laid to start instantly.
+    pub faststart: FaststartSetting,
 }
 
 /// The shortest and longest signed-link lifetime a profile may ask for; the server holds
@@ -161,6 +166,7 @@ impl Profile {
             part_size_mib: DEFAULT_PART_SIZE_MIB,
             watch: Vec::new(),
             link_lifetime: None,
+            faststart: FaststartSetting::default(),
         }
     }
 
@@ -180,6 +186,7 @@ impl Profile {
     pub fn target(&self) -> Result<crate::queue::store::Target, ProfileError> {
         let mut t = crate::queue::store::Target::new(&self.endpoint, &self.cdn_base()?);
         t.profile = Some(self.name.clone());
+        t.faststart = self.faststart;
         Ok(t)
     }
 
@@ -519,6 +526,13 @@ struct RawProfile {
     watch: Vec<WatchFolder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     link_lifetime_secs: Option<u64>,
+    /// `off`, `ask` or `always` (the default, not written).
+    #[serde(default, skip_serializing_if = "is_default_faststart")]
+    faststart: FaststartSetting,
+}
+
+fn is_default_faststart(s: &FaststartSetting) -> bool {
+    *s == FaststartSetting::default()
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
@@ -595,6 +609,7 @@ impl ProfileConfig {
                 part_size_mib: p.part_size_mib,
                 watch: p.watch,
                 link_lifetime: p.link_lifetime_secs.map(Duration::from_secs),
+                faststart: p.faststart,
             };
             profile
                 .validate()
@@ -675,6 +690,7 @@ impl ProfileConfig {
             part_size_mib: profile.part_size_mib,
             watch: profile.watch.clone(),
             link_lifetime_secs: profile.link_lifetime.map(|d| d.as_secs()),
+            faststart: profile.faststart,
         };
         let table_text = toml::to_string(&raw).map_err(|e| ConfigError::Rejected(e.to_string()))?;
         let table: toml_edit::DocumentMut = table_text
@@ -806,6 +822,7 @@ impl fmt::Display for Profile {
         )?;
         writeln!(f, "parts in flight: {}", self.parts_in_flight)?;
         writeln!(f, "part size:       {} MiB", self.part_size_mib)?;
+        writeln!(f, "faststart:       {}", self.faststart.as_str())?;
         match self.bandwidth_limit {
             Some(b) => writeln!(f, "bandwidth limit: {b} bytes/s")?,
             None => writeln!(f, "bandwidth limit: none")?,

@@ -1,8 +1,9 @@
 //! One file's bytes, from the disk to the object store: how a file is cut into parts
 //! (`plan`), the part permits shared by every file (`permits`), how one part or POST is
 //! sent and checked (`transfer`), when a failed request is tried again (`retry`), how fast
-//! bytes may go (`pacing`), the POST and multipart protocols (`post`, `multipart`) and the
-//! progress maths (`progress`).
+//! bytes may go (`pacing`), the POST and multipart protocols (`post`, `multipart`), the
+//! progress maths (`progress`) and what is read for an upload (`source`: the file, or a
+//! new layout of it).
 //!
 //! Nothing here knows about the queue's database: a multipart upload records its parts
 //! through a [`PartLedger`], which the queue implements over its store.
@@ -15,9 +16,8 @@ mod plan;
 mod post;
 pub(crate) mod progress;
 mod retry;
+pub mod source;
 pub(crate) mod transfer;
-
-use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,7 @@ pub(crate) use permits::PartPermits;
 pub use plan::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
 pub(crate) use retry::Retrier;
 pub use retry::RetryPolicy;
+pub use source::{Segment, Source};
 
 use crate::FileMeta;
 
@@ -49,8 +50,10 @@ pub(crate) struct FileUpload<'a, E> {
     pub endpoint_url: &'a str,
     /// The CDN base, to check the finished object's ETag where the CDN can be asked.
     pub cdn: &'a str,
-    pub path: &'a Path,
-    /// Name, content type and size (`meta.size`) as declared to the endpoint.
+    /// The bytes sent: the file as it is, or re-laid (faststart).
+    pub source: &'a Source,
+    /// Name, content type and size (`meta.size`, the source's length) as declared to the
+    /// endpoint.
     pub meta: &'a FileMeta,
     pub wire: &'a Wire,
     pub retry: &'a Retrier,

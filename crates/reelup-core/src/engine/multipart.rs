@@ -232,7 +232,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
                 transfer::put_part(
                     &self.wire.http,
                     &signed.url,
-                    self.path,
+                    self.source,
                     range.start,
                     len,
                     &self.wire.pacing,

@@ -15,7 +15,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
                 transfer::post_object(
                     &self.wire.http,
                     &policy,
-                    self.path,
+                    self.source,
                     self.meta,
                     self.progress,
                     &self.wire.pacing,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::endpoint::root_cause;
 use crate::engine::pacing::BandwidthLimit;
+use crate::engine::source::{Piece, Source};
 use crate::{FileMeta, PostPolicy, Progress, ProgressFn, UploadError};
 use reelup_protocol::s3_xml;
 
@@ -167,23 +168,50 @@ async fn watched<T>(
     }
 }
 
-/// The MD5 of `len` bytes at `start`, read a chunk at a time into one buffer.
-async fn range_md5(path: &Path, start: u64, len: u64) -> Result<[u8; 16], UploadError> {
-    let path = path.to_owned();
+/// The MD5 of `len` bytes of the stream at `start`, read a chunk at a time into one
+/// buffer (bytes held in memory are hashed where they are).
+async fn range_md5(source: &Source, start: u64, len: u64) -> Result<[u8; 16], UploadError> {
+    let source = source.clone();
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(&path).map_err(|e| open_failure(&path, e))?;
-        file.seek(std::io::SeekFrom::Start(start))
-            .map_err(|e| read_failure(&path, e))?;
+        let path = source.path();
+        let mut file: Option<(std::fs::File, u64)> = None;
         let mut md5 = Md5::new();
         let mut buf = vec![0; CHUNK];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            file.read_exact(&mut buf[..n])
-                .map_err(|e| read_failure(&path, e))?;
-            md5.update(&buf[..n]);
-            left -= n as u64;
+        let mut at = start;
+        let end = start + len;
+        while at < end {
+            let piece = source
+                .piece(at, (end - at).min(CHUNK as u64))
+                .ok_or_else(|| UploadError::FileChanged {
+                    path: path.to_owned(),
+                })?;
+            let n = match piece {
+                Piece::Memory(bytes, range) => {
+                    md5.update(&bytes[range.clone()]);
+                    range.len()
+                }
+                Piece::File { start, len } => {
+                    let (f, pos) = match &mut file {
+                        Some(open) => open,
+                        None => file.insert((
+                            std::fs::File::open(path).map_err(|e| open_failure(path, e))?,
+                            u64::MAX,
+                        )),
+                    };
+                    if *pos != start {
+                        f.seek(std::io::SeekFrom::Start(start))
+                            .map_err(|e| read_failure(path, e))?;
+                    }
+                    let n = len as usize;
+                    f.read_exact(&mut buf[..n])
+                        .map_err(|e| read_failure(path, e))?;
+                    *pos = start + len;
+                    md5.update(&buf[..n]);
+                    n
+                }
+            };
+            at += n as u64;
         }
         Ok(md5.finalize().into())
     })
@@ -197,20 +225,27 @@ async fn range_md5(path: &Path, start: u64, len: u64) -> Result<[u8; 16], Upload
 /// Why a body stream failed, kept for the caller: hyper only passes on that it did.
 type BodyFailure = Arc<Mutex<Option<UploadError>>>;
 
-/// `len` bytes at `start`, read from disk as hyper asks for them, paced by the bandwidth
-/// limit. A file that became shorter ends the stream with `FileChanged` in `failure`.
+/// The file as a body stream reads it: open once, and where its next read would start.
+struct OpenFile {
+    file: tokio::fs::File,
+    pos: u64,
+}
+
+/// `len` bytes of the stream at `start`, read as hyper asks for them (from disk, or from
+/// memory for a rewritten index), paced by the bandwidth limit. A file that became shorter
+/// ends the stream with `FileChanged` in `failure`.
 fn range_body(
-    path: &Path,
+    source: &Source,
     start: u64,
     len: u64,
     pacing: &Pacing,
     activity: &Activity,
     failure: &BodyFailure,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let (path, limit) = (path.to_owned(), pacing.limit.clone());
+    let (source, limit) = (source.clone(), pacing.limit.clone());
     let (activity, failure) = (activity.clone(), failure.clone());
-    futures::stream::try_unfold((None::<tokio::fs::File>, 0u64), move |(file, sent)| {
-        let (path, limit) = (path.clone(), limit.clone());
+    futures::stream::try_unfold((None::<OpenFile>, 0u64), move |(file, sent)| {
+        let (source, limit) = (source.clone(), limit.clone());
         let (activity, failure) = (activity.clone(), failure.clone());
         async move {
             if sent == len {
@@ -219,32 +254,48 @@ fn range_body(
             }
             activity.producing();
             let chunk = async {
-                let mut file = match file {
-                    Some(f) => f,
-                    None => {
-                        let mut f = open(&path).await?;
-                        f.seek(std::io::SeekFrom::Start(start))
+                let path = source.path();
+                let piece = source
+                    .piece(start + sent, (len - sent).min(CHUNK as u64))
+                    .ok_or_else(|| UploadError::FileChanged {
+                        path: path.to_owned(),
+                    })?;
+                let (bytes, file) = match piece {
+                    Piece::Memory(bytes, range) => (bytes.slice(range), file),
+                    Piece::File { start, len } => {
+                        let mut open = match file {
+                            Some(f) => f,
+                            None => OpenFile {
+                                file: open(path).await?,
+                                pos: u64::MAX,
+                            },
+                        };
+                        if open.pos != start {
+                            open.file
+                                .seek(std::io::SeekFrom::Start(start))
+                                .await
+                                .map_err(|e| read_failure(path, e))?;
+                        }
+                        let mut buf = vec![0; len as usize];
+                        open.file
+                            .read_exact(&mut buf)
                             .await
-                            .map_err(|e| read_failure(&path, e))?;
-                        f
+                            .map_err(|e| read_failure(path, e))?;
+                        open.pos = start + len;
+                        (Bytes::from(buf), Some(open))
                     }
                 };
-                let n = (len - sent).min(CHUNK as u64) as usize;
-                let mut buf = vec![0; n];
-                file.read_exact(&mut buf)
-                    .await
-                    .map_err(|e| read_failure(&path, e))?;
                 if let Some(limit) = &limit {
-                    limit.take(n as u64).await;
+                    limit.take(bytes.len() as u64).await;
                 }
-                Ok::<_, UploadError>((Bytes::from(buf), file))
+                Ok::<_, UploadError>((bytes, file))
             }
             .await;
             activity.moved();
             match chunk {
                 Ok((bytes, file)) => {
                     let sent = sent + bytes.len() as u64;
-                    Ok(Some((bytes, (Some(file), sent))))
+                    Ok(Some((bytes, (file, sent))))
                 }
                 Err(e) => {
                     let io = std::io::Error::other(e.to_string());
@@ -270,22 +321,22 @@ pub(crate) fn md5_etag(md5: &[u8]) -> String {
     format!("\"{}\"", hex::encode(md5))
 }
 
-/// PUTs `len` bytes of `path` at `start` to a presigned part URL, streamed from disk so
+/// PUTs `len` bytes of the stream at `start` to a presigned part URL, streamed from disk so
 /// memory does not grow with the part size. The MD5 is read first, for Content-MD5, so
 /// the store refuses bytes that changed on the way (BadDigest); the ETag it answers is
 /// checked against the same MD5. Returns the ETag.
 pub(crate) async fn put_part(
     http: &reqwest::Client,
     url: &str,
-    path: &Path,
+    source: &Source,
     start: u64,
     len: u64,
     pacing: &Pacing,
 ) -> Result<String, UploadError> {
-    let md5 = range_md5(path, start, len).await?;
+    let md5 = range_md5(source, start, len).await?;
     let activity = Activity::new();
     let failure = BodyFailure::default();
-    let body = range_body(path, start, len, pacing, &activity, &failure);
+    let body = range_body(source, start, len, pacing, &activity, &failure);
     let request = http
         .put(url)
         .header(
@@ -344,16 +395,17 @@ async fn failure_within(resp: reqwest::Response, stall_timeout: Duration) -> Upl
         })
 }
 
-/// Sends a whole file with a presigned POST policy: every field, then the file, streamed
-/// from disk with the same pacing and stall watch as parts.
+/// Sends a whole stream with a presigned POST policy: every field, then the bytes,
+/// streamed from disk with the same pacing and stall watch as parts.
 pub(crate) async fn post_object(
     http: &reqwest::Client,
     policy: &PostPolicy,
-    path: &Path,
+    source: &Source,
     meta: &FileMeta,
     on_progress: &ProgressFn,
     pacing: &Pacing,
 ) -> Result<(), UploadError> {
+    let path = source.path();
     // A missing or unreadable file is said before any request.
     drop(open(path).await?);
     let mut form = reqwest::multipart::Form::new();
@@ -366,7 +418,7 @@ pub(crate) async fn post_object(
     let failure = BodyFailure::default();
     let body = {
         let (sent, report) = (sent.clone(), on_progress.clone());
-        range_body(path, 0, meta.size, pacing, &activity, &failure).inspect_ok(move |chunk| {
+        range_body(source, 0, meta.size, pacing, &activity, &failure).inspect_ok(move |chunk| {
             let now = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
             report(Progress { sent: now, total });
         })
@@ -464,7 +516,7 @@ mod tests {
         let etag = put_part(
             &reqwest::Client::new(),
             &url,
-            &path,
+            &Source::file(&path, bytes.len() as u64),
             start,
             len,
             &Pacing::default(),
@@ -500,7 +552,7 @@ mod tests {
         let err = put_part(
             &reqwest::Client::new(),
             "http://127.0.0.1:9/never",
-            &path,
+            &Source::file(&path, 1500),
             500,
             1000,
             &Pacing::default(),
@@ -517,9 +569,16 @@ mod tests {
         std::fs::write(&path, vec![1u8; 1000]).expect("write");
         let (activity, failure) = (Activity::new(), BodyFailure::default());
         // As if the file shrank after its MD5 was read: the body asks for more than is left.
-        let chunks: Vec<_> = range_body(&path, 0, 2000, &Pacing::default(), &activity, &failure)
-            .collect()
-            .await;
+        let chunks: Vec<_> = range_body(
+            &Source::file(&path, 2000),
+            0,
+            2000,
+            &Pacing::default(),
+            &activity,
+            &failure,
+        )
+        .collect()
+        .await;
         assert!(chunks.last().expect("chunks").is_err());
         assert!(matches!(
             failure.lock().unwrap().take(),

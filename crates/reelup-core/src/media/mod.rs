@@ -1,8 +1,10 @@
 //! What Reelup treats as a video, the content type it declares, the fingerprint that
-//! tells a file already queued from a new one, and the details read from its container
-//! (`details`).
+//! tells a file already queued from a new one, the details read from its container
+//! (`details`), and where an MP4/MOV keeps its index, with the faststart layout that puts it
+//! first (`faststart`).
 
 pub mod details;
+pub mod faststart;
 mod fingerprint;
 
 pub use details::{VideoDetails, details_line, details_metadata, read_details};

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::engine::{PartPermits, Wire};
 use crate::media::read_details;
+use crate::media::faststart::{FaststartSetting, Layout};
 use crate::queue::store::{
     ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, Target,
 };
@@ -55,6 +56,9 @@ pub struct QueueOptions {
     pub stall_timeout: Duration,
     /// Bytes per second for all transfers of all files together; `None` for no limit.
     pub bandwidth_limit: Option<u64>,
+    /// The faststart setting for items with no profile (`--endpoint` uploads); an item
+    /// with a profile follows the profile's.
+    pub faststart: FaststartSetting,
 }
 
 impl Default for QueueOptions {
@@ -67,6 +71,7 @@ impl Default for QueueOptions {
             offline_patience: Duration::from_secs(15 * 60),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             bandwidth_limit: None,
+            faststart: FaststartSetting::default(),
         }
     }
 }
@@ -451,6 +456,37 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             store.clear_multipart(id)?;
         }
         Ok(())
+    }
+
+    /// Decides how an item's bytes go up: re-laid with the index first (`Faststart`), or as
+    /// they are (`Original`): the answer to an item held for a choice (a profile set to
+    /// ask, or a damaged MP4 to upload anyway), or `--faststart` given for it. A held item
+    /// is put back in line. False when the item is being uploaded or is finished (its
+    /// layout is then fixed). A multipart upload begun with the other layout is aborted and
+    /// starts over: its parts are of other bytes.
+    pub async fn choose_layout(&self, id: i64, layout: Layout) -> Result<bool, UploadError> {
+        use crate::queue::store::ItemState::{Failed, Paused, Queued};
+        let item = self.store().get(id)?;
+        if ![Queued, Paused, Failed].contains(&item.state) {
+            return Ok(false);
+        }
+        if item.layout != Some(layout)
+            && let (Some(key), Some(upload_id)) = (&item.key, &item.upload_id)
+        {
+            let endpoint = (self.connect)(&item.target);
+            if let Err(e) = endpoint.abort(key, upload_id).await {
+                tracing::warn!(id, error = %e, "could not abort the multipart upload");
+            }
+            self.store().clear_multipart(id)?;
+        }
+        self.store()
+            .set_media(id, item.index_position, Some(layout))?;
+        if item.state == Failed {
+            self.resume(id)?;
+        } else {
+            self.changed(id);
+        }
+        Ok(true)
     }
 
     /// Cancels an item and aborts its multipart upload on S3, so nothing is left behind.

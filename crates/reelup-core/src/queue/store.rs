@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::engine::FinishedPart;
+use crate::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use crate::{Fingerprint, VideoDetails};
 
 const SCHEMA_VERSION: i32 = 5;
@@ -24,6 +25,11 @@ pub struct Target {
     /// The profile whose token it uses; None for `--endpoint` uploads (token from
     /// REELUP_TOKEN) and items queued before profiles existed.
     pub profile: Option<String>,
+    /// The profile's faststart setting, as read from the profile now. Not stored with an
+    /// item: an item stores what was decided for it (`QueueItem::layout`), so a setting
+    /// changed later never re-lays an upload that is half done.
+    #[serde(skip)]
+    pub faststart: FaststartSetting,
 }
 
 impl Target {
@@ -32,6 +38,7 @@ impl Target {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             cdn: cdn.to_owned(),
             profile: None,
+            faststart: FaststartSetting::default(),
         }
     }
 }
@@ -68,6 +75,12 @@ pub struct QueueItem {
     /// Where the poster frame (a JPEG beside the video, under the same prefix) streams
     /// from; `None` until one is uploaded, and for videos no poster could be made of.
     pub poster_url: Option<String>,
+    /// Where the file keeps its index (`moov`), once looked at.
+    pub index_position: Option<IndexPosition>,
+    /// How its bytes go up: as they are, or re-laid with the index first. Chosen (by the
+    /// profile's setting or the user) before the first byte is sent and kept, so a resumed
+    /// upload sends the same layout.
+    pub layout: Option<Layout>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
 }
@@ -239,8 +252,12 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     if version < 3 {
-        // v3: placeholder for the faststart migration (merged separately)
-        conn.execute_batch("PRAGMA user_version = 3;")?;
+        // v3: where each file keeps its index, and whether it went up re-laid (faststart).
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN index_position TEXT;
+             ALTER TABLE items ADD COLUMN layout TEXT;
+             PRAGMA user_version = 3;",
+        )?;
     }
     if version < 4 {
         // v4: the video's details (duration, size, frame rate, codecs), as JSON, so a
@@ -270,7 +287,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at, details, poster_url";
+     finished_at, details, poster_url, index_position, layout";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -287,6 +304,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
             endpoint: r.get(5)?,
             cdn: r.get(6)?,
             profile: r.get(16)?,
+            faststart: FaststartSetting::default(),
         },
         state: {
             let stored: String = r.get(7)?;
@@ -332,6 +350,26 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
             }
         }),
         poster_url: r.get(20)?,
+        // A value this version does not know (a newer Reelup wrote it) reads as not yet
+        // looked at: it is looked at again before the upload.
+        index_position: r
+            .get::<_, Option<String>>(21)?
+            .and_then(|s| IndexPosition::parse(&s)),
+        layout: match r.get::<_, Option<String>>(22)? {
+            None => None,
+            Some(stored) => Some(Layout::parse(&stored).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    22,
+                    rusqlite::types::Type::Text,
+                    format!(
+                        "upload {} has layout {stored:?}, which this version of Reelup does not \
+                         know; update Reelup",
+                        r.get::<_, i64>(0).unwrap_or_default()
+                    )
+                    .into(),
+                )
+            })?),
+        },
     })
 }
 
@@ -745,6 +783,25 @@ impl QueueStore {
         Ok(n == 1)
     }
 
+    /// Records where the file keeps its index, and how it goes up (None: not decided yet).
+    pub fn set_media(
+        &self,
+        id: i64,
+        position: Option<IndexPosition>,
+        layout: Option<Layout>,
+    ) -> Result<(), QueueError> {
+        self.conn.execute(
+            "UPDATE items SET index_position = ?1, layout = ?2, updated_at = ?3 WHERE id = ?4",
+            params![
+                position.map(IndexPosition::as_str),
+                layout.map(Layout::as_str),
+                now_secs(),
+                id
+            ],
+        )?;
+        Ok(())
+    }
+
     pub fn finish(&self, id: i64, key: &str, url: &str) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET state = 'done', key = ?1, url = ?2, owner = NULL, lease_until = 0, \
@@ -1141,6 +1198,23 @@ mod tests {
             store.get(items[0].id).expect("get").details,
             Some(details())
         );
+        // v3: nothing looked at yet, and the columns take what is found.
+        assert_eq!((items[0].index_position, items[0].layout), (None, None));
+                store
+            .set_media(
+                items[0].id,
+                Some(IndexPosition::MoovAfterMdat),
+                Some(Layout::Faststart),
+            )
+            .expect("set");
+        let item = store.get(items[0].id).expect("get");
+        assert_eq!(
+            (item.index_position, item.layout),
+            (Some(IndexPosition::MoovAfterMdat), Some(Layout::Faststart))
+        );
+        let json = serde_json::to_value(&item).expect("json");
+        assert_eq!(json["index_position"], "moov_after_mdat");
+        assert_eq!(json["layout"], "faststart");
     }
 
     fn details() -> VideoDetails {
@@ -1183,5 +1257,29 @@ mod tests {
             .expect("update");
         let items = store.list().expect("the queue still lists");
         assert_eq!(items[0].details, None);
+    }
+
+    #[test]
+    fn a_layout_this_version_does_not_know_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        let store = QueueStore::open(&path).expect("open");
+        let id = store
+            .add(Path::new("/v/a.mp4"), &fp(1), &target())
+            .expect("add");
+        // What a newer Reelup might write: sending the original bytes instead would mix
+        // two layouts in one multipart upload.
+        rusqlite::Connection::open(&path)
+            .expect("sqlite")
+            .execute(
+                "UPDATE items SET layout = 'hls', index_position = 'somewhere' WHERE id = ?1",
+                [id],
+            )
+            .expect("update");
+        let text = store.get(id).expect_err("refused").to_string();
+        assert!(
+            text.contains("\"hls\"") && text.contains("update Reelup"),
+            "{text}"
+        );
     }
 }

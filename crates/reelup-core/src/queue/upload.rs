@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::store::{ItemState, Operation, QueueItem};
 use super::{Ended, QueueEvent, UploadQueue, bound};
 use crate::engine::progress::ProgressMeter;
-use crate::engine::{FileUpload, FinishedPart, MultipartUpload, PartLedger, Retrier};
+use crate::engine::{FileUpload, FinishedPart, MultipartUpload, PartLedger, Retrier, Source};
+use crate::media::faststart::{self, FaststartSetting, IndexPosition, Layout, Mp4Problem};
 use crate::{
     FileMeta, Fingerprint, PresignEndpoint, Progress, ProgressFn, StreamingUrlBase, UploadError,
     content_type_for, media::details_metadata,
@@ -25,6 +26,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         // Checked before any request: the token is the profile's, and goes only where the
         // profile points now.
         bound(self.profiles.as_ref(), &item.target)?;
+        let source = self.prepare(item).await?;
         self.store().apply(item.id, Operation::Start)?;
         self.changed(item.id);
         let endpoint = (self.connect)(&item.target);
@@ -35,7 +37,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "video".into()),
             content_type: content_type_for(&item.path),
-            size: item.size,
+            // The stream's size: a re-laid file may be a little longer or shorter.
+            size: source.len(),
             part_size: None,
             metadata: item
                 .details
@@ -43,36 +46,98 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 .map(details_metadata)
                 .unwrap_or_default(),
         };
-        let progress = self.progress_reporter(item.id, item.size, item.confirmed);
+        let progress = self.progress_reporter(item.id, source.len(), item.confirmed);
         let retry = Retrier::new(self.options.retry, self.options.offline_patience);
         let file = FileUpload {
             endpoint: &endpoint,
             endpoint_url: &item.target.endpoint,
             cdn: &item.target.cdn,
-            path: &item.path,
+            source: &source,
             meta: &meta,
             wire: &self.wire,
             retry: &retry,
             progress: &progress,
             stop,
         };
-        let key = if item.size < self.options.upload.multipart_threshold && item.upload_id.is_none()
-        {
-            file.post().await?
-        } else {
-            let ledger = ItemLedger {
-                queue: self,
-                id: item.id,
+        let key =
+            if source.len() < self.options.upload.multipart_threshold && item.upload_id.is_none() {
+                file.post().await?
+            } else {
+                let ledger = ItemLedger {
+                    queue: self,
+                    id: item.id,
+                };
+                file.multipart(&ledger, resumable(item), self.part_size())
+                    .await?
             };
-            file.multipart(&ledger, resumable(item), self.part_size())
-                .await?
-        };
         let Some(key) = key else {
             return Ok(Ended::Stopped);
         };
         let url = StreamingUrlBase::new(&item.target.cdn).url_for(&key);
         self.store().finish(item.id, &key, &url)?;
         Ok(Ended::Done)
+    }
+
+    /// The bytes to send: where the file keeps its index is looked at, and the layout
+    /// decided once (by the user's choice on the item, else the profile's setting) and
+    /// recorded before the first byte, so a resumed upload sends the same bytes. The layout
+    /// is rebuilt from the file on every run: it is the same for the same file.
+    async fn prepare(&self, item: &QueueItem) -> Result<Source, UploadError> {
+        let setting = self.faststart_setting(&item.target);
+        let wanted = item.layout.unwrap_or(match setting {
+            FaststartSetting::Off => Layout::Original,
+            FaststartSetting::Ask | FaststartSetting::Always => Layout::Faststart,
+        });
+        let path = item.path.clone();
+        let prepared = tokio::task::spawn_blocking(move || faststart::prepare(&path, wanted))
+            .await
+            .map_err(|e| UploadError::FileUnreadable {
+                path: item.path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(Mp4Problem::Io(e)) => {
+                return Err(UploadError::FileUnreadable {
+                    path: item.path.clone(),
+                    source: e,
+                });
+            }
+            Err(problem) => {
+                self.store()
+                    .set_media(item.id, Some(IndexPosition::Damaged), item.layout)?;
+                return Err(UploadError::Mp4Damaged {
+                    path: item.path.clone(),
+                    problem: problem.to_string(),
+                });
+            }
+        };
+        if item.layout.is_none()
+            && setting == FaststartSetting::Ask
+            && prepared.layout == Layout::Faststart
+        {
+            self.store()
+                .set_media(item.id, Some(prepared.position), None)?;
+            return Err(UploadError::FaststartUndecided {
+                path: item.path.clone(),
+            });
+        }
+        // A file chosen for faststart whose index is already first (or that is no MP4)
+        // goes up as it is, and its layout says so.
+        self.store()
+            .set_media(item.id, Some(prepared.position), Some(prepared.layout))?;
+        Ok(prepared.source)
+    }
+
+    /// The faststart setting of an item's profile as it is now; the queue's own for items
+    /// with no profile.
+    fn faststart_setting(&self, target: &crate::queue::store::Target) -> FaststartSetting {
+        match (&self.profiles, &target.profile) {
+            (Some(profiles), Some(name)) => profiles(name)
+                .map(|t| t.faststart)
+                .unwrap_or(self.options.faststart),
+            _ => self.options.faststart,
+        }
     }
 
     /// Reports an item's progress as events, at most ten a second.
