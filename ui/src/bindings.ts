@@ -24,6 +24,22 @@ export const commands = {
 	watchStatus: () => __TAURI_INVOKE<WatchStatus[]>("watch_status"),
 	/**  Reads an invite link without redeeming it, for the user to agree to. */
 	inspectInvite: (link: string) => __TAURI_INVOKE<InvitePreview>("inspect_invite", { link }),
+	/**
+	 *  A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
+	 *  (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
+	 */
+	signLink: (id: number) => __TAURI_INVOKE<SignedLink>("sign_link", { id }),
+	/**
+	 *  A poster frame the UI drew from the item's video (a JPEG, at most 2 MiB): checked,
+	 *  uploaded beside the video, and recorded; an `reelup://upload` event follows with its
+	 *  URL. Answers the poster's streaming URL.
+	 */
+	savePoster: (id: number, jpeg: number[]) => __TAURI_INVOKE<string>("save_poster", { id, jpeg }),
+	/**
+	 *  The webview could not draw a frame of item `id` (a codec it cannot decode, say): the
+	 *  item simply has no poster. Logged, so a missing poster can be explained.
+	 */
+	noPoster: (id: number, reason: string) => __TAURI_INVOKE<void>("no_poster", { id, reason }),
 	removeUpload: (id: number) => __TAURI_INVOKE<null>("remove_upload", { id }),
 	copyText: (text: string) => __TAURI_INVOKE<null>("copy_text", { text }),
 	/**  Only web links: the UI must not be able to open files or run programs through this. */
@@ -116,9 +132,16 @@ export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "f
  *  A file whose index is at the end, under a profile set to ask: held until the user
  *  chooses to re-lay it (faststart) or upload it as it is.
  */
-"faststart_undecided" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
+"faststart_undecided" | "endpoint_unreachable" | "unauthorized" | "endpoint_error" | "insecure_url" | "endpoint_changed" | "token_refused" | "not_reelup_server" | "rate_limited" | 
+/**
+ *  The endpoint cannot sign CloudFront links: a plain Companion, or a reelup-server
+ *  without a CloudFront key.
+ */
+"links_unavailable" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
 /**  Removing an item that is still queued, uploading or paused. */
-"still_active" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
+"still_active" | 
+/**  Poster frame bytes that are not a JPEG of an acceptable size. */
+"poster_invalid" | "config_invalid" | "config_unreadable" | "config_unwritable" | 
 /**
  *  A value typed by the user is refused; `IpcError::field` says which, where it is a
  *  profile's.
@@ -208,7 +231,7 @@ export type Notice = {
  *  Which setting of a profile a problem is about: the app marks that field of its form,
  *  the CLI names its option. Serialised in camelCase for the app's IPC.
  */
-export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch";
+export type ProfileField = "name" | "endpoint" | "flavour" | "cdn" | "partsInFlight" | "partSizeMib" | "bandwidthLimit" | "watch" | "linkLifetime";
 
 /**  A profile as the settings form edits it. Never carries the token. */
 export type ProfileInput = {
@@ -223,6 +246,8 @@ export type ProfileInput = {
 	watch: WatchFolder[],
 	/**  Videos whose index is at the end: re-laid always, asked about, or left (off). */
 	faststart?: FaststartSetting,
+	/**  Ask for CloudFront signed links valid this many seconds; None for plain links. */
+	linkLifetimeSecs?: number | null,
 };
 
 export type ProfileView = {
@@ -270,6 +295,18 @@ export type Settings = {
 	keyringProblem: string | null,
 };
 
+/**  A signed link to a finished upload, fresh from the profile's reelup-server. */
+export type SignedLink = {
+	url: string,
+	/**  Unix seconds when the link stops working. */
+	expiresAt: number,
+	/**
+	 *  The poster frame's link, signed alike (a CDN that requires signed links refuses an
+	 *  unsigned poster too); None when the upload has no poster.
+	 */
+	posterUrl: string | null,
+};
+
 /**
  *  This build's version and its update channel; sent when a check finds a newer signed
  *  release.
@@ -301,6 +338,16 @@ export type UploadItem = {
 	createdAt: number,
 	/**  Unix seconds; set when done. */
 	finishedAt: number | null,
+	/**
+	 *  The poster frame's streaming URL, once uploaded. This event is sent again when it is
+	 *  set, so History shows the poster as soon as it is there.
+	 */
+	posterUrl: string | null,
+	/**
+	 *  Duration, picture size, frame rate and codecs; None when the file's container could
+	 *  not be read.
+	 */
+	details: VideoDetails | null,
 	/**  Where the video keeps its index (`moov`), once looked at. */
 	indexPosition: IndexPosition | null,
 	/**
@@ -311,6 +358,22 @@ export type UploadItem = {
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**
+ *  A video's details as read from its container (`reelup_core::VideoDetails`, mirrored
+ *  field by field so the IPC shape changes only here).
+ */
+export type VideoDetails = {
+	durationMs: number | null,
+	width: number,
+	height: number,
+	/**  Frames per second, rounded to 3 decimals (29.97). */
+	frameRate: number | null,
+	/**  "H.264", "HEVC", "AV1", "VP9"... */
+	videoCodec: string,
+	/**  "AAC", "Opus"...; None without audio. */
+	audioCodec: string | null,
+};
 
 export type WatchFolder = {
 	path: string,

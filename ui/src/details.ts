@@ -37,7 +37,13 @@ export function showDetails(body: HTMLElement, d: VideoDetails | null | undefine
   const line = detailsLine(d);
   let el = body.querySelector<HTMLElement>(":scope > .row-details");
   if (!line) {
-    el?.remove();
+    // A row's own slot (History keeps one in its markup) stays, hidden; one made here goes.
+    if (el?.dataset.slot) {
+      el.hidden = true;
+      el.textContent = "";
+    } else {
+      el?.remove();
+    }
     return;
   }
   if (!el) {

@@ -46,8 +46,8 @@ describe("copyLink", () => {
     const item = doneItem({ id: 4, url: "https://cdn.example.com/u/k.mp4", posterUrl: "https://cdn.example.com/u/p.jpg" });
     const link = await freshLink(item, commands);
     expect(embedSnippet(link)).toBe(
-      '<video controls preload="metadata" poster="https://cdn.example.com/u/p.jpg?Expires=1900000000&amp;Signature=t&amp;Key-Pair-Id=K" ' +
-        'src="https://cdn.example.com/u/k.mp4?Expires=1900000000&amp;Signature=s&amp;Key-Pair-Id=K"></video>',
+      '<video controls preload="metadata" poster="https://cdn.example.com/u/p.jpg?Expires=1900000000&#38;Signature=t&#38;Key-Pair-Id=K" ' +
+        'src="https://cdn.example.com/u/k.mp4?Expires=1900000000&#38;Signature=s&#38;Key-Pair-Id=K"></video>',
     );
   });
 });

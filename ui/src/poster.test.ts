@@ -176,7 +176,8 @@ describe("History posters and copy actions", () => {
 
   beforeEach(() => {
     loadPage();
-    calls = mockBackend();
+    // A plain endpoint: links go as stored.
+    calls = mockBackend({ sign_link: () => Promise.reject({ code: "links_unavailable", message: "cannot sign links" }) });
     const preview = new Preview(byTestId("preview"), () => {});
     history = new HistoryView(byTestId("view-history"), { commands, notify: () => null, preview });
   });

@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
 use crate::engine::{PartPermits, Wire};
-use crate::media::read_details;
 use crate::media::faststart::{FaststartSetting, Layout};
+use crate::media::read_details;
 use crate::queue::store::{
     ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, Target,
 };

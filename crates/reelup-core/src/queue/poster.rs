@@ -75,6 +75,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             content_type: POSTER_CONTENT_TYPE.into(),
             size: jpeg.len() as u64,
             part_size: None,
+            metadata: Vec::new(),
         };
         let retry = Retrier::new(self.options.retry, Duration::ZERO);
         let stop = CancellationToken::new();

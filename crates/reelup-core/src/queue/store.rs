@@ -1200,7 +1200,7 @@ mod tests {
         );
         // v3: nothing looked at yet, and the columns take what is found.
         assert_eq!((items[0].index_position, items[0].layout), (None, None));
-                store
+        store
             .set_media(
                 items[0].id,
                 Some(IndexPosition::MoovAfterMdat),
