@@ -143,3 +143,80 @@ fn reelup_link_signs_links_that_stream_and_refuses_what_it_cannot() {
             .contains("cannot sign links")
     );
 }
+
+/// A profile that asks for signed links gets one from `reelup upload` itself (text and
+/// `--json`, with when it expires), and it streams the uploaded bytes; the queue keeps the
+/// plain link, which `reelup link` signs again later.
+#[test]
+fn upload_prints_a_signed_link_when_the_profile_asks_for_one() {
+    let server = LocalServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = dir.path();
+    let (clip, sha) = random_file(dirs, "clip.mp4", 200 * 1024);
+    let t = server.token.as_str();
+    ok(&reelup(
+        dirs,
+        t,
+        &[
+            "profile",
+            "add",
+            "local",
+            "--endpoint",
+            &server.endpoint,
+            "--default",
+        ],
+    ));
+    ok(&reelup(
+        dirs,
+        t,
+        &["profile", "set", "local", "--link-lifetime", "2h"],
+    ));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (stdout, _) = ok(&reelup(
+        dirs,
+        t,
+        &["upload", "--json", clip.to_str().expect("utf-8")],
+    ));
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    let url = out["url"].as_str().expect("url");
+    assert!(
+        url.contains("?Expires=") && url.contains("&Signature=") && url.contains("&Key-Pair-Id="),
+        "{url}"
+    );
+    let expires = out["expiresAt"].as_u64().expect("expiresAt");
+    assert!(
+        (before + 7200..=before + 7200 + 120).contains(&expires),
+        "{expires}"
+    );
+    assert_eq!(fetch_sha256(url), sha);
+    // The queue keeps the plain link (a signed one would expire in the history).
+    let (queue, _) = ok(&reelup(dirs, t, &["queue", "--json"]));
+    let item: serde_json::Value =
+        serde_json::from_str(queue.lines().next().expect("one item")).expect("json");
+    assert!(
+        !item["url"].as_str().expect("url").contains("Signature="),
+        "{item}"
+    );
+
+    // A profile without it prints the plain link.
+    ok(&reelup(
+        dirs,
+        t,
+        &["profile", "set", "local", "--no-link-lifetime"],
+    ));
+    let (clip2, _) = random_file(dirs, "clip2.mp4", 100 * 1024);
+    let (stdout, _) = ok(&reelup(
+        dirs,
+        t,
+        &["upload", "--json", clip2.to_str().expect("utf-8")],
+    ));
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert!(out["expiresAt"].is_null(), "{out}");
+    assert!(
+        !out["url"].as_str().expect("url").contains("Signature="),
+        "{out}"
+    );
+}

@@ -249,8 +249,11 @@ def _summarise(got: dict, events: list, url: str) -> Playback:
                    for e in events if e["method"] == "Network.dataReceived"
                    and e["params"]["requestId"] in ids
                    and (cutoff is None or e["params"]["timestamp"] <= cutoff))
-    status = {e["params"]["requestId"]: e["params"]["response"]["status"]
-              for e in events if e["method"] == "Network.responseReceived"}
+    # A refused media load has no responseReceived; its status is in the raw headers' event.
+    status = {e["params"]["requestId"]: e["params"]["statusCode"]
+              for e in events if e["method"] == "Network.responseReceivedExtraInfo"}
+    status.update({e["params"]["requestId"]: e["params"]["response"]["status"]
+                   for e in events if e["method"] == "Network.responseReceived"})
     return Playback(
         first_frame_ms=got.get("firstFrameMs"),
         error=got.get("error"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reelup_core::config::LINK_LIFETIME_SECS;
 use reelup_core::credentials::token_for;
-use reelup_core::queue::store::{ItemState, QueueStore, default_queue_path};
+use reelup_core::queue::store::{ItemState, QueueItem, QueueStore, default_queue_path};
 use reelup_core::{CompanionClient, LinkPolicy, LinkRequest};
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +133,38 @@ pub async fn run(args: LinkArgs, profile_name: Option<&str>) -> Result<ExitCode,
         eprintln!("expires {}", expiry_text(link.expires_at));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The link `reelup upload` prints for a finished upload whose profile asks for signed links
+/// (`link-lifetime-secs`): `Some(Ok((url, expires_at)))`; None when it does not ask. A
+/// failure to sign comes back as its message: the caller says it and prints the plain link,
+/// so an upload's outcome is never lost.
+pub async fn upload_link(item: &QueueItem) -> Option<Result<(String, u64), String>> {
+    let config = crate::load_config().ok()?;
+    let profile = config.resolve(item.target.profile.as_deref()).ok()?;
+    let lifetime = profile.link_lifetime?;
+    let key = item.key.clone()?;
+    let sign = async {
+        let token = token_for(crate::keyring().as_ref(), &profile.name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no token for profile {:?}", profile.name))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        let request = LinkRequest {
+            key,
+            lifetime_secs: Some(lifetime.as_secs()),
+            policy: LinkPolicy::Canned,
+            ip_range: None,
+        };
+        CompanionClient::new(http, &profile.endpoint, Some(token))
+            .sign_link(profile.flavour, &request)
+            .await
+            .map(|link| (link.url, link.expires_at))
+            .map_err(|e| e.to_string())
+    };
+    Some(sign.await)
 }
 
 /// `2026-12-06T11:00:00Z (in 7 days)`.

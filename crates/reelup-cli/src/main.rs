@@ -494,11 +494,23 @@ pub(crate) async fn drive(
         let Ok(item) = queue.get(*id) else { continue };
         match item.state {
             ItemState::Done => {
-                let url = item.url.clone().unwrap_or_default();
+                let mut url = item.url.clone().unwrap_or_default();
+                // A profile that asks for signed links gets one (the queue keeps the plain
+                // link: a signed one expires; `reelup link` signs it again).
+                let mut expires_at = None;
+                match link_cmd::upload_link(&item).await {
+                    Some(Ok((signed, at))) => (url, expires_at) = (signed, Some(at)),
+                    Some(Err(e)) => eprintln!(
+                        "reelup: {}: no signed link ({e}); the plain link follows, and `reelup link {}` tries again",
+                        item.path.display(),
+                        item.id
+                    ),
+                    None => {}
+                }
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "expiresAt": expires_at, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout })
                     );
                 } else {
                     println!("{}\t{url}", item.path.display());

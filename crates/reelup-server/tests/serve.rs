@@ -53,13 +53,28 @@ fn moto() -> (Proc, String) {
             .expect("start moto"),
     );
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    // Ready when it answers HTTP, not when something accepts on the port: a connect alone
+    // once passed while the server that then asked it for credentials was refused.
+    for _ in 0..400 {
+        if answers_http(port) {
             return (child, url);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("moto did not start on {url}");
+}
+
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 8];
+    conn.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_ok()
+        && conn.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.")
 }
 
 /// Environment with base credentials and no way to reach a real AWS or an instance role.
