@@ -147,7 +147,11 @@ def start_stack(listen: str = "127.0.0.1:0", netns: str | None = None, extra: tu
     for k in ("endpoint", "cdn"):
         ready[k] = ready[k].replace("//0.0.0.0:", "//127.0.0.1:")
     stack = Stack(proc, ready, home, netns)
-    stack.cli("profile", "add", "local", "--endpoint", ready["endpoint"], "--cdn", ready["cdn"])
+    try:
+        stack.cli("profile", "add", "local", "--endpoint", ready["endpoint"], "--cdn", ready["cdn"])
+    except BaseException:
+        stack.stop()  # a server nobody will stop otherwise
+        raise
     return stack
 
 
