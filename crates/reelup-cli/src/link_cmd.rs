@@ -84,14 +84,6 @@ pub async fn run(args: LinkArgs, profile_name: Option<&str>) -> Result<ExitCode,
     let profile = config
         .resolve(profile_name.or(item_profile.as_deref()))
         .map_err(crate::profile_error)?;
-    let token = token_for(crate::keyring().as_ref(), &profile.name)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "no token for profile {:?}; store it with `reelup login --profile {}`",
-                profile.name, profile.name
-            )
-        })?;
     let policy = match (args.policy, &args.ip) {
         (Some(PolicyArg::Canned), Some(_)) => {
             return Err("--ip needs a custom policy; leave out --policy canned".into());
@@ -105,11 +97,7 @@ pub async fn run(args: LinkArgs, profile_name: Option<&str>) -> Result<ExitCode,
         policy,
         ip_range: args.ip,
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("cannot set up HTTP: {e}"))?;
-    let client = CompanionClient::new(http, &profile.endpoint, Some(token));
+    let client = signing_client(profile)?;
     let link = match client.sign_link(profile.flavour, &request).await {
         Ok(link) => link,
         Err(e) => {
@@ -145,26 +133,37 @@ pub async fn upload_link(item: &QueueItem) -> Option<Result<(String, u64), Strin
     let lifetime = profile.link_lifetime?;
     let key = item.key.clone()?;
     let sign = async {
-        let token = token_for(crate::keyring().as_ref(), &profile.name)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no token for profile {:?}", profile.name))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
         let request = LinkRequest {
             key,
             lifetime_secs: Some(lifetime.as_secs()),
             policy: LinkPolicy::Canned,
             ip_range: None,
         };
-        CompanionClient::new(http, &profile.endpoint, Some(token))
+        signing_client(profile)?
             .sign_link(profile.flavour, &request)
             .await
             .map(|link| (link.url, link.expires_at))
             .map_err(|e| e.to_string())
     };
     Some(sign.await)
+}
+
+/// A client for the profile's endpoint with its token, for `reelup link` and the links
+/// `reelup upload` prints.
+fn signing_client(profile: &reelup_core::config::Profile) -> Result<CompanionClient, String> {
+    let token = token_for(crate::keyring().as_ref(), &profile.name)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "no token for profile {:?}; store it with `reelup login --profile {}`",
+                profile.name, profile.name
+            )
+        })?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+    Ok(CompanionClient::new(http, &profile.endpoint, Some(token)))
 }
 
 /// `2026-12-06T11:00:00Z (in 7 days)`.
