@@ -27,10 +27,32 @@
 //! or in the complete body; a server that signs answers a CloudFront signed `streamingUrl`
 //! with `streamingUrlExpiresAt` (Unix seconds). A server configured to require signed links
 //! signs whether or not the client asks. Companion ignores the field and answers neither.
+//!
+//! Checksums (reelup-server's extension): the client computes a CRC-64/NVME of what it
+//! sends and lets the server sign it in, so the store refuses damaged bytes and checks
+//! the whole object at complete. Every field is optional both ways; a server that answers
+//! none of them (Companion) leaves the client on its MD5/ETag checks.
+//! - Multipart: the create body carries `checksumAlgorithm: "CRC64NVME"`; a server that
+//!   will check answers the same `checksumAlgorithm` (and creates the S3 upload with
+//!   `ChecksumAlgorithm=CRC64NVME`, `ChecksumType=FULL_OBJECT`). Each part is then signed
+//!   with `?checksum=<base64 CRC>` in the part route's query; the answer's `headers` list
+//!   the signed `x-amz-checksum-crc64nvme`, which the client sends with the part. Complete
+//!   lists each part's `ChecksumCRC64NVME` and the whole object's `checksumCRC64NVME`; the
+//!   answer's `checksumCRC64NVME` is what the store confirmed for the object.
+//! - POST: `/s3/params?...&checksumCRC64NVME=<base64 CRC>` puts an
+//!   `x-amz-checksum-crc64nvme` field into the policy (an exact-value condition), which the
+//!   client sends with the other fields; the store refuses a file that does not match.
+//!
+//! CRC values are base64 of the 8-byte big-endian CRC-64/NVME (S3's form).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+/// The one checksum algorithm of the extension: S3's full-object CRC-64/NVME.
+pub const CRC64NVME: &str = "CRC64NVME";
+/// The header that carries a part's or an object's CRC-64/NVME (base64, big-endian).
+pub const CRC64NVME_HEADER: &str = "x-amz-checksum-crc64nvme";
 
 /// What the engine tells the endpoint about a file. The endpoint picks the key. Not itself
 /// on the wire: [`CreateMultipart::for_file`] and the `/s3/params` query are built from it.
@@ -49,6 +71,10 @@ pub struct FileMeta {
     /// as Companion's `metadata[...]`; the server keeps what its policy allows.
     #[serde(skip)]
     pub metadata: Vec<(String, String)>,
+    /// The whole file's CRC-64/NVME (base64), for a POST upload: sent as the `/s3/params`
+    /// query's `checksumCRC64NVME` (Reelup's extension).
+    #[serde(skip)]
+    pub crc64nvme: Option<String>,
 }
 
 /// `GET /s3/params`: a presigned POST policy. Send every field, then the file, as
@@ -112,6 +138,14 @@ pub struct CreateMultipart {
     /// server signs each part's exact length into its URL. Companion ignores it.
     #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
+    /// Reelup's extension: the checksum the client will compute for every part and the
+    /// whole object ([`CRC64NVME`] only). Companion ignores it.
+    #[serde(
+        rename = "checksumAlgorithm",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_algorithm: Option<String>,
 }
 
 impl CreateMultipart {
@@ -134,6 +168,7 @@ impl CreateMultipart {
             metadata,
             size: Some(file.size),
             part_size: file.part_size,
+            checksum_algorithm: Some(CRC64NVME.to_owned()),
         }
     }
 }
@@ -147,6 +182,14 @@ pub struct MultipartStart {
     /// Companion 6 sends it; older Companions did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    /// Reelup's extension: present when the server signs part checksums and checks the
+    /// whole object's at complete for this upload; Companion sends none.
+    #[serde(
+        rename = "checksumAlgorithm",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_algorithm: Option<String>,
 }
 
 /// `GET /s3/multipart/{uploadId}/{partNumber}`'s answer: one presigned part URL.
@@ -156,6 +199,11 @@ pub struct SignedPart {
     /// Seconds the URL stays valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// Headers signed into the URL that the request must carry, as Uppy's `signPart`
+    /// result has them. reelup-server lists the part's `x-amz-checksum-crc64nvme` here when
+    /// it was asked to sign one (Reelup's extension); Companion sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// `GET /s3/multipart/{uploadId}/batch?partNumbers=1,2`'s answer, as Uppy asks for it.
@@ -199,6 +247,13 @@ pub struct CompletedPart {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+    /// Reelup's extension: the part's CRC-64/NVME (base64), as signed into its URL.
+    #[serde(
+        rename = "ChecksumCRC64NVME",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc64nvme: Option<String>,
 }
 
 /// `POST /s3/multipart/{uploadId}/complete`'s body.
@@ -213,6 +268,14 @@ pub struct CompleteMultipart {
         skip_serializing_if = "Option::is_none"
     )]
     pub link_lifetime_secs: Option<u64>,
+    /// Reelup's extension: the whole object's CRC-64/NVME (base64), which the store must
+    /// match at complete. Companion ignores it.
+    #[serde(
+        rename = "checksumCRC64NVME",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc64nvme: Option<String>,
 }
 
 /// `POST /s3/multipart/{uploadId}/complete`'s answer. Every field is optional because
@@ -241,6 +304,14 @@ pub struct MultipartCompleted {
         skip_serializing_if = "Option::is_none"
     )]
     pub streaming_url_expires_at: Option<u64>,
+    /// Reelup's extension: the whole object's CRC-64/NVME as the store confirmed it at
+    /// complete. Companion sends none.
+    #[serde(
+        rename = "checksumCRC64NVME",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc64nvme: Option<String>,
 }
 
 /// `DELETE /s3/multipart/{uploadId}`'s answer: `{}`.
@@ -381,10 +452,11 @@ mod tests {
             size: 12_582_913,
             part_size: Some(5_242_880),
             metadata: Vec::new(),
+            crc64nvme: None,
         };
         assert_eq!(
             text(&CreateMultipart::for_file(&file)),
-            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4"},"size":12582913,"partSize":5242880}"#
+            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4"},"size":12582913,"partSize":5242880,"checksumAlgorithm":"CRC64NVME"}"#
         );
         // The video's details go beside the name; the name is always the file's own.
         let with_details = FileMeta {
@@ -397,7 +469,7 @@ mod tests {
         };
         assert_eq!(
             text(&CreateMultipart::for_file(&with_details)),
-            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4","videocodec":"H.264","width":"320"},"size":12582913,"partSize":5242880}"#
+            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4","videocodec":"H.264","width":"320"},"size":12582913,"partSize":5242880,"checksumAlgorithm":"CRC64NVME"}"#
         );
         let no_part_size = FileMeta {
             part_size: None,
@@ -405,7 +477,7 @@ mod tests {
         };
         assert_eq!(
             text(&CreateMultipart::for_file(&no_part_size)),
-            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4"},"size":12582913}"#
+            r#"{"filename":"clip.mp4","type":"video/mp4","metadata":{"name":"clip.mp4"},"size":12582913,"checksumAlgorithm":"CRC64NVME"}"#
         );
     }
 
@@ -421,6 +493,7 @@ mod tests {
         assert_eq!(body.metadata["relativePath"], json!(null));
         assert_eq!(body.metadata["size"], json!(42));
         assert_eq!((body.size, body.part_size), (None, None));
+        assert_eq!(body.checksum_algorithm, None);
         // Nothing required is enforced by parsing: the server refuses in its own words.
         let empty: CreateMultipart = parse("{}");
         assert_eq!((empty.filename.as_str(), empty.content_type), ("", None));
@@ -432,10 +505,20 @@ mod tests {
             key: "alice/k.mp4".into(),
             upload_id: "u1.tag".into(),
             bucket: Some("b".into()),
+            checksum_algorithm: None,
         };
         assert_eq!(
             text(&start),
             r#"{"key":"alice/k.mp4","uploadId":"u1.tag","bucket":"b"}"#
+        );
+        let checked = MultipartStart {
+            checksum_algorithm: Some(CRC64NVME.into()),
+            ..start
+        };
+        assert!(
+            text(&checked).ends_with(r#","checksumAlgorithm":"CRC64NVME"}"#),
+            "{}",
+            text(&checked)
         );
         // Companion before 5 sent no bucket.
         let old: MultipartStart = parse(r#"{"key":"k","uploadId":"u"}"#);
@@ -447,10 +530,22 @@ mod tests {
         let one = SignedPart {
             url: "https://s3/b/k?partNumber=1".into(),
             expires: Some(900),
+            headers: None,
         };
         assert_eq!(
             text(&one),
             r#"{"url":"https://s3/b/k?partNumber=1","expires":900}"#
+        );
+        let with_checksum = SignedPart {
+            headers: Some(BTreeMap::from([(
+                CRC64NVME_HEADER.into(),
+                "AAAAAAAAAAA=".into(),
+            )])),
+            ..one
+        };
+        assert_eq!(
+            text(&with_checksum),
+            r#"{"url":"https://s3/b/k?partNumber=1","expires":900,"headers":{"x-amz-checksum-crc64nvme":"AAAAAAAAAAA="}}"#
         );
         let batch = SignedPartBatch {
             presigned_urls: BTreeMap::from([(10, "u10".into()), (2, "u2".into())]),
@@ -493,13 +588,16 @@ mod tests {
                 CompletedPart {
                     part_number: 1,
                     etag: "\"e1\"".into(),
+                    checksum_crc64nvme: None,
                 },
                 CompletedPart {
                     part_number: 2,
                     etag: "\"e2\"".into(),
+                    checksum_crc64nvme: None,
                 },
             ],
             link_lifetime_secs: None,
+            checksum_crc64nvme: None,
         };
         assert_eq!(
             text(&body),
@@ -518,6 +616,7 @@ mod tests {
             bucket: Some("b".into()),
             streaming_url: Some("https://cdn/alice/k.mp4".into()),
             streaming_url_expires_at: None,
+            checksum_crc64nvme: None,
         };
         assert_eq!(
             text(&done),
@@ -538,6 +637,20 @@ mod tests {
             ..done
         };
         assert!(text(&signed).ends_with(r#","streamingUrlExpiresAt":1900000000}"#));
+        // Checksums: each part's and the whole object's, asked and confirmed.
+        let mut checked = asked.clone();
+        checked.parts[0].checksum_crc64nvme = Some("AAAAAAAAAAE=".into());
+        checked.checksum_crc64nvme = Some("AAAAAAAAAAI=".into());
+        assert_eq!(
+            text(&checked),
+            r#"{"parts":[{"PartNumber":1,"ETag":"\"e1\"","ChecksumCRC64NVME":"AAAAAAAAAAE="},{"PartNumber":2,"ETag":"\"e2\""}],"linkLifetimeSecs":3600,"checksumCRC64NVME":"AAAAAAAAAAI="}"#
+        );
+        let confirmed: MultipartCompleted =
+            parse(r#"{"key":"k","checksumCRC64NVME":"AAAAAAAAAAI="}"#);
+        assert_eq!(
+            confirmed.checksum_crc64nvme.as_deref(),
+            Some("AAAAAAAAAAI=")
+        );
         // Companion with a store that returns no Location.
         let theirs: MultipartCompleted = parse(r#"{"key":"k","bucket":"b"}"#);
         assert_eq!((theirs.location, theirs.streaming_url), (None, None));

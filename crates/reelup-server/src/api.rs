@@ -722,6 +722,7 @@ async fn create_multipart(
             .seal_upload_id(&user.name, &key, &upload_id, declared),
         key,
         bucket: Some(state.store.bucket_name().to_owned()),
+        checksum_algorithm: None,
     }))
 }
 
@@ -867,6 +868,7 @@ async fn sign_part(
     Ok(Json(SignedPart {
         url: upload.part_url(&state.store, number).into(),
         expires: Some(expires),
+        headers: None,
     })
     .into_response())
 }
@@ -987,6 +989,7 @@ async fn complete(
         bucket: Some(state.store.bucket_name().to_owned()),
         streaming_url: Some(streaming_url),
         streaming_url_expires_at,
+        checksum_crc64nvme: None,
     }))
 }
 

@@ -265,6 +265,7 @@ impl PresignEndpoint for CompanionClient {
         let body = CompleteMultipart {
             parts: parts.to_vec(),
             link_lifetime_secs: None,
+            checksum_crc64nvme: None,
         };
         // The answer (`MultipartCompleted`) is not read: the key is already known and the
         // streaming URL is built from the profile. It is only required to be JSON, so an

@@ -294,6 +294,7 @@ fn completed_parts(
         .map(|p| CompletedPart {
             part_number: p.number,
             etag: p.etag,
+            checksum_crc64nvme: None,
         })
         .collect();
     if parts.len() as u32 != plan.part_count() {
@@ -337,10 +338,12 @@ mod tests {
             CompletedPart {
                 part_number: 1,
                 etag: "\"0cc175b9c0f1b6a831c399e269772661\"".into(),
+                checksum_crc64nvme: None,
             },
             CompletedPart {
                 part_number: 2,
                 etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
+                checksum_crc64nvme: None,
             },
         ];
         // md5(md5("a") || md5("b")), computed independently with Python's hashlib.
@@ -351,6 +354,7 @@ mod tests {
         let kms = vec![CompletedPart {
             part_number: 1,
             etag: "not-an-md5".into(),
+            checksum_crc64nvme: None,
         }];
         assert_eq!(multipart_etag(&kms), None);
     }

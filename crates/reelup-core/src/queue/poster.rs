@@ -76,6 +76,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             size: jpeg.len() as u64,
             part_size: None,
             metadata: Vec::new(),
+            crc64nvme: None,
         };
         let retry = Retrier::new(self.options.retry, Duration::ZERO);
         let stop = CancellationToken::new();

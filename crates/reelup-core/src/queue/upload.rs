@@ -45,6 +45,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 .as_ref()
                 .map(details_metadata)
                 .unwrap_or_default(),
+            crc64nvme: None,
         };
         let progress = self.progress_reporter(item.id, source.len(), item.confirmed);
         let retry = Retrier::new(self.options.retry, self.options.offline_patience);
