@@ -17,9 +17,9 @@ use reelup_core::config::{Profile, ProfileConfig};
 use reelup_core::credentials::{CredentialError, CredentialStore, TokenCache};
 use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_core::{
-    CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy,
-    PresignEndpoint, QueueOptions, RetryPolicy, Secret, SignedPart, UploadError, UploadOptions,
-    UploadQueue,
+    CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartCompleted, MultipartStart,
+    PostPolicy, PresignEndpoint, QueueOptions, RetryPolicy, Secret, SignedPart, UploadError,
+    UploadOptions, UploadQueue,
 };
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
@@ -143,14 +143,26 @@ impl PresignEndpoint for PosingAsRemote {
     async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
         self.0.create_multipart(file).await
     }
-    async fn sign_part(&self, key: &str, id: &str, n: u32) -> Result<SignedPart, UploadError> {
-        self.0.sign_part(key, id, n).await
+    async fn sign_part(
+        &self,
+        key: &str,
+        id: &str,
+        n: u32,
+        crc: Option<&str>,
+    ) -> Result<SignedPart, UploadError> {
+        self.0.sign_part(key, id, n, crc).await
     }
     async fn list_parts(&self, key: &str, id: &str) -> Result<Vec<ListedPart>, UploadError> {
         self.0.list_parts(key, id).await
     }
-    async fn complete(&self, key: &str, id: &str, p: &[CompletedPart]) -> Result<(), UploadError> {
-        self.0.complete(key, id, p).await
+    async fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        p: &[CompletedPart],
+        crc: Option<&str>,
+    ) -> Result<MultipartCompleted, UploadError> {
+        self.0.complete(key, id, p, crc).await
     }
     async fn abort(&self, key: &str, id: &str) -> Result<(), UploadError> {
         self.0.abort(key, id).await
@@ -406,9 +418,15 @@ impl PresignEndpoint for LeakyErrors {
     async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
         self.0.create_multipart(file).await
     }
-    async fn sign_part(&self, key: &str, id: &str, n: u32) -> Result<SignedPart, UploadError> {
+    async fn sign_part(
+        &self,
+        key: &str,
+        id: &str,
+        n: u32,
+        crc: Option<&str>,
+    ) -> Result<SignedPart, UploadError> {
         // A real presigned URL, quoted whole as a server's reqwest error would.
-        let signed = self.0.sign_part(key, id, n).await?;
+        let signed = self.0.sign_part(key, id, n, crc).await?;
         Err(UploadError::Endpoint {
             route: "GET /s3/multipart/{uploadId}/{partNumber}".into(),
             status: 502,
@@ -421,8 +439,14 @@ impl PresignEndpoint for LeakyErrors {
     async fn list_parts(&self, key: &str, id: &str) -> Result<Vec<ListedPart>, UploadError> {
         self.0.list_parts(key, id).await
     }
-    async fn complete(&self, key: &str, id: &str, p: &[CompletedPart]) -> Result<(), UploadError> {
-        self.0.complete(key, id, p).await
+    async fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        p: &[CompletedPart],
+        crc: Option<&str>,
+    ) -> Result<MultipartCompleted, UploadError> {
+        self.0.complete(key, id, p, crc).await
     }
     async fn abort(&self, key: &str, id: &str) -> Result<(), UploadError> {
         self.0.abort(key, id).await

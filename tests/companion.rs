@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
 use reelup_tests::{Companion, LocalServer, StoreKeys, fetch_sha256, http, random_file, reelup};
 use serde_json::{Value, json};
 
@@ -46,9 +47,9 @@ fn reelup_cli_uploads_through_a_real_companion() {
         .collect();
     assert_eq!(lines.len(), 2, "one JSON line per file: {lines:?}");
 
-    for (path, sha, size, suffix) in [
-        (&small, &small_sha, 3 * MIB, "-small clip.mp4"),
-        (&large, &large_sha, 40 * MIB, "-large.mp4"),
+    for (path, sha, size, suffix, verified) in [
+        (&small, &small_sha, 3 * MIB, "-small clip.mp4", "file_md5"),
+        (&large, &large_sha, 40 * MIB, "-large.mp4", "parts_md5"),
     ] {
         let line = lines
             .iter()
@@ -61,6 +62,9 @@ fn reelup_cli_uploads_through_a_real_companion() {
             "key {key:?} is not Companion's <uuid>{suffix}"
         );
         assert_eq!(line["size"], json!(size), "{line}");
+        // Companion has no checksum extension: the MD5 of what was sent, compared with
+        // the store's ETag, is what was verified.
+        assert_eq!(line["verified"], json!(verified), "{line}");
         let url = line["url"].as_str().expect("url");
         assert!(
             url.starts_with(&server.cdn),
@@ -73,6 +77,87 @@ fn reelup_cli_uploads_through_a_real_companion() {
             "{} was not stored byte-identical under {key}",
             path.display()
         );
+    }
+}
+
+/// Through a plain Companion (no checksum extension) the MD5 of each part as sent is
+/// compared with the ETag the store answers: a byte damaged between the client and the
+/// store is caught, and that part and that POST are sent again.
+#[test]
+fn a_byte_damaged_on_the_way_through_companion_is_caught_by_md5_and_sent_again() {
+    let (server, store) = LocalServer::start_with_store_keys();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store_addr = store
+        .s3
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("store address");
+    let proxy = runtime
+        .block_on(FaultProxy::start(store_addr))
+        .expect("proxy");
+    proxy.inject(Fault::once(
+        Match::PartNumber(2),
+        FaultKind::FlipByte { at: 54_321 },
+    ));
+    proxy.inject(Fault::once(
+        Match::Method(reqwest::Method::POST),
+        FaultKind::FlipByte { at: 2 * MIB },
+    ));
+    let companion = Companion::start(&StoreKeys {
+        s3: proxy.url(),
+        ..store.clone()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (small, small_sha) = random_file(dir.path(), "small.mp4", 3 * MIB);
+    let (large, large_sha) = random_file(dir.path(), "large.mp4", 40 * MIB);
+    let out = reelup(
+        &[
+            "upload",
+            small.to_str().expect("utf8"),
+            large.to_str().expect("utf8"),
+            "--endpoint",
+            &companion.endpoint,
+            "--cdn",
+            &server.cdn,
+            "--json",
+        ],
+        &[("REELUP_TOKEN", &server.token)],
+    );
+    assert!(
+        out.status.success(),
+        "{}\nCompanion's log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        companion.logs()
+    );
+    let seen = proxy.requests();
+    let damaged: Vec<_> = seen.iter().filter(|s| s.fault.is_some()).collect();
+    assert_eq!(damaged.len(), 2, "both faults hit once: {seen:?}");
+    let part_2_puts = seen
+        .iter()
+        .filter(|s| {
+            s.method == reqwest::Method::PUT
+                && s.query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "partNumber=2"))
+        })
+        .count();
+    assert_eq!(part_2_puts, 2, "the damaged part went again: {seen:?}");
+    let posts = seen
+        .iter()
+        .filter(|s| s.method == reqwest::Method::POST)
+        .count();
+    assert!(posts >= 2, "the damaged POST went again: {seen:?}");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line: Value = serde_json::from_str(line).expect("json");
+        let (sha, verified) = if line["file"].as_str() == small.to_str() {
+            (&small_sha, "file_md5")
+        } else {
+            (&large_sha, "parts_md5")
+        };
+        assert_eq!(line["verified"], json!(verified), "{line}");
+        let key = line["key"].as_str().expect("key");
+        assert_eq!(&fetch_sha256(&store.object_url(key)), sha, "{line}");
     }
 }
 

@@ -4,6 +4,7 @@
 
 use reelup_core::ErrorCode;
 use reelup_core::config::ProfileField;
+pub use reelup_core::engine::Verification;
 pub use reelup_core::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use serde::{Deserialize, Serialize};
 use specta::Type;
@@ -134,6 +135,10 @@ pub struct UploadItem {
     /// Whether it goes (went) up as it is or re-laid to start instantly; None until
     /// decided.
     pub layout: Option<Layout>,
+    /// What was compared for a finished upload (a checksum the store checked, or ETags),
+    /// and the same in words for History: "verified: CRC64NVME of the whole file".
+    pub verified: Option<Verification>,
+    pub verified_text: Option<String>,
 }
 
 /// A video's details as read from its container (`reelup_core::VideoDetails`, mirrored

@@ -94,6 +94,8 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         poster_url: item.poster_url.clone(),
         index_position: item.index_position,
         layout: item.layout,
+        verified: item.verified,
+        verified_text: item.verified.map(|v| v.describe().to_owned()),
     }
 }
 

@@ -8,14 +8,20 @@ use std::time::Duration;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// A binary of this workspace, built next to the test executable.
+/// A binary of this workspace, built next to the test executable, or taken from
+/// `REELUP_TEST_BIN_DIR` when set (several checkouts that share one build dir overwrite each
+/// other's binaries there: copy yours aside and point this at them).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    let dir = match std::env::var_os("REELUP_TEST_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_owned(),
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -50,6 +50,8 @@ interface Row {
   profileEl: HTMLElement;
   key: Text;
   keyEl: HTMLElement;
+  verified: Text;
+  verifiedEl: HTMLElement;
   url: HTMLOutputElement;
   urlText: Text;
   buttons: HTMLButtonElement[];
@@ -272,6 +274,8 @@ export class HistoryView {
           h("time", { class: "date", testid: "date" }, text()),
           h("span", { class: "profile", testid: "profile" }, text()),
           h("span", { class: "key", testid: "key" }, text()),
+          // What was compared on the way: "verified: CRC64NVME of the whole file".
+          h("span", { class: "verified", testid: "verified" }, text()),
         ),
         h(
           "div",
@@ -310,7 +314,12 @@ export class HistoryView {
     const root = HistoryView.rowTemplate().cloneNode(true) as HTMLLIElement;
     const [thumb, body, actions] = root.children as unknown as [HTMLImageElement, HTMLElement, HTMLElement];
     const [top, meta, urlLine] = body.children as unknown as [HTMLElement, HTMLElement, HTMLElement];
-    const [date, profileEl, keyEl] = meta.children as unknown as [HTMLTimeElement, HTMLElement, HTMLElement];
+    const [date, profileEl, keyEl, verifiedEl] = meta.children as unknown as [
+      HTMLTimeElement,
+      HTMLElement,
+      HTMLElement,
+      HTMLElement,
+    ];
     const nameEl = top.firstElementChild as HTMLElement;
     root.dataset.id = String(item.id);
     nameEl.title = item.path;
@@ -336,6 +345,8 @@ export class HistoryView {
       profileEl,
       key: keyEl.firstChild as Text,
       keyEl,
+      verified: verifiedEl.firstChild as Text,
+      verifiedEl,
       url,
       urlText: url.firstChild as Text,
       buttons,
@@ -356,6 +367,8 @@ export class HistoryView {
     setText(row.key, item.key ?? "");
     row.keyEl.title = item.key ?? "";
     row.keyEl.hidden = item.key === null;
+    setText(row.verified, item.verifiedText ?? "");
+    row.verifiedEl.hidden = item.verifiedText === null;
     const url = item.url ?? "";
     setText(row.urlText, url);
     row.url.title = url;

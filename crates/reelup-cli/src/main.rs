@@ -510,7 +510,7 @@ pub(crate) async fn drive(
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "expiresAt": expires_at, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "expiresAt": expires_at, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout, "verified": item.verified })
                     );
                 } else {
                     println!("{}\t{url}", item.path.display());
@@ -676,8 +676,14 @@ fn list(queue: &Queue, json: bool) -> ExitCode {
                 .as_ref()
                 .map(|d| format!("\t{}", reelup_core::details_line(d)))
                 .unwrap_or_default();
+            // What was compared for a finished upload: `verified: CRC64NVME of the whole
+            // file`.
+            let verified = item
+                .verified
+                .map(|v| format!("\t{}", v.describe()))
+                .unwrap_or_default();
             println!(
-                "{}\t{}\t{}\t{}\t{}{details}",
+                "{}\t{}\t{}\t{}\t{}{details}{verified}",
                 item.id,
                 item.state.as_str(),
                 item.path.display(),

@@ -44,6 +44,6 @@ pub use media::{
 };
 pub use queue::{ProfileTargets, QueueEvent, QueueOptions, UploadQueue};
 pub use reelup_protocol::{
-    CompletedPart, FileMeta, LinkPolicy, LinkRequest, LinkResponse, ListedPart, MultipartStart,
-    PostPolicy, Secret, SignedPart, StreamingUrlBase, s3_xml,
+    CompletedPart, FileMeta, LinkPolicy, LinkRequest, LinkResponse, ListedPart, MultipartCompleted,
+    MultipartStart, PostPolicy, Secret, SignedPart, StreamingUrlBase, s3_xml,
 };

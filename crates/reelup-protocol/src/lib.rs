@@ -13,9 +13,9 @@ mod secret;
 mod streaming;
 
 pub use companion::{
-    Aborted, AwsCredentials, CompleteMultipart, CompletedPart, CreateMultipart, ErrorBody,
-    FileMeta, ListedPart, MultipartCompleted, MultipartStart, PostPolicy, SignedPart,
-    SignedPartBatch, StsCredentials,
+    Aborted, AwsCredentials, CRC64NVME, CRC64NVME_HEADER, CompleteMultipart, CompletedPart,
+    CreateMultipart, ErrorBody, FileMeta, ListedPart, MultipartCompleted, MultipartStart,
+    PostPolicy, SignedPart, SignedPartBatch, StsCredentials,
 };
 pub use reelup_routes::{
     Health, LinkPolicy, LinkRequest, LinkResponse, RedeemRequest, RedeemResponse, WhoAmI,

@@ -12,6 +12,7 @@ use crate::{
     CompletedPart, FileMeta, ListedPart, MultipartStart, PostPolicy, Secret, SignedPart,
     UploadError,
 };
+use reelup_protocol::MultipartCompleted;
 
 /// The presign routes the engine needs. Implemented over HTTP by [`CompanionClient`];
 /// tests wrap it to inject faults.
@@ -26,11 +27,14 @@ pub trait PresignEndpoint: Send + Sync + 'static {
         file: &FileMeta,
     ) -> impl Future<Output = Result<MultipartStart, UploadError>> + Send;
 
+    /// A part's URL; with `crc64nvme` (base64), asks for that checksum to be signed in
+    /// (reelup-server's extension; see [`reelup_protocol::companion`]).
     fn sign_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        crc64nvme: Option<&str>,
     ) -> impl Future<Output = Result<SignedPart, UploadError>> + Send;
 
     fn list_parts(
@@ -39,12 +43,15 @@ pub trait PresignEndpoint: Send + Sync + 'static {
         upload_id: &str,
     ) -> impl Future<Output = Result<Vec<ListedPart>, UploadError>> + Send;
 
+    /// Completes the upload; with `crc64nvme` (base64), the store must match the whole
+    /// object's CRC. The answer says what the store confirmed.
     fn complete(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
-    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+        crc64nvme: Option<&str>,
+    ) -> impl Future<Output = Result<MultipartCompleted, UploadError>> + Send;
 
     fn abort(
         &self,
@@ -209,6 +216,10 @@ impl PresignEndpoint for CompanionClient {
             ("metadata[name]".to_owned(), file.filename.clone()),
             ("size".to_owned(), size),
         ];
+        // Reelup's extension: Companion ignores it and answers no checksum field.
+        if let Some(crc) = &file.crc64nvme {
+            query.push(("checksumCRC64NVME".to_owned(), crc.clone()));
+        }
         query.extend(
             file.metadata
                 .iter()
@@ -240,13 +251,15 @@ impl PresignEndpoint for CompanionClient {
         key: &str,
         upload_id: &str,
         part_number: u32,
+        crc64nvme: Option<&str>,
     ) -> Result<SignedPart, UploadError> {
         let url = self.multipart_url(upload_id, &format!("/{part_number}"), key);
-        self.send(
-            "GET /s3/multipart/{uploadId}/{partNumber}",
-            self.http.get(url),
-        )
-        .await
+        let mut req = self.http.get(url);
+        if let Some(crc) = crc64nvme {
+            req = req.query(&[("checksum", crc)]);
+        }
+        self.send("GET /s3/multipart/{uploadId}/{partNumber}", req)
+            .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, UploadError> {
@@ -260,24 +273,25 @@ impl PresignEndpoint for CompanionClient {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
-    ) -> Result<(), UploadError> {
+        crc64nvme: Option<&str>,
+    ) -> Result<MultipartCompleted, UploadError> {
         let url = self.multipart_url(upload_id, "/complete", key);
         let body = CompleteMultipart {
             parts: parts.to_vec(),
             link_lifetime_secs: None,
-            checksum_crc64nvme: None,
+            checksum_crc64nvme: crc64nvme.map(str::to_owned),
         };
-        // The answer (`MultipartCompleted`) is not read: the key is already known and the
-        // streaming URL is built from the profile. It is only required to be JSON, so an
+        // Only the confirmed checksum is read from the answer: the key is already known
+        // and the streaming URL is built from the profile. Any JSON is accepted, so an
         // endpoint that completed the upload is never called failed over a field it
         // shapes differently.
-        let _: serde::de::IgnoredAny = self
+        let answer: serde_json::Value = self
             .send(
                 "POST /s3/multipart/{uploadId}/complete",
                 self.http.post(url).json(&body),
             )
             .await?;
-        Ok(())
+        Ok(serde_json::from_value(answer).unwrap_or_default())
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), UploadError> {

@@ -2,12 +2,13 @@
 //! (`plan`), the part permits shared by every file (`permits`), how one part or POST is
 //! sent and checked (`transfer`), when a failed request is tried again (`retry`), how fast
 //! bytes may go (`pacing`), the POST and multipart protocols (`post`, `multipart`), the
-//! progress maths (`progress`) and what is read for an upload (`source`: the file, or a
+//! progress maths (`progress`), the checksums bytes get (`checksum`) and what is read for an upload (`source`: the file, or a
 //! new layout of it).
 //!
 //! Nothing here knows about the queue's database: a multipart upload records its parts
 //! through a [`PartLedger`], which the queue implements over its store.
 
+pub mod checksum;
 mod multipart;
 mod options;
 mod pacing;
@@ -21,6 +22,7 @@ pub(crate) mod transfer;
 
 use tokio_util::sync::CancellationToken;
 
+pub use checksum::Verification;
 pub(crate) use multipart::PartLedger;
 pub use multipart::{FinishedPart, MultipartUpload};
 pub use options::{Progress, ProgressFn, UploadOptions};
@@ -40,6 +42,13 @@ pub(crate) struct Wire {
     pub http: reqwest::Client,
     pub pacing: transfer::Pacing,
     pub permits: PartPermits,
+}
+
+/// A finished upload: the object's key, and what was verified on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    pub key: String,
+    pub verified: Verification,
 }
 
 /// One run of one file's upload: who signs, what is sent, and how it is paced, retried,

@@ -6,6 +6,9 @@
 //! - A part counts as finished only once its ETag is recorded in the ledger; a quit or crash
 //!   resumes from the ledger, so no finished part is sent twice and none is skipped.
 //! - Complete is asked only with every part of the plan recorded.
+//! - Every byte is read from disk once: a checksummed part is read into memory, its CRC
+//!   taken from that buffer and the buffer sent (and sent again on a retry); an MD5 part is
+//!   streamed and hashed as it goes. The whole object's CRC is combined from the parts'.
 //! - Parts of all files share one pool of permits; each file has at most one waiter in it
 //!   (`turn`), so files take turns and a paused file stops waiting at once.
 
@@ -16,11 +19,14 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{FileUpload, MAX_PARTS_IN_FLIGHT, transfer};
+use super::checksum::{Crc64Nvme, Verification};
+use super::transfer::PartCheck;
+use super::{FileUpload, MAX_PARTS_IN_FLIGHT, Uploaded, transfer};
 use crate::{
     CompletedPart, FileMeta, PartPlan, PresignEndpoint, Progress, StreamingUrlBase, UploadError,
     check_presigned_url,
 };
+use reelup_protocol::{CRC64NVME, CRC64NVME_HEADER};
 
 /// A part S3 holds: its number, the ETag S3 gave for it, and its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,10 @@ pub struct FinishedPart {
     pub number: u32,
     pub etag: String,
     pub size: u64,
+    /// Its CRC-64/NVME (base64) as the store checked it, for a checksummed upload.
+    pub crc64nvme: Option<String>,
+    /// Whether its ETag was compared with the MD5 of the bytes sent.
+    pub md5_checked: bool,
 }
 
 /// A multipart upload on the store: its key, its uploadId, and the part size its parts are
@@ -37,6 +47,9 @@ pub struct MultipartUpload {
     pub key: String,
     pub upload_id: String,
     pub part_size: u64,
+    /// Whether the endpoint signs each part's CRC-64/NVME and checks the whole object's
+    /// (reelup-server's extension); else parts are checked by their MD5 ETags.
+    pub checksummed: bool,
 }
 
 /// Where one file's multipart upload is recorded, so that it resumes after a quit or a
@@ -61,7 +74,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         ledger: &impl PartLedger,
         resume: Option<MultipartUpload>,
         part_size: u64,
-    ) -> Result<Option<String>, UploadError> {
+    ) -> Result<Option<Uploaded>, UploadError> {
         let upload = match resume {
             Some(upload) => upload,
             None => match self.create(ledger, part_size).await? {
@@ -77,19 +90,45 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             return Ok(None);
         }
         ledger.completing()?;
-        let parts = completed_parts(ledger, &plan)?;
-        let completed = self
+        let recorded = ledger.parts()?;
+        let parts = completed_parts(&recorded, &plan)?;
+        let whole = if upload.checksummed {
+            Some(whole_crc(&recorded)?.to_base64())
+        } else {
+            None
+        };
+        let Some(completed) = self
             .retry
             .run(self.stop, || {
                 self.endpoint
-                    .complete(&upload.key, &upload.upload_id, &parts)
+                    .complete(&upload.key, &upload.upload_id, &parts, whole.as_deref())
             })
-            .await?;
-        if completed.is_none() {
+            .await?
+        else {
             return Ok(None);
-        }
-        self.verify_object(&upload.key, &parts).await?;
-        Ok(Some(upload.key))
+        };
+        let verified = match (&whole, completed.checksum_crc64nvme) {
+            (Some(ours), Some(theirs)) if *ours == theirs => Verification::ObjectCrc64nvme,
+            (Some(ours), Some(theirs)) => {
+                return Err(UploadError::Integrity {
+                    expected: format!("CRC64NVME {ours}"),
+                    got: format!("CRC64NVME {theirs}"),
+                });
+            }
+            (Some(_), None) => Verification::PartsCrc64nvme,
+            (None, _) => {
+                self.verify_object(&upload.key, &parts).await?;
+                if recorded.iter().all(|p| p.md5_checked) {
+                    Verification::PartsMd5
+                } else {
+                    Verification::Unverified
+                }
+            }
+        };
+        Ok(Some(Uploaded {
+            key: upload.key,
+            verified,
+        }))
     }
 
     /// Creates the multipart upload and records it.
@@ -105,6 +144,8 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             part_size: Some(plan.part_size()),
             ..self.meta.clone()
         };
+        // The create body always offers CRC-64/NVME; only an endpoint that answers it back
+        // signs part checksums.
         let Some(start) = self
             .retry
             .run(self.stop, || self.endpoint.create_multipart(&meta))
@@ -116,6 +157,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             key: start.key,
             upload_id: start.upload_id,
             part_size: plan.part_size(),
+            checksummed: start.checksum_algorithm.as_deref() == Some(CRC64NVME),
         };
         ledger.started(&upload)?;
         Ok(Some(upload))
@@ -132,6 +174,19 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
     ) -> Result<Option<BTreeMap<u32, FinishedPart>>, UploadError> {
         let mut local: BTreeMap<u32, FinishedPart> =
             ledger.parts()?.into_iter().map(|p| (p.number, p)).collect();
+        // A checksummed upload's parts each need their CRC on record (a ledger written by
+        // an older Reelup has none): those are sent again.
+        if upload.checksummed {
+            let unchecked: Vec<u32> = local
+                .values()
+                .filter(|p| p.crc64nvme.is_none())
+                .map(|p| p.number)
+                .collect();
+            for number in unchecked {
+                ledger.forget(number)?;
+                local.remove(&number);
+            }
+        }
         let Some(remote) = self
             .retry
             .run(self.stop, || {
@@ -159,11 +214,20 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             let expected = plan.range(p.part_number);
             let whole =
                 p.part_number <= plan.part_count() && p.size == expected.end - expected.start;
-            if whole && !p.etag.is_empty() && !local.contains_key(&p.part_number) {
+            // A checksummed upload needs each part's CRC for the whole object's: a part the
+            // ledger missed is sent again rather than read a second time.
+            if whole
+                && !p.etag.is_empty()
+                && !local.contains_key(&p.part_number)
+                && !upload.checksummed
+            {
                 let part = FinishedPart {
                     number: p.part_number,
                     etag: p.etag,
                     size: p.size,
+                    crc64nvme: None,
+                    // The ETag is the store's own; nothing of ours was compared with it.
+                    md5_checked: false,
                 };
                 ledger.record(&part)?;
                 local.insert(part.number, part);
@@ -221,20 +285,43 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             return Ok(None);
         }
         let len = range.end - range.start;
-        let Some(etag) = self
+        // Read once, outside the retries: a part sent again is sent from the same buffer.
+        let check = if upload.checksummed {
+            let (bytes, crc) = transfer::read_range(self.source, range.start, len).await?;
+            PartCheck::Crc64(bytes, crc)
+        } else {
+            PartCheck::Md5
+        };
+        let crc64nvme = match &check {
+            PartCheck::Crc64(_, crc) => Some(crc.to_base64()),
+            PartCheck::Md5 => None,
+        };
+        let Some((etag, md5_checked)) = self
             .retry
             .run(self.stop, || async {
                 let signed = self
                     .endpoint
-                    .sign_part(&upload.key, &upload.upload_id, number)
+                    .sign_part(&upload.key, &upload.upload_id, number, crc64nvme.as_deref())
                     .await?;
                 check_presigned_url(self.endpoint_url, &signed.url, "part URL")?;
+                if let Some(crc) = &crc64nvme {
+                    let signed_crc = signed.headers.as_ref().and_then(|h| h.get(CRC64NVME_HEADER));
+                    if signed_crc != Some(crc) {
+                        return Err(UploadError::Endpoint {
+                            route: "GET /s3/multipart/{uploadId}/{partNumber}".into(),
+                            status: 200,
+                            message: format!(
+                                "the endpoint agreed to sign part checksums but did not sign part {number}'s; check that reelup-server is up to date"
+                            ),
+                        });
+                    }
+                }
                 transfer::put_part(
                     &self.wire.http,
                     &signed.url,
                     self.source,
-                    range.start,
-                    len,
+                    (range.start, len),
+                    &check,
                     &self.wire.pacing,
                 )
                 .await
@@ -243,10 +330,13 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         else {
             return Ok(None);
         };
+        drop(check);
         ledger.record(&FinishedPart {
             number,
             etag,
             size: len,
+            crc64nvme,
+            md5_checked,
         })?;
         let now = sent.fetch_add(len, Ordering::Relaxed) + len;
         (self.progress)(Progress {
@@ -285,16 +375,15 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
 
 /// The parts to complete with, from the ledger; every part of `plan` must be there.
 fn completed_parts(
-    ledger: &impl PartLedger,
+    recorded: &[FinishedPart],
     plan: &PartPlan,
 ) -> Result<Vec<CompletedPart>, UploadError> {
-    let parts: Vec<CompletedPart> = ledger
-        .parts()?
-        .into_iter()
+    let parts: Vec<CompletedPart> = recorded
+        .iter()
         .map(|p| CompletedPart {
             part_number: p.number,
-            etag: p.etag,
-            checksum_crc64nvme: None,
+            etag: p.etag.clone(),
+            checksum_crc64nvme: p.crc64nvme.clone(),
         })
         .collect();
     if parts.len() as u32 != plan.part_count() {
@@ -309,6 +398,26 @@ fn completed_parts(
         });
     }
     Ok(parts)
+}
+
+/// The whole object's CRC-64/NVME, combined in part order from the parts' own (the ledger
+/// lists them by number).
+fn whole_crc(recorded: &[FinishedPart]) -> Result<Crc64Nvme, UploadError> {
+    recorded.iter().try_fold(Crc64Nvme::EMPTY, |whole, p| {
+        let crc = p
+            .crc64nvme
+            .as_deref()
+            .and_then(|c| Crc64Nvme::from_base64(c, p.size))
+            .ok_or_else(|| UploadError::Endpoint {
+                route: "queue".into(),
+                status: 0,
+                message: format!(
+                    "part {} has no checksum on record; the upload resumes and sends it again",
+                    p.number
+                ),
+            })?;
+        Ok(whole.then(crc))
+    })
 }
 
 /// S3's ETag for an object made of `parts`, when every part's ETag is a plain MD5.

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::engine::FinishedPart;
+use crate::engine::{FinishedPart, MultipartUpload, Verification};
 use crate::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use crate::{Fingerprint, VideoDetails};
 
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 
 pub use crate::queue::state::{ItemState, Operation};
 
@@ -81,6 +81,13 @@ pub struct QueueItem {
     /// profile's setting or the user) before the first byte is sent and kept, so a resumed
     /// upload sends the same layout.
     pub layout: Option<Layout>,
+    /// Whether its multipart upload (if one is on record) has each part's CRC-64/NVME
+    /// signed in and the whole object's checked at complete.
+    #[serde(skip)]
+    pub checksummed: bool,
+    /// What was verified, once done; `None` before, and for uploads finished before
+    /// Reelup recorded it.
+    pub verified: Option<Verification>,
     #[serde(skip)]
     pub fingerprint: Fingerprint,
 }
@@ -274,6 +281,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 5;",
         )?;
     }
+    if version < 6 {
+        // v6: integrity. Whether the multipart upload is checksummed (CRC-64/NVME signed
+        // into each part's URL), each part's CRC (the whole object's is combined from
+        // them at complete), and what was verified for a finished upload.
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN checksum TEXT;
+             ALTER TABLE items ADD COLUMN verified TEXT;
+             ALTER TABLE parts ADD COLUMN crc64nvme TEXT;
+             ALTER TABLE parts ADD COLUMN md5_checked INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 6;",
+        )?;
+    }
     Ok(())
 }
 
@@ -287,7 +306,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at, details, poster_url, index_position, layout";
+     finished_at, details, poster_url, index_position, layout, checksum, verified";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -370,6 +389,11 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
                 )
             })?),
         },
+        checksummed: r.get::<_, Option<String>>(23)?.as_deref() == Some(reelup_protocol::CRC64NVME),
+        // A value this version does not know (a newer Reelup's) shows as not recorded.
+        verified: r
+            .get::<_, Option<String>>(24)?
+            .and_then(|s| Verification::parse(&s)),
     })
 }
 
@@ -620,16 +644,17 @@ impl QueueStore {
         Ok(changed > 0)
     }
 
-    pub fn set_multipart(
-        &self,
-        id: i64,
-        key: &str,
-        upload_id: &str,
-        part_size: u64,
-    ) -> Result<(), QueueError> {
+    pub fn set_multipart(&self, id: i64, upload: &MultipartUpload) -> Result<(), QueueError> {
         self.conn.execute(
-            "UPDATE items SET key = ?1, upload_id = ?2, part_size = ?3, updated_at = ?4 WHERE id = ?5",
-            params![key, upload_id, part_size as i64, now_secs(), id],
+            "UPDATE items SET key = ?1, upload_id = ?2, part_size = ?3, checksum = ?4, updated_at = ?5 WHERE id = ?6",
+            params![
+                upload.key,
+                upload.upload_id,
+                upload.part_size as i64,
+                upload.checksummed.then_some(reelup_protocol::CRC64NVME),
+                now_secs(),
+                id
+            ],
         )?;
         Ok(())
     }
@@ -639,7 +664,7 @@ impl QueueStore {
         self.conn
             .execute("DELETE FROM parts WHERE item_id = ?1", [id])?;
         self.conn.execute(
-            "UPDATE items SET key = NULL, upload_id = NULL, part_size = NULL WHERE id = ?1",
+            "UPDATE items SET key = NULL, upload_id = NULL, part_size = NULL, checksum = NULL WHERE id = ?1",
             [id],
         )?;
         Ok(())
@@ -647,8 +672,8 @@ impl QueueStore {
 
     pub fn record_part(&self, id: i64, part: &FinishedPart) -> Result<(), QueueError> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO parts (item_id, number, etag, size) VALUES (?1, ?2, ?3, ?4)",
-            params![id, part.number, part.etag, part.size as i64],
+            "INSERT OR REPLACE INTO parts (item_id, number, etag, size, crc64nvme, md5_checked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, part.number, part.etag, part.size as i64, part.crc64nvme, part.md5_checked],
         )?;
         Ok(())
     }
@@ -664,13 +689,15 @@ impl QueueStore {
     pub fn parts(&self, id: i64) -> Result<Vec<FinishedPart>, QueueError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT number, etag, size FROM parts WHERE item_id = ?1 ORDER BY number")?;
+            .prepare("SELECT number, etag, size, crc64nvme, md5_checked FROM parts WHERE item_id = ?1 ORDER BY number")?;
         let parts = stmt
             .query_map([id], |r| {
                 Ok(FinishedPart {
                     number: r.get(0)?,
                     etag: r.get(1)?,
                     size: r.get::<_, i64>(2)? as u64,
+                    crc64nvme: r.get(3)?,
+                    md5_checked: r.get(4)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -802,12 +829,18 @@ impl QueueStore {
         Ok(())
     }
 
-    pub fn finish(&self, id: i64, key: &str, url: &str) -> Result<(), QueueError> {
+    pub fn finish(
+        &self,
+        id: i64,
+        key: &str,
+        url: &str,
+        verified: Verification,
+    ) -> Result<(), QueueError> {
         self.conn.execute(
             "UPDATE items SET state = 'done', key = ?1, url = ?2, owner = NULL, lease_until = 0, \
              error_code = NULL, error_message = NULL, error_retryable = NULL, updated_at = ?3, \
-             finished_at = ?3 WHERE id = ?4",
-            params![key, url, now_secs(), id],
+             finished_at = ?3, verified = ?5 WHERE id = ?4",
+            params![key, url, now_secs(), id, verified.as_str()],
         )?;
         Ok(())
     }
@@ -846,7 +879,15 @@ mod tests {
                 "no duplicates"
             );
             store
-                .set_multipart(id, "dev/k.mp4", "up-1", 50)
+                .set_multipart(
+                    id,
+                    &MultipartUpload {
+                        key: "dev/k.mp4".into(),
+                        upload_id: "up-1".into(),
+                        part_size: 50,
+                        checksummed: true,
+                    },
+                )
                 .expect("mp");
             store
                 .record_part(
@@ -855,6 +896,8 @@ mod tests {
                         number: 2,
                         etag: "\"b\"".into(),
                         size: 50,
+                        crc64nvme: Some("AAAAAAAAAAE=".into()),
+                        md5_checked: false,
                     },
                 )
                 .expect("part");
@@ -863,8 +906,14 @@ mod tests {
         let store = QueueStore::open(&path).expect("reopen");
         let item = store.get(id).expect("get");
         assert_eq!(item.upload_id.as_deref(), Some("up-1"));
+        assert!(
+            item.checksummed,
+            "a checksummed upload stays one across a restart"
+        );
         assert_eq!(item.confirmed, 50);
-        assert_eq!(store.parts(id).expect("parts")[0].number, 2);
+        let parts = store.parts(id).expect("parts");
+        assert_eq!(parts[0].number, 2);
+        assert_eq!(parts[0].crc64nvme.as_deref(), Some("AAAAAAAAAAE="));
     }
 
     #[test]
@@ -1108,8 +1157,12 @@ mod tests {
         // Only finished items can be removed.
         let id = first.expect("id");
         assert!(!store.remove(id).expect("remove queued"));
-        store.finish(id, "k", "http://c/k").expect("finish");
-        assert!(store.get(id).expect("get").finished_at.is_some());
+        store
+            .finish(id, "k", "http://c/k", Verification::PartsMd5)
+            .expect("finish");
+        let done = store.get(id).expect("get");
+        assert!(done.finished_at.is_some());
+        assert_eq!(done.verified, Some(Verification::PartsMd5));
         assert!(store.remove(id).expect("remove done"));
         assert!(store.get(id).is_err());
     }

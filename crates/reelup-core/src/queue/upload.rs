@@ -71,11 +71,12 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                 file.multipart(&ledger, resumable(item), self.part_size())
                     .await?
             };
-        let Some(key) = key else {
+        let Some(uploaded) = key else {
             return Ok(Ended::Stopped);
         };
-        let url = StreamingUrlBase::new(&item.target.cdn).url_for(&key);
-        self.store().finish(item.id, &key, &url)?;
+        let url = StreamingUrlBase::new(&item.target.cdn).url_for(&uploaded.key);
+        self.store()
+            .finish(item.id, &uploaded.key, &url, uploaded.verified)?;
         Ok(Ended::Done)
     }
 
@@ -197,6 +198,7 @@ fn resumable(item: &QueueItem) -> Option<MultipartUpload> {
             key: key.clone(),
             upload_id: upload_id.clone(),
             part_size,
+            checksummed: item.checksummed,
         }),
         _ => None,
     }
@@ -212,7 +214,7 @@ impl<E: PresignEndpoint> PartLedger for ItemLedger<'_, E> {
     fn started(&self, upload: &MultipartUpload) -> Result<(), UploadError> {
         self.queue
             .store()
-            .set_multipart(self.id, &upload.key, &upload.upload_id, upload.part_size)
+            .set_multipart(self.id, upload)
             .map_err(UploadError::from)
     }
 
