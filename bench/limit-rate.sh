@@ -43,6 +43,7 @@ for run in $(seq "$RUNS"); do
   say "reelup upload --limit-rate $LIMIT_RATE, $LIMIT_MIB MiB (about $SECONDS_EXPECTED s), run $run of $RUNS"
   note="" key=""
   bench_timed env "${REELUP_ENV[@]}" "$CLI" upload "$PAYLOAD" "${REELUP_ARGS[@]}" --limit-rate "$LIMIT_RATE"
+  mapfile -t st < <(store_times)
   ok=1
   if [ "$RC" = 0 ]; then
     key="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["key"])' "$WORK/out")" ||
@@ -56,7 +57,6 @@ for run in $(seq "$RUNS"); do
     note="uploaded but $(tr '\t\n' '  ' <"$WORK/check" | cut -c1-300)"
   fi
   [ "$ok" = 1 ] || printf 'limit-rate.sh: run %s failed: %s\n' "$run" "$note" >&2
-  mapfile -t st < <(store_times)
   "${S3PY[@]}" record "$RESULTS" tool="reelup upload" run="$run" ok="$ok" times="$TIMES" \
     store_cpu="$STORE_CPU" first="${st[0]}" complete_at="${st[1]}" ops="${st[3]}" note="$note"
   [ -z "$key" ] || "${S3PY[@]}" delete "$key" 2>/dev/null || true

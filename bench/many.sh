@@ -68,8 +68,10 @@ run_one() {
     2) cmd=(env "${RCLONE_ENV[@]}" rclone copy "$DIR" "BENCH:$BENCH_BUCKET/$prefix") ;;
   esac
   say "$tool, $FILES files, run $run of $RUNS"
-  local note=""
+  local note="" st
   bench_timed "${cmd[@]}"
+  # Read before the checks below add their own requests to the log.
+  mapfile -t st < <(store_times)
   if [ "$i" = 0 ]; then
     # reelup names each key itself, under the user's prefix, and prints it per file.
     prefix="$(python3 -c 'import json,sys
@@ -93,8 +95,6 @@ for line in open(sys.argv[1]):
     read -r -a found <"$WORK/found" || true
   fi
   [ "$ok" = 1 ] || printf 'many.sh: %s run %s failed: %s\n' "$tool" "$run" "$note" >&2
-  local st
-  mapfile -t st < <(store_times)
   "${S3PY[@]}" record "$RESULTS" tool="$tool" run="$run" ok="$ok" times="$TIMES" \
     store_cpu="$STORE_CPU" objects="${found[0]:-}" bytes="${found[1]:-}" ops="${st[3]}" \
     note="$note"

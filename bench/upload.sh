@@ -71,8 +71,10 @@ run_one() {
        cmd=(curl -sS -f -T "$PAYLOAD" -H "Expect:" -o /dev/null "$url") ;;
   esac
   say "$tool, run $run of $RUNS"
-  local note=""
+  local note="" st
   bench_timed "${cmd[@]}"
+  # Read before the checks below add their own requests to the log.
+  mapfile -t st < <(store_times)
   # reelup chooses the key itself (under the user's prefix) and says which.
   if [ "$i" = 0 ] && [ "$RC" = 0 ]; then
     key="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["key"])' "$WORK/out")" ||
@@ -87,8 +89,6 @@ run_one() {
     note="uploaded but $(tr '\t\n' '  ' <"$WORK/check" | cut -c1-300)"
   fi
   [ "$ok" = 1 ] || printf 'upload.sh: %s run %s failed: %s\n' "$tool" "$run" "$note" >&2
-  local st
-  mapfile -t st < <(store_times)
   "${S3PY[@]}" record "$RESULTS" tool="$tool" run="$run" ok="$ok" times="$TIMES" \
     store_cpu="$STORE_CPU" first="${st[0]}" complete_at="${st[1]}" \
     api_complete="${st[2]}" ops="${st[3]}" note="$note"
