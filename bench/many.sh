@@ -40,7 +40,7 @@ read -r TOTAL SMALLEST LARGEST < <(find "$DIR" -maxdepth 1 -name '*.mp4' -printf
 cat "$DIR"/*.mp4 >/dev/null # into the page cache, so no client pays for the disk
 
 if [ "$PERF" != 0 ]; then
-  bench_perf env "${REELUP_ENV[@]}" REELUP_DATA_DIR="$WORK/queue-perf" "$CLI" upload \
+  bench_perf many env "${REELUP_ENV[@]}" REELUP_DATA_DIR="$WORK/queue-perf" "$CLI" upload \
     "$DIR"/*.mp4 "${REELUP_ARGS[@]}"
   exit 0
 fi

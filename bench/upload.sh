@@ -42,7 +42,7 @@ bench_start_server
 cat "$PAYLOAD" >/dev/null # into the page cache, so no client pays for the disk
 
 if [ "$PERF" != 0 ]; then
-  bench_perf env "${REELUP_ENV[@]}" "$CLI" upload "$PAYLOAD" "${REELUP_ARGS[@]}"
+  bench_perf upload env "${REELUP_ENV[@]}" "$CLI" upload "$PAYLOAD" "${REELUP_ARGS[@]}"
   exit 0
 fi
 

@@ -190,27 +190,42 @@ store_times() {
   "${S3PY[@]}" storelog "$WORK/server.log" "$LOG_FROM" "$START"
 }
 
-# bench_perf CMD...: one run of CMD under `perf record -g`, then the top symbols by self time.
+# bench_perf NAME CMD...: one run of CMD under `perf record -g`, the store recorded alongside
+# (`-p`), then the top symbols of each by self time. The recordings are kept as
+# ~/.cache/reelup-dev/perf-NAME-{client,store}.data for `perf report -i` (call graphs and all).
 bench_perf() {
-  local data="$WORK/perf.data"
-  say "perf record -g: $*"
+  local name="$1"
+  shift
+  local client="$CACHE/perf-$name-client.data" store="$CACHE/perf-$name-store.data" store_pid
   # perf is root-only on most kernels (perf_event_paranoid); say so rather than fail later.
   if [ "$(id -u)" -ne 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1 ]; then
     say "perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid): perf may refuse; run as root or lower it"
   fi
+  say "perf record -g: the client, and the store alongside"
+  perf record -g -p "$SERVER_PID" -o "$store" >"$WORK/perf-store.log" 2>&1 &
+  store_pid=$!
+  sleep 0.5 # perf attaches before the client starts
   RC=0
-  perf record -g -o "$data" -- "$@" >"$WORK/out" 2>"$WORK/err" &
+  perf record -g -o "$client" -- "$@" >"$WORK/out" 2>"$WORK/err" &
   CLIENT_PID=$!
   wait "$CLIENT_PID" || RC=$?
   CLIENT_PID=""
+  kill -INT "$store_pid" 2>/dev/null || true
+  wait "$store_pid" 2>/dev/null || true
   [ "$RC" = 0 ] || { tail -n 5 "$WORK/err" >&2; die "the profiled run failed (exit $RC)"; }
-  echo
-  echo "Top symbols by self time (perf report --no-children; $(grep -m1 -o '[0-9]* samples' "$WORK/err" || echo "? samples")):"
-  echo
-  echo '```'
-  perf report -i "$data" --no-children --stdio -g none --sort dso,symbol --percent-limit 0.3 2>/dev/null |
-    grep -v '^#' | grep -v '^$' | head -n "${PERF_TOP:-25}"
-  echo '```'
+  local what data
+  for what in client store; do
+    data="$CACHE/perf-$name-$what.data"
+    perf report -i "$data" --no-children --stdio -g none -F overhead,comm,dso,sym \
+      --percent-limit 0.1 >"$WORK/report" 2>/dev/null || true
+    echo
+    echo "Top symbols of the $what by self time (perf report --no-children, $data;" \
+      "$(sed -n 's/^# Samples: \(.*\)/\1/p' "$WORK/report" | head -n 1)):"
+    echo
+    echo '```'
+    grep -v '^#' "$WORK/report" | grep -v '^$' | head -n "${PERF_TOP:-25}" || true
+    echo '```'
+  done
 }
 
 # bench_info OUT CASE [KEY=VALUE...]: the machine, the load, the code and what ran, as JSON
