@@ -58,7 +58,7 @@ for run in $(seq "$RUNS"); do
   fi
   [ "$ok" = 1 ] || printf 'limit-rate.sh: run %s failed: %s\n' "$run" "$note" >&2
   "${S3PY[@]}" record "$RESULTS" tool="reelup upload" run="$run" ok="$ok" times="$TIMES" \
-    store_cpu="$STORE_CPU" first="${st[0]}" complete_at="${st[1]}" ops="${st[3]}" note="$note"
+    store_cpu="$STORE_CPU" first="${st[0]}" complete_at="${st[1]}" ops="${st[3]}" at_once="${st[4]}" note="$note"
   [ -z "$key" ] || "${S3PY[@]}" delete "$key" 2>/dev/null || true
   sync
 done

@@ -96,7 +96,7 @@ for line in open(sys.argv[1]):
   fi
   [ "$ok" = 1 ] || printf 'many.sh: %s run %s failed: %s\n' "$tool" "$run" "$note" >&2
   "${S3PY[@]}" record "$RESULTS" tool="$tool" run="$run" ok="$ok" times="$TIMES" \
-    store_cpu="$STORE_CPU" objects="${found[0]:-}" bytes="${found[1]:-}" ops="${st[3]}" \
+    store_cpu="$STORE_CPU" first="${st[0]}" objects="${found[0]:-}" bytes="${found[1]:-}" ops="${st[3]}" at_once="${st[4]}" \
     note="$note"
   [ -z "$prefix" ] || "${S3PY[@]}" delete-prefix "$prefix" 2>/dev/null || true
   rm -rf "$WORK/queue-$run"

@@ -91,7 +91,7 @@ run_one() {
   [ "$ok" = 1 ] || printf 'upload.sh: %s run %s failed: %s\n' "$tool" "$run" "$note" >&2
   "${S3PY[@]}" record "$RESULTS" tool="$tool" run="$run" ok="$ok" times="$TIMES" \
     store_cpu="$STORE_CPU" first="${st[0]}" complete_at="${st[1]}" \
-    api_complete="${st[2]}" ops="${st[3]}" note="$note"
+    api_complete="${st[2]}" ops="${st[3]}" at_once="${st[4]}" note="$note"
   "${S3PY[@]}" delete "$key" 2>/dev/null || true
   # Leaves no writeback of this run's gigabyte for the next one to pay for.
   sync

@@ -100,10 +100,11 @@ bench_start_server() {
   export BENCH_KEY_ID BENCH_KEY_SECRET
 
   say "Starting reelup-server --local"
-  # One line per presign request with its duration (reelup_server::api), and one per store
-  # request when its route is resolved, with a timestamp and the S3 operation (s3s::ops): when
-  # the first part and the CompleteMultipartUpload reached the store, whoever sent them.
-  REELUP_LOG="warn,s3s=off,s3s::ops=debug,s3s::ops::signature=off,reelup_server::api=debug" \
+  # One line per presign request with its duration (reelup_server::api), and per store request
+  # one when its route is resolved, with a timestamp and the S3 operation (s3s::ops), and one
+  # with its duration (s3s::service): when the first part and the CompleteMultipartUpload
+  # reached the store, whoever sent them, and how many requests it had in hand at once.
+  REELUP_LOG="warn,s3s=off,s3s::ops=debug,s3s::ops::signature=off,s3s::service=debug,reelup_server::api=debug" \
     NO_COLOR=1 REELUP_LOCAL_S3_ACCESS_KEY="$BENCH_KEY_ID" \
     REELUP_LOCAL_S3_SECRET_KEY="$BENCH_KEY_SECRET" \
     "$SERVER" --local --listen 127.0.0.1:0 --data-dir "$WORK/data" \
@@ -185,7 +186,8 @@ bench_timed() {
 
 # store_times: what the store's log says about the run bench_timed just made (seconds after
 # START: first byte-carrying request, last CompleteMultipartUpload; reelup's Complete as its
-# presign API timed it; the store's operations counted), one per line, empty where none.
+# presign API timed it; the store's operations counted; byte-carrying requests in hand at
+# once, mean), one per line, empty where none.
 store_times() {
   "${S3PY[@]}" storelog "$WORK/server.log" "$LOG_FROM" "$START"
 }

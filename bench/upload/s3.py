@@ -13,7 +13,8 @@ benchmark's store with boto3, read the store's log, make the payloads, print the
                                      when the first part (or object) and the last
                                      CompleteMultipartUpload reached the store, reelup's
                                      Complete as its API timed it, and the store's operations
-                                     counted, one per line (empty when not seen)
+                                     counted, byte-carrying requests at once (mean); one
+                                     per line, empty when not seen
   s3.py rate TEXT                    bytes per second of a --limit-rate value (5MB, 4MiB)
   s3.py record RESULTS KEY=VALUE...  append one run to RESULTS (JSON lines)
   s3.py table RESULTS INFO           the Markdown report for the case INFO names
@@ -172,14 +173,19 @@ def make_files(folder, count, seed):
 
 LOG_TIME = re.compile(r"^(\S+Z) ")
 LOG_OP = re.compile(r"resolved route op=(\w+)")
+LOG_CALL = re.compile(r"call\{start_time=([^}]*)\}")
+LOG_DURATION = re.compile(r"s3s::service: duration=([0-9.]+)(ns|µs|ms|s) ")
 LOG_COMPLETE = re.compile(r"path=/s3/multipart/\S+/complete .*micros=(\d+)")
 BYTE_OPS = {"UploadPart", "PutObject", "PostObject"}
+UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 def storelog(path, first_line, start):
     start = float(start)
     first = complete_at = api_complete = None
     ops = {}
+    # s3s's `call` span (start_time) ties each request's operation to its duration.
+    call_op, call_duration = {}, {}
     with open(path, errors="replace") as f:
         for n, line in enumerate(f, 1):
             if n < int(first_line):
@@ -188,6 +194,11 @@ def storelog(path, first_line, start):
             if m:
                 api_complete = int(m.group(1)) / 1e6
                 continue
+            call = LOG_CALL.search(line)
+            d = LOG_DURATION.search(line)
+            if d and call:
+                call_duration[call.group(1)] = float(d.group(1)) * UNITS[d.group(2)]
+                continue
             op = LOG_OP.search(line)
             t = LOG_TIME.match(line)
             if not op or not t:
@@ -195,17 +206,29 @@ def storelog(path, first_line, start):
             at = datetime.datetime.fromisoformat(t.group(1).replace("Z", "+00:00")).timestamp()
             op = op.group(1)
             ops[op] = ops.get(op, 0) + 1
+            if call:
+                call_op[call.group(1)] = (op, at)
             if op in BYTE_OPS and first is None:
                 first = at - start
             if op == "CompleteMultipartUpload":
                 complete_at = at - start
+    # Requests carrying bytes the store was working on at once, on average, from the first
+    # one's arrival to the last one's answer: how far a client overlaps its files and parts.
+    spans = [
+        (at, at + call_duration[c]) for c, (op, at) in call_op.items()
+        if op in BYTE_OPS and c in call_duration
+    ]
+    at_once = None
+    if spans:
+        elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
+        at_once = sum(e - s for s, e in spans) / elapsed if elapsed > 0 else None
 
     def cell(v):
         return "" if v is None else f"{v:.3f}"
 
     summary = ",".join(f"{k}:{v}" for k, v in sorted(ops.items()))
     # One per line: bash's `read` would merge empty tab-separated fields.
-    print(f"{cell(first)}\n{cell(complete_at)}\n{cell(api_complete)}\n{summary}")
+    print(f"{cell(first)}\n{cell(complete_at)}\n{cell(api_complete)}\n{summary}\n{cell(at_once)}")
 
 
 def rate(text):
@@ -227,8 +250,7 @@ def record(results, *pairs):
     run.update(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss_kb) / 1024)
     run["run"] = int(run["run"])
     run["ok"] = run["ok"] == "1"
-    for k in ("store_cpu", "first", "complete_at", "api_complete", "objects", "bytes", "limit",
-              "size"):
+    for k in ("store_cpu", "first", "complete_at", "api_complete", "objects", "bytes", "at_once"):
         if k in run:
             run[k] = float(run[k]) if run[k] != "" else None
     with open(results, "a") as f:
@@ -365,13 +387,13 @@ def table_1gib(runs, info):
     print()
     print("<details><summary>Every run</summary>")
     print()
-    print("| tool | run | OK | wall s | first part s | before Complete s | CPU s | peak RSS MiB | store CPU s | reelup API Complete s |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| tool | run | OK | wall s | first part s | before Complete s | CPU s | peak RSS MiB | store CPU s | reelup API Complete s | parts at once |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted(runs, key=lambda r: (r["tool"], r["run"])):
         print(
             f"| {r['tool']} | {r['run']} | {'yes' if r['ok'] else 'no'} | {r['wall']:.2f} "
             f"| {cell(r.get('first'))} | {cell(r['before'])} | {r['cpu']:.2f} | {r['rss']:.0f} "
-            f"| {cell(r.get('store_cpu'))} | {cell(r.get('api_complete'))} |"
+            f"| {cell(r.get('store_cpu'))} | {cell(r.get('api_complete'))} | {cell(r.get('at_once'), 1)} |"
         )
     print()
     print("</details>")
@@ -386,23 +408,24 @@ def table_many(runs, info):
         f"sizes from seed {info['seed']}), from a warm page cache",
     )
     print(
-        "| tool | settings | OK runs | files | bytes | wall s | CPU s (user+sys) | peak RSS MiB "
-        "| files/s | MB/s | store CPU s |"
+        "| tool | settings | OK runs | files | bytes | first byte s | wall s | CPU s (user+sys) "
+        "| peak RSS MiB | files/s | MB/s | store CPU s | at once |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    med = medians(runs, info["tools"], ["wall", "cpu", "rss", "store_cpu", "objects", "bytes"])
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    med = medians(runs, info["tools"], ["wall", "cpu", "rss", "store_cpu", "objects", "bytes", "first", "at_once"])
     for tool in info["tools"]:
         name, settings = tool["name"], tool["settings"]
         total_runs = sum(1 for r in runs if r["tool"] == name)
         if name not in med:
-            print(f"| {name} | {settings} | 0 of {total_runs} | | | failed | | | | | |")
+            print(f"| {name} | {settings} | 0 of {total_runs} | | | | failed | | | | | | |")
             continue
         good, m = med[name]["good"], med[name]
         print(
             f"| {name} | {settings} | {len(good)} of {total_runs} | {m['objects']:,.0f} "
-            f"| {m['bytes']:,.0f} | {fmt_range([r['wall'] for r in good], 2)} "
+            f"| {m['bytes']:,.0f} | {cell(m['first'])} | {fmt_range([r['wall'] for r in good], 2)} "
             f"| {fmt_range([r['cpu'] for r in good], 2)} | {fmt_range([r['rss'] for r in good], 0)} "
-            f"| {files / m['wall']:,.1f} | {total / 1e6 / m['wall']:,.0f} | {m['store_cpu']:.2f} |"
+            f"| {files / m['wall']:,.1f} | {total / 1e6 / m['wall']:,.0f} | {m['store_cpu']:.2f} "
+            f"| {cell(m['at_once'], 1)} |"
         )
     print()
     print("Targets (medians):")
@@ -415,13 +438,13 @@ def table_many(runs, info):
     print()
     print("<details><summary>Every run</summary>")
     print()
-    print("| tool | run | OK | objects | bytes | wall s | CPU s | peak RSS MiB | store CPU s | store requests |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| tool | run | OK | objects | bytes | first byte s | wall s | CPU s | peak RSS MiB | store CPU s | at once | store requests |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in sorted(runs, key=lambda r: (r["tool"], r["run"])):
         print(
             f"| {r['tool']} | {r['run']} | {'yes' if r['ok'] else 'no'} | {cell(r.get('objects'), 0)} "
-            f"| {cell(r.get('bytes'), 0)} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss']:.0f} "
-            f"| {cell(r.get('store_cpu'))} | {r.get('ops', '').replace(',', ', ')} |"
+            f"| {cell(r.get('bytes'), 0)} | {cell(r.get('first'))} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss']:.0f} "
+            f"| {cell(r.get('store_cpu'))} | {cell(r.get('at_once'), 1)} | {r.get('ops', '').replace(',', ', ')} |"
         )
     print()
     print("</details>")
