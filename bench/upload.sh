@@ -51,7 +51,7 @@ SETTINGS=(
   "$REELUP_PART_MIB MiB parts, $REELUP_PARTS_IN_FLIGHT in flight$REELUP_DEFAULTS"
   "awscli $AWSCLI_VERSION defaults: 8 MiB parts, 10 in flight"
   "rclone $RCLONE_VERSION, 8 MiB chunks, 4 in flight"
-  "curl $(curl --version | head -n 1 | awk '{print $2}'), one PUT"
+  "curl $(curl --version | awk 'NR == 1 {print $2}'), one PUT"
 )
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"

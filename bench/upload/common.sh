@@ -157,7 +157,8 @@ bench_start_server() {
     --part-size-mib "$REELUP_PART_MIB" --parts-in-flight "$REELUP_PARTS_IN_FLIGHT")
   REELUP_DEFAULTS=""
   [ "$REELUP_PART_MIB/$REELUP_PARTS_IN_FLIGHT" != 16/4 ] || REELUP_DEFAULTS=" (the CLI's defaults)"
-  RCLONE_VERSION="$(rclone version 2>/dev/null | head -n 1 | awk '{print $2}')"
+  # awk reads to the end: with `head`, rclone could die of SIGPIPE and pipefail end the script.
+  RCLONE_VERSION="$(rclone version 2>/dev/null | awk 'NR == 1 {print $2}')"
   TICKS="$(getconf CLK_TCK)"
 }
 
@@ -222,7 +223,7 @@ bench_perf() {
       --percent-limit 0.1 >"$WORK/report" 2>/dev/null || true
     echo
     echo "Top symbols of the $what by self time (perf report --no-children, $data;" \
-      "$(sed -n 's/^# Samples: \(.*\)/\1/p' "$WORK/report" | head -n 1)):"
+      "$(awk '/^# Samples: / && !n++ {sub(/^# Samples: /, ""); print}' "$WORK/report")):"
     echo
     echo '```'
     grep -v '^#' "$WORK/report" | grep -v '^$' | head -n "${PERF_TOP:-25}" || true
@@ -237,7 +238,7 @@ bench_info() {
   shift 2
   local cpu_model
   cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  [ -n "$cpu_model" ] || cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
+  [ -n "$cpu_model" ] || cpu_model="$(lscpu 2>/dev/null | awk -F': *' '/^Model name:/ && !n++ {print $2}')"
   python3 - "$out" "$case" "$(nproc)" "$cpu_model" "$(uname -r)" \
     "$(free -h | awk '/^Mem:/ {print $2}')" "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)" \
     "$RUNS" "$REV" "$@" <<'EOF'
