@@ -72,6 +72,9 @@ bench_setup() {
   mkdir -p "$WORK/no-ffmpeg"
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+  # set -e alone ends the script without a word; this says where.
+  set -E
+  trap 'printf "%s: line %s: a command failed (exit %s)\n" "$BENCH_NAME" "$LINENO" "$?" >&2' ERR
 }
 
 SERVER_PID=""
@@ -219,11 +222,11 @@ bench_perf() {
   local what data
   for what in client store; do
     data="$CACHE/perf-$name-$what.data"
-    perf report -i "$data" --no-children --stdio -g none -F overhead,comm,dso,sym \
+    perf report -i "$data" --no-children --stdio -g none -F overhead,dso,sym \
       --percent-limit 0.1 >"$WORK/report" 2>/dev/null || true
     echo
     echo "Top symbols of the $what by self time (perf report --no-children, $data;" \
-      "$(awk '/^# Samples: / && !n++ {sub(/^# Samples: /, ""); print}' "$WORK/report")):"
+      "samples: $(awk '/^# Samples: / && !n++ {sub(/^# Samples: /, ""); print}' "$WORK/report")):"
     echo
     echo '```'
     grep -v '^#' "$WORK/report" | grep -v '^$' | head -n "${PERF_TOP:-25}" || true
