@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables set here are for the sourcing scripts
 # Shared by bench/upload.sh, bench/many.sh and bench/limit-rate.sh (sourced, not run): the
 # tools they install, the store they all upload to, the peers' settings, how one client run
 # is timed, and what every table records about the machine and the code.
@@ -6,7 +7,7 @@
 # packages), then calls, in order: bench_setup, bench_start_server, and bench_timed per run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reelup-target}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/reelup-dev"
 RUNS="${RUNS:-3}"
