@@ -355,9 +355,36 @@ export type UploadItem = {
 	 *  decided.
 	 */
 	layout: Layout | null,
+	/**
+	 *  What was compared for a finished upload (a checksum the store checked, or ETags),
+	 *  and the same in words for History: "verified: CRC64NVME of the whole file".
+	 */
+	verified: Verification | null,
+	verifiedText: string | null,
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**  What was compared for a finished upload, as History and `reelup queue --json` show it. */
+export type Verification = 
+/**
+ *  The store checked every part's CRC-64/NVME and the whole object's, combined from
+ *  the parts the file was read into.
+ */
+"object_crc64nvme" | 
+/**  The store checked every part's CRC-64/NVME; it confirmed no whole-object checksum. */
+"parts_crc64nvme" | 
+/**  A POST whose CRC-64/NVME the store checked against the whole file. */
+"file_crc64nvme" | 
+/**  Every part's ETag matched the MD5 of the bytes sent. */
+"parts_md5" | 
+/**  The POST's ETag matched the MD5 of the whole file as sent. */
+"file_md5" | 
+/**
+ *  Nothing could be compared: the store answered neither a checksum nor an ETag that
+ *  is an MD5 (SSE-KMS, or a proxy that hides ETags).
+ */
+"unverified";
 
 /**
  *  A video's details as read from its container (`reelup_core::VideoDetails`, mirrored

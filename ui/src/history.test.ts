@@ -68,6 +68,21 @@ describe("HistoryView", () => {
     expect(date.textContent).toMatch(/2023/);
   });
 
+  it("says what was verified for each upload, and nothing for uploads that predate it", () => {
+    history.upsertMany([
+      doneItem({ id: 1, verified: "object_crc64nvme", verifiedText: "verified: CRC64NVME of the whole file" }),
+      doneItem({ id: 2, verified: "parts_md5", verifiedText: "verified: every part's MD5" }),
+      doneItem({ id: 3 }),
+    ]);
+    expect(byTestId("verified", row(1)).textContent).toBe("verified: CRC64NVME of the whole file");
+    expect(byTestId("verified", row(2)).textContent).toBe("verified: every part's MD5");
+    expect(byTestId("verified", row(3)).hidden).toBe(true);
+    // A row reused for another state of the item shows the new value.
+    history.upsert(doneItem({ id: 3, verified: "unverified", verifiedText: "not verified: the store answered no checksum to compare" }));
+    expect(byTestId("verified", row(3)).hidden).toBe(false);
+    expect(byTestId("verified", row(3)).textContent).toMatch(/^not verified/);
+  });
+
   it("searches name, key and link, ignoring case", () => {
     history.upsertMany([
       doneItem({ id: 1, name: "Holiday.mp4", key: "a/1.mp4", url: "https://cdn.example.com/a/1.mp4" }),

@@ -69,6 +69,8 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     posterUrl: null,
     indexPosition: null,
     layout: null,
+    verified: null,
+    verifiedText: null,
     ...over,
   };
 }
