@@ -660,3 +660,79 @@ async fn hostile_checksum_values_get_clear_refusals() {
     }
     assert_eq!(s.served(&up.key).await.0, StatusCode::NOT_FOUND);
 }
+
+/// The AWS SDK's own uploads (boto3, as aws-cli sends them: its default CRC32 for single
+/// PUTs and each part, as headers or as aws-chunked trailers) pass the local store's checks
+/// byte-identical, and a part whose CRC32 is wrong, in a header or in a trailer, is refused.
+#[tokio::test]
+async fn the_aws_sdks_checksummed_uploads_pass_and_a_wrong_one_is_refused() {
+    let python = std::env::var("REELUP_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("REELUP_TEST_PYTHON is not set: run `./dev test`, which installs boto3 in its venv")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = LocalOptions::new(dir.path().to_owned());
+    opts.store_keys = Some((
+        "REELUPTESTSDK".into(),
+        reelup_protocol::Secret::new("sdk-secret-key"),
+    ));
+    let stack = LocalStack::start(opts).await.expect("local stack");
+    let small = dir.path().join("small.bin");
+    let large = dir.path().join("large.bin");
+    std::fs::write(&small, file(1000)).expect("write");
+    std::fs::write(&large, file(12 * MIB + 3)).expect("write");
+    let script = r#"
+import sys, boto3, botocore.config, botocore.exceptions
+from boto3.s3.transfer import TransferConfig
+endpoint, small, large, where = sys.argv[1:5]
+if where == "trailer":
+    # botocore sends checksums as aws-chunked trailers only over TLS; the local store is
+    # plain HTTP, so it is told this is TLS for that one decision.
+    import types, botocore.httpchecksum
+    botocore.httpchecksum.urlparse = lambda url: types.SimpleNamespace(scheme="https")
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+    aws_access_key_id="REELUPTESTSDK", aws_secret_access_key="sdk-secret-key",
+    config=botocore.config.Config(s3={"addressing_style": "path"},
+        request_checksum_calculation="when_supported"))
+cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+for path, key in ((small, "sdk/small.bin"), (large, "sdk/large.bin")):
+    s3.upload_file(path, "reelup", key, Config=cfg)
+    got = s3.get_object(Bucket="reelup", Key=key)["Body"].read()
+    assert got == open(path, "rb").read(), key
+up = s3.create_multipart_upload(Bucket="reelup", Key="sdk/wrong.bin", ChecksumAlgorithm="CRC32")
+if where == "trailer":
+    # The SDK's own CRC32 made to lie: the trailer it sends after the body is wrong.
+    import botocore.httpchecksum as hc
+    for cls in (hc.Crc32Checksum, hc.CrtCrc32Checksum):
+        cls.digest = lambda self: b"\x00\x00\x00\x00"
+    try:
+        s3.upload_part(Bucket="reelup", Key="sdk/wrong.bin", UploadId=up["UploadId"],
+            PartNumber=2, Body=b"other bytes", ChecksumAlgorithm="CRC32")
+        print("trailer accepted")
+    except botocore.exceptions.ClientError as e:
+        print(e.response["Error"]["Code"], end=" ")
+try:
+    s3.upload_part(Bucket="reelup", Key="sdk/wrong.bin", UploadId=up["UploadId"], PartNumber=1,
+        Body=b"some bytes", ChecksumCRC32="AAAAAA==")
+    print("accepted")
+except botocore.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"])
+"#;
+    for checksums_in in ["header", "trailer"] {
+        let out = tokio::process::Command::new(&python)
+            .args(["-c", script, &stack.s3_endpoint])
+            .arg(&small)
+            .arg(&large)
+            .arg(checksums_in)
+            .output()
+            .await
+            .expect("python runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{checksums_in}: {stderr:.3000}");
+        let expected = if checksums_in == "trailer" {
+            "BadDigest BadDigest"
+        } else {
+            "BadDigest"
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+    }
+}
