@@ -14,7 +14,7 @@ const PART: usize = 5 * MIB;
 struct Stack {
     stack: LocalStack,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A file of `len` bytes that is not one repeated byte, so a flipped byte shows.
@@ -56,15 +56,29 @@ struct Upload {
 
 impl Stack {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let stack = LocalStack::start(LocalOptions::new(dir.path().to_owned()))
-            .await
-            .expect("local stack");
+        Self::start_in(tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// A stack keeping its data in `dir`, which may hold an earlier one's. The store's keys
+    /// are fixed, since s3s-fs ties an upload to the key that created it.
+    async fn start_in(dir: tempfile::TempDir) -> Self {
+        let mut opts = LocalOptions::new(dir.path().to_owned());
+        opts.store_keys = Some((
+            "REELUPCHECKSUMS".into(),
+            reelup_protocol::Secret::new("checksums-test-secret-key"),
+        ));
+        let stack = LocalStack::start(opts).await.expect("local stack");
         Self {
             stack,
             http: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// Stops this stack and starts another on the same data.
+    async fn restart(self) -> Self {
+        self.stack.shutdown().await;
+        Self::start_in(self.dir).await
     }
 
     fn token(&self) -> &str {
@@ -312,6 +326,58 @@ async fn a_part_with_a_flipped_byte_is_refused_and_not_kept() {
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(s.served(&up.key).await, (StatusCode::OK, whole));
+}
+
+/// The store's records of each part outlive a restart, as the upload does: the checks at
+/// complete still hold, and the listing still carries the parts' ETags.
+#[tokio::test]
+async fn part_checks_survive_a_restart() {
+    let s = Stack::start().await;
+    let whole = file(PART + 20);
+    let (up, parts) = s.upload_parts(&whole).await;
+    let s = s.restart().await;
+    let listed = s.listed_parts(&up).await;
+    let listed_etags: Vec<&str> = listed
+        .iter()
+        .map(|p| p["ETag"].as_str().unwrap_or(""))
+        .collect();
+    let sent_etags: Vec<&str> = parts.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(listed_etags, sent_etags);
+    let mut wrong = parts.clone();
+    wrong[0].1 = other_etag(&parts[0].1);
+    let (status, body) = s
+        .complete(
+            &up,
+            json!({"parts": parts_json(&wrong), "checksumCRC64NVME": crc(&whole)}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_part")),
+        "{body}"
+    );
+    let (status, body) = s
+        .complete(
+            &up,
+            json!({"parts": parts_json(&parts), "checksumCRC64NVME": crc(&whole[1..])}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_digest")),
+        "{body}"
+    );
+    let (status, done) = s
+        .complete(
+            &up,
+            json!({"parts": parts_json(&parts), "checksumCRC64NVME": crc(&whole)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["checksumCRC64NVME"], crc(&whole));
+    // Nothing is left of the upload's records once it is complete.
+    let ledger = s.dir.path().join(reelup_server::local::PART_LEDGER_DIR);
+    assert_eq!(std::fs::read_dir(&ledger).expect("ledger dir").count(), 0);
 }
 
 #[tokio::test]
