@@ -254,7 +254,8 @@ impl LocalStack {
                     opts.data_dir.join(PART_LEDGER_DIR).display()
                 )
             })?;
-        let mut builder = S3ServiceBuilder::new(checked_store::CheckedStore::new(fs, ledger));
+        let mut builder =
+            S3ServiceBuilder::new(checked_store::CheckedStore::new(fs, &s3_root, ledger));
         builder.set_auth(SimpleAuth::from_single(
             access_key.clone(),
             secret_key.clone(),

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 const MIB: usize = 1024 * 1024;
 const PART: usize = 5 * MIB;
+const STORE_KEY: &str = "REELUPCHECKSUMS";
+const STORE_SECRET: &str = "checksums-test-secret-key";
 
 struct Stack {
     stack: LocalStack,
@@ -63,10 +65,7 @@ impl Stack {
     /// are fixed, since s3s-fs ties an upload to the key that created it.
     async fn start_in(dir: tempfile::TempDir) -> Self {
         let mut opts = LocalOptions::new(dir.path().to_owned());
-        opts.store_keys = Some((
-            "REELUPCHECKSUMS".into(),
-            reelup_protocol::Secret::new("checksums-test-secret-key"),
-        ));
+        opts.store_keys = Some((STORE_KEY.into(), reelup_protocol::Secret::new(STORE_SECRET)));
         let stack = LocalStack::start(opts).await.expect("local stack");
         Self {
             stack,
@@ -208,6 +207,29 @@ impl Stack {
         (r.status(), r.bytes().await.expect("body").to_vec())
     }
 
+    /// The `x-amz-checksum-crc64nvme` the store's HEAD answers for `key`.
+    async fn store_checksum(&self, key: &str) -> Option<String> {
+        let store = reelup_server::store::ObjectStore::new(
+            self.stack.s3_endpoint.parse().expect("store URL"),
+            reelup_server::local::BUCKET,
+            reelup_server::local::REGION,
+            reelup_server::credentials::SigningKeys::fixed(STORE_KEY, STORE_SECRET),
+            true,
+            std::time::Duration::from_secs(60),
+        )
+        .expect("store");
+        let r = self
+            .http
+            .head(store.head_url(key))
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(r.status(), 200, "HEAD {key}");
+        r.headers()
+            .get("x-amz-checksum-crc64nvme")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
     /// Uploads `whole` in checked parts, all good; returns the upload and each part's ETag.
     async fn upload_parts(&self, whole: &[u8]) -> (Upload, Vec<(u32, String, String)>) {
         let up = self.create_checked(whole.len()).await;
@@ -286,6 +308,11 @@ async fn a_checked_upload_completes_with_the_whole_files_crc() {
     // The store's answer, combined from the parts' CRCs, is the CRC of the whole file.
     assert_eq!(done["checksumCRC64NVME"], expected, "{done}");
     assert_eq!(s.served(&up.key).await, (StatusCode::OK, whole));
+    // And the store keeps it: HEAD answers it, as S3 does.
+    assert_eq!(
+        s.store_checksum(&up.key).await.as_deref(),
+        Some(expected.as_str())
+    );
 }
 
 #[tokio::test]

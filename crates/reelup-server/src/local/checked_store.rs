@@ -18,7 +18,8 @@
 //!   stored part's is InvalidPart, a listed part CRC-64/NVME that is not the stored one is
 //!   InvalidPart, and a declared whole-object `x-amz-checksum-crc64nvme` that differs from
 //!   the parts' CRCs combined is BadDigest. A CRC64NVME upload's answer carries
-//!   `ChecksumCRC64NVME` and `ChecksumType: FULL_OBJECT`. No part is read again.
+//!   `ChecksumCRC64NVME` and `ChecksumType: FULL_OBJECT`, and HeadObject and GetObject
+//!   return that checksum afterwards. No part is read again.
 //! - ListParts: each part's ETag (and CRC-64/NVME for a CRC64NVME upload), which s3s-fs
 //!   leaves out.
 
@@ -32,12 +33,56 @@ use crate::checksum::Crc64Nvme;
 
 pub struct CheckedStore {
     inner: s3s_fs::FileSystem,
+    /// s3s-fs's root, where it keeps each object's ETag and checksums.
+    root: std::path::PathBuf,
     ledger: PartLedger,
 }
 
 impl CheckedStore {
-    pub fn new(inner: s3s_fs::FileSystem, ledger: PartLedger) -> Self {
-        Self { inner, ledger }
+    pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path, ledger: PartLedger) -> Self {
+        Self {
+            inner,
+            root: root.to_owned(),
+            ledger,
+        }
+    }
+
+    /// Records a completed object's CRC-64/NVME where s3s-fs 0.14.1 keeps an object's
+    /// checksums (`.bucket-<b64>.object-<b64>.internal.json` in its root, read back by
+    /// HeadObject and GetObject), dropping any other object's checksums left there: s3s-fs
+    /// keeps those when a multipart upload replaces an object. `tests/checksums.rs` reads
+    /// it back through HEAD, so a change of that layout fails a test.
+    async fn keep_object_checksum(
+        &self,
+        bucket: &str,
+        key: &str,
+        crc: Crc64Nvme,
+    ) -> std::io::Result<()> {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let path = self.root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            b64(bucket),
+            b64(key)
+        ));
+        let mut info: serde_json::Map<String, serde_json::Value> =
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => serde_json::from_slice(&bytes)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+                Err(e) => return Err(e),
+            };
+        info.retain(|name, _| !name.starts_with("checksum_"));
+        info.insert("checksum_crc64nvme".into(), crc.to_base64().into());
+        // s3s-fs's own temporary-file pattern, which it removes at start if left behind.
+        let tmp = self
+            .root
+            .join(format!(".tmp.reelup-{}.internal.part", Uuid::new_v4()));
+        tokio::fs::write(&tmp, serde_json::to_vec(&info)?).await?;
+        let renamed = tokio::fs::rename(&tmp, &path).await;
+        if renamed.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        renamed
     }
 }
 
@@ -285,7 +330,13 @@ impl S3 for CheckedStore {
             .and_then(|u| u.algorithm.as_deref())
             .is_some_and(|a| a == ChecksumAlgorithm::CRC64NVME)
             || req.input.checksum_crc64nvme.is_some();
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let mut resp = self.inner.complete_multipart_upload(req).await?;
+        if let (true, Some(crc)) = (full_object, whole)
+            && let Err(e) = self.keep_object_checksum(&bucket, &key, crc).await
+        {
+            tracing::warn!(error = %e, "local store: could not keep a completed object's checksum");
+        }
         if let Err(e) = self.ledger.forget(id).await {
             tracing::warn!(error = %e, "local store: could not drop a finished upload's part records");
         }
