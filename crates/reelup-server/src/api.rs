@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use reelup_protocol::companion::{CRC64NVME, CRC64NVME_HEADER};
 use reelup_protocol::{
     Aborted, AwsCredentials, CompleteMultipart, CreateMultipart, ErrorBody, Health, LinkPolicy,
     LinkRequest, LinkResponse, ListedPart, MultipartCompleted, MultipartStart, PostPolicy,
@@ -21,13 +22,14 @@ use reelup_protocol::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::checksum::Crc64Nvme;
 use crate::cloudfront::{Policy, SignedLinks};
 use crate::content_type::{ContentType, Pattern};
 use crate::credentials::StsIssuer;
 use crate::invite::{CodeError, Invite};
 use crate::post_policy::{PostPolicySpec, presign_post};
 use crate::secret::{Declared, ServerSecret};
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{CompletePart, ObjectStore, StoreError};
 use crate::users::{User, Users};
 
 /// S3's limit for one object.
@@ -223,6 +225,15 @@ impl From<StoreError> for ApiError {
                     ),
                 }
             }
+            // A checksum the store computed differs from the one signed or declared: bytes
+            // were damaged on the way, or the client's CRC is wrong. Nothing was kept.
+            StoreError::S3 { code, message, .. } if code == "BadDigest" => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_digest",
+                message: format!(
+                    "the store refused the object: its checksum does not match the one declared ({message}); the upload is still open: check the file and complete again, or upload it again"
+                ),
+            },
             StoreError::S3 { code, .. } if code == "NoSuchUpload" => Self {
                 status: StatusCode::NOT_FOUND,
                 code: "no_such_upload",
@@ -608,6 +619,9 @@ async fn params(
             ApiError::bad_request(format!("linkLifetimeSecs {s:?} is not a number of seconds"))
         })?),
     };
+    let crc64nvme = get("checksumCRC64NVME")
+        .map(|text| crc64nvme_param("checksumCRC64NVME", text))
+        .transpose()?;
     let key = new_key(&user.prefix, filename);
     let spec = PostPolicySpec {
         bucket: state.store.bucket_name(),
@@ -617,6 +631,7 @@ async fn params(
         max_size,
         exact_size,
         metadata: &metadata,
+        crc64nvme,
         lifetime: state.store.url_lifetime,
     };
     let fields = presign_post(
@@ -642,6 +657,7 @@ fn checked_declared(limits: &UploadLimits, body: &CreateMultipart) -> ApiResult<
     let declared = Declared {
         size: body.size,
         part_size: body.part_size,
+        crc64nvme: false,
     };
     let Some(size) = declared.size else {
         if declared.part_size.is_some() {
@@ -694,10 +710,14 @@ async fn create_multipart(
     body: Result<Json<CreateMultipart>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<MultipartStart>> {
     let Json(body) = body.map_err(|e| {
-        ApiError::json_body(e, r#"{"filename","type","metadata","size","partSize"}"#)
+        ApiError::json_body(
+            e,
+            r#"{"filename","type","metadata","size","partSize","checksumAlgorithm"}"#,
+        )
     })?;
     let content_type = checked_content_type(&state.limits, body.content_type.as_deref())?;
-    let declared = checked_declared(&state.limits, &body)?;
+    let mut declared = checked_declared(&state.limits, &body)?;
+    declared.crc64nvme = checked_checksum_algorithm(body.checksum_algorithm.as_deref())?;
     if body.filename.is_empty() {
         return Err(ApiError::bad_request("filename is required"));
     }
@@ -714,7 +734,7 @@ async fn create_multipart(
     let key = new_key(&user.prefix, &filename);
     let upload_id = state
         .store
-        .create_multipart(&key, content_type.as_str(), &metadata)
+        .create_multipart(&key, content_type.as_str(), &metadata, declared.crc64nvme)
         .await?;
     Ok(Json(MultipartStart {
         upload_id: state
@@ -722,7 +742,7 @@ async fn create_multipart(
             .seal_upload_id(&user.name, &key, &upload_id, declared),
         key,
         bucket: Some(state.store.bucket_name().to_owned()),
-        checksum_algorithm: None,
+        checksum_algorithm: declared.crc64nvme.then(|| CRC64NVME.to_owned()),
     }))
 }
 
@@ -731,6 +751,8 @@ struct KeyQuery {
     key: Option<String>,
     #[serde(rename = "partNumbers")]
     part_numbers: Option<String>,
+    /// A part's CRC-64/NVME to sign into its URL (Reelup's extension).
+    checksum: Option<String>,
 }
 
 impl KeyQuery {
@@ -804,13 +826,50 @@ impl Upload<'_> {
         Ok(number)
     }
 
-    fn part_url(&self, store: &ObjectStore, number: u16) -> url::Url {
+    fn part_url(&self, store: &ObjectStore, number: u16, crc: Option<Crc64Nvme>) -> url::Url {
         store.part_url(
             self.key,
             self.id,
             number,
             part_length(self.declared, u32::from(number)),
+            crc,
         )
+    }
+
+    /// The checksum to sign into part `number`'s URL: required for a checksummed upload,
+    /// refused for any other (S3 refuses a part checksum the upload was not created with).
+    fn part_checksum(&self, number: u16, given: Option<&str>) -> ApiResult<Option<Crc64Nvme>> {
+        match (self.declared.crc64nvme, given) {
+            (true, Some(text)) => crc64nvme_param("checksum", text).map(Some),
+            (true, None) => Err(ApiError::bad_request(format!(
+                "this upload was created with checksumAlgorithm {CRC64NVME}: sign part {number} with its checksum, pass ?checksum=<base64 of the part's CRC-64/NVME>"
+            ))),
+            (false, Some(_)) => Err(ApiError::bad_request(format!(
+                "this upload was created without checksumAlgorithm, so the store takes no part checksums for it: sign part {number} without ?checksum, or create the upload with \"checksumAlgorithm\": \"{CRC64NVME}\""
+            ))),
+            (false, None) => Ok(None),
+        }
+    }
+}
+
+/// A client's CRC-64/NVME from the parameter `name`, checked to be S3's exact form.
+fn crc64nvme_param(name: &str, text: &str) -> ApiResult<Crc64Nvme> {
+    Crc64Nvme::parse(text).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+}
+
+/// What a create body asks for in `checksumAlgorithm`: nothing, or the one algorithm of
+/// the extension. Anything else is refused rather than ignored, so a client never
+/// believes a check is made that is not.
+fn checked_checksum_algorithm(asked: Option<&str>) -> ApiResult<bool> {
+    match asked {
+        None => Ok(false),
+        Some(CRC64NVME) => Ok(true),
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            Err(ApiError::bad_request(format!(
+                "checksumAlgorithm {shown:?} is not supported: this server checks \"{CRC64NVME}\" (S3's full-object CRC-64/NVME), or leave checksumAlgorithm out"
+            )))
+        }
     }
 }
 
@@ -843,6 +902,13 @@ async fn sign_part(
     let upload = q.upload_of(&state.secret, &user, &upload_id)?;
     let expires = state.store.url_lifetime.as_secs();
     if part == "batch" {
+        // One checksum per part cannot be passed in one query; checksummed uploads sign
+        // each part on its own.
+        if upload.declared.crc64nvme || q.checksum.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "the batch route signs no checksums; this upload was created with checksumAlgorithm {CRC64NVME}: sign each part with GET /s3/multipart/{{uploadId}}/{{partNumber}}?key=...&checksum=<base64 CRC-64/NVME>"
+            )));
+        }
         let numbers = q.part_numbers.as_deref().unwrap_or_default();
         let mut wanted = std::collections::BTreeSet::new();
         for n in numbers.split(',').filter(|s| !s.is_empty()) {
@@ -860,15 +926,17 @@ async fn sign_part(
         }
         let presigned_urls = wanted
             .into_iter()
-            .map(|n| (u32::from(n), upload.part_url(&state.store, n).into()))
+            .map(|n| (u32::from(n), upload.part_url(&state.store, n, None).into()))
             .collect();
         return Ok(Json(SignedPartBatch { presigned_urls }).into_response());
     }
     let number = upload.part_number(&part)?;
+    let crc = upload.part_checksum(number, q.checksum.as_deref())?;
     Ok(Json(SignedPart {
-        url: upload.part_url(&state.store, number).into(),
+        url: upload.part_url(&state.store, number, crc).into(),
         expires: Some(expires),
-        headers: None,
+        // The signed header the PUT must carry, exactly as signed.
+        headers: crc.map(|crc| BTreeMap::from([(CRC64NVME_HEADER.to_owned(), crc.to_base64())])),
     })
     .into_response())
 }
@@ -909,9 +977,38 @@ async fn complete(
     if body.parts.is_empty() {
         return Err(ApiError::bad_request("parts must list at least one part"));
     }
+    let whole = match (
+        upload.declared.crc64nvme,
+        body.checksum_crc64nvme.as_deref(),
+    ) {
+        (true, Some(text)) => Some(crc64nvme_param("checksumCRC64NVME", text)?),
+        (true, None) => {
+            return Err(ApiError::bad_request(format!(
+                "this upload was created with checksumAlgorithm {CRC64NVME}: complete it with \"checksumCRC64NVME\", the base64 CRC-64/NVME of the whole file, so the store can check it"
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "this upload was created without checksumAlgorithm, so the store cannot check checksumCRC64NVME: leave it out, or create the upload with \"checksumAlgorithm\": \"{CRC64NVME}\""
+            )));
+        }
+        (false, None) => None,
+    };
     let mut parts: Vec<(u32, String)> = Vec::with_capacity(body.parts.len());
+    let mut part_crcs = std::collections::HashMap::new();
     for p in body.parts {
-        upload.part_number(&p.part_number.to_string())?;
+        let number = upload.part_number(&p.part_number.to_string())?;
+        if let Some(text) = p.checksum_crc64nvme.as_deref() {
+            if !upload.declared.crc64nvme {
+                return Err(ApiError::bad_request(format!(
+                    "part {number} lists ChecksumCRC64NVME, but this upload was created without checksumAlgorithm: leave part checksums out"
+                )));
+            }
+            part_crcs.insert(
+                p.part_number,
+                crc64nvme_param(&format!("part {number}'s ChecksumCRC64NVME"), text)?,
+            );
+        }
         parts.push((p.part_number, p.etag));
     }
     parts.sort_by_key(|(n, _)| *n);
@@ -967,7 +1064,15 @@ async fn complete(
         }
         return Err(refusal);
     }
-    state.store.complete(key, upload_id, &parts).await?;
+    let parts: Vec<CompletePart> = parts
+        .into_iter()
+        .map(|(number, etag)| CompletePart {
+            number,
+            etag,
+            crc64nvme: part_crcs.get(&number).copied(),
+        })
+        .collect();
+    let confirmed = state.store.complete(key, upload_id, &parts, whole).await?;
     let (streaming_url, streaming_url_expires_at) =
         state.streaming_link(key, body.link_lifetime_secs);
     // With signed links the bucket URL is of no use to anyone (the bucket is private), and
@@ -989,7 +1094,9 @@ async fn complete(
         bucket: Some(state.store.bucket_name().to_owned()),
         streaming_url: Some(streaming_url),
         streaming_url_expires_at,
-        checksum_crc64nvme: None,
+        // What the store confirmed, never the client's own value echoed: a store that
+        // checks nothing answers none, and the client knows the object went unchecked.
+        checksum_crc64nvme: confirmed.filter(|_| whole.is_some()),
     }))
 }
 
@@ -1144,6 +1251,7 @@ mod tests {
         let both = Declared {
             size: Some(12 * MIB + 1),
             part_size: Some(5 * MIB),
+            crc64nvme: false,
         };
         assert_eq!(last_part(both), 3);
         assert_eq!(part_length(both, 1), Some(5 * MIB));
@@ -1151,6 +1259,7 @@ mod tests {
         let exact = Declared {
             size: Some(10 * MIB),
             part_size: Some(5 * MIB),
+            crc64nvme: false,
         };
         assert_eq!(
             (last_part(exact), part_length(exact, 2)),
@@ -1159,11 +1268,13 @@ mod tests {
         let empty = Declared {
             size: Some(0),
             part_size: Some(5 * MIB),
+            crc64nvme: false,
         };
         assert_eq!((last_part(empty), part_length(empty, 1)), (1, Some(0)));
         let size_only = Declared {
             size: Some(11 * MIB),
             part_size: None,
+            crc64nvme: false,
         };
         assert_eq!((last_part(size_only), part_length(size_only, 1)), (3, None));
         assert_eq!(last_part(Declared::default()), 10_000);

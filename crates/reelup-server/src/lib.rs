@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cdn;
+pub mod checksum;
 pub mod cloudfront;
 pub mod config;
 pub mod content_type;

@@ -1,6 +1,7 @@
 //! `reelup-server --local`: the whole stack on loopback with no AWS account. An embedded
-//! S3-compatible store (s3s-fs) that checks SigV4 signatures and POST policies, the presign
-//! routes signing for it, and the CDN route serving what it stores.
+//! S3-compatible store (s3s-fs, wrapped to check digests and checksums as S3 does:
+//! [`checked_store`]) that checks SigV4 signatures and POST policies, the presign routes
+//! signing for it, and the CDN route serving what it stores.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,10 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod checked_store;
+mod part_ledger;
+mod verified_body;
 
 use crate::api::{ApiState, MAX_OBJECT_SIZE, UploadLimits, rate_limiter, router_with};
 use crate::credentials::SigningKeys;
@@ -33,6 +38,9 @@ const TOKEN_FILE: &str = "dev-token";
 const INVITED_FILE: &str = "invited-tokens";
 /// Keys the uploadId tags; kept so that uploads in progress survive a restart.
 pub const SECRET_FILE: &str = "server-secret";
+/// Beside the store's root (`s3`): what the store remembers of unfinished multipart
+/// uploads (each part's ETag and CRC), which s3s-fs does not.
+pub const PART_LEDGER_DIR: &str = "s3-parts";
 /// The local stack's CloudFront-style signing key (P-256, PKCS#8 PEM, mode 0600), kept so
 /// that links handed out survive a restart.
 pub const LINK_KEY_FILE: &str = "cloudfront-key.pem";
@@ -238,7 +246,16 @@ impl LocalStack {
         };
         let fs = s3s_fs::FileSystem::new(&s3_root)
             .map_err(|e| anyhow::anyhow!("cannot open the local store: {e:?}"))?;
-        let mut builder = S3ServiceBuilder::new(fs);
+        // s3s-fs checks no part and no complete; the wrapper checks them as S3 does.
+        let ledger = part_ledger::PartLedger::open(&opts.data_dir.join(PART_LEDGER_DIR))
+            .with_context(|| {
+                format!(
+                    "cannot create {}; choose another data dir with --data-dir",
+                    opts.data_dir.join(PART_LEDGER_DIR).display()
+                )
+            })?;
+        let mut builder =
+            S3ServiceBuilder::new(checked_store::CheckedStore::new(fs, &s3_root, ledger));
         builder.set_auth(SimpleAuth::from_single(
             access_key.clone(),
             secret_key.clone(),

@@ -45,6 +45,9 @@ pub struct PostPolicySpec<'a> {
     /// When the client declares its size, the policy allows exactly that many bytes.
     pub exact_size: Option<u64>,
     pub metadata: &'a [(String, String)],
+    /// The file's CRC-64/NVME (Reelup's extension): sent as the `x-amz-checksum-crc64nvme`
+    /// field, pinned like every field, so the store refuses a file that does not match.
+    pub crc64nvme: Option<crate::checksum::Crc64Nvme>,
     pub lifetime: std::time::Duration,
 }
 
@@ -84,6 +87,12 @@ pub fn presign_post(
     }
     for (name, value) in spec.metadata {
         fields.insert(format!("x-amz-meta-{name}"), value.clone());
+    }
+    if let Some(crc) = spec.crc64nvme {
+        fields.insert(
+            reelup_protocol::companion::CRC64NVME_HEADER.to_owned(),
+            crc.to_base64(),
+        );
     }
 
     let (min, max) = match spec.exact_size {
@@ -143,6 +152,7 @@ mod tests {
             max_size: 100,
             exact_size: Some(42),
             metadata: &meta,
+            crc64nvme: Some(crate::checksum::Crc64Nvme::of(b"123456789")),
             lifetime: std::time::Duration::from_secs(900),
         };
         let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
@@ -158,6 +168,10 @@ mod tests {
         assert!(conditions.contains(&serde_json::json!({"bucket": "b"})));
         assert!(conditions.contains(&serde_json::json!({"x-amz-meta-name": "clip.mp4"})));
         assert!(conditions.contains(&serde_json::json!({"success_action_status": "201"})));
+        assert!(
+            conditions.contains(&serde_json::json!({"x-amz-checksum-crc64nvme": "rosUhgp5mIg="}))
+        );
+        assert_eq!(fields["x-amz-checksum-crc64nvme"], "rosUhgp5mIg=");
         assert_eq!(
             fields["X-Amz-Credential"],
             "AK/20260102/us-east-1/s3/aws4_request"

@@ -62,7 +62,16 @@ pub struct Declared {
     pub size: Option<u64>,
     /// Every part's size but the last's.
     pub part_size: Option<u64>,
+    /// The upload was created with `checksumAlgorithm: "CRC64NVME"` (Reelup's extension):
+    /// every part must be signed with its CRC-64/NVME and complete must name the whole
+    /// object's.
+    pub crc64nvme: bool,
 }
+
+/// Marks a checksummed upload's sealing: `~size-partSize-crc64nvme-tag`. Uploads without
+/// checksums keep the three-field form, so uploadIds sealed before checksums existed
+/// still open.
+const CRC64NVME_MARK: &str = "crc64nvme";
 
 fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
     // Length-prefixed, so no choice of user, key or uploadId can shift bytes between fields.
@@ -185,11 +194,18 @@ impl ServerSecret {
         field(&mut mac, s3_upload_id.as_bytes());
         number(&mut mac, declared.size);
         number(&mut mac, declared.part_size);
+        // Only checksummed uploads add a field, so the tag of every other upload is the
+        // one sealed before this field existed. HMAC over distinct messages: a tag made
+        // with the field never verifies without it, nor the other way round.
+        if declared.crc64nvme {
+            field(&mut mac, CRC64NVME_MARK.as_bytes());
+        }
         hex::encode(&mac.finalize().into_bytes()[..TAG_LEN / 2])
     }
 
     /// The uploadId a client sees: S3's, then `~size-partSize-tag` (sizes empty when not
-    /// declared). Only characters that need no escaping in a URL are added.
+    /// declared), or `~size-partSize-crc64nvme-tag` for a checksummed upload. Only
+    /// characters that need no escaping in a URL are added.
     ///
     /// AWS ties an uploadId to its key, but not every S3-compatible store does (s3s-fs
     /// completes any uploadId under any key), so the binding is checked here.
@@ -200,8 +216,13 @@ impl ServerSecret {
         s3_upload_id: &str,
         declared: Declared,
     ) -> String {
+        let mark = if declared.crc64nvme {
+            format!("{CRC64NVME_MARK}-")
+        } else {
+            String::new()
+        };
         format!(
-            "{s3_upload_id}~{}-{}-{}",
+            "{s3_upload_id}~{}-{}-{mark}{}",
             shown(declared.size),
             shown(declared.part_size),
             self.tag(user, key, s3_upload_id, declared)
@@ -217,11 +238,19 @@ impl ServerSecret {
     ) -> Option<(&'a str, Declared)> {
         let (id, sealing) = sealed.rsplit_once('~')?;
         let mut fields = sealing.splitn(3, '-');
-        let declared = Declared {
-            size: parsed(fields.next()?)?,
-            part_size: parsed(fields.next()?)?,
+        let size = parsed(fields.next()?)?;
+        let part_size = parsed(fields.next()?)?;
+        let rest = fields.next()?;
+        let (crc64nvme, tag) = match rest.split_once('-') {
+            Some((CRC64NVME_MARK, tag)) => (true, tag),
+            Some(_) => return None,
+            None => (false, rest),
         };
-        let tag = fields.next()?;
+        let declared = Declared {
+            size,
+            part_size,
+            crc64nvme,
+        };
         let expected = self.tag(user, key, id, declared);
         bool::from(tag.as_bytes().ct_eq(expected.as_bytes())).then_some((id, declared))
     }
@@ -234,6 +263,7 @@ mod tests {
     const DECLARED: Declared = Declared {
         size: Some(6 << 20),
         part_size: Some(5 << 20),
+        crc64nvme: false,
     };
 
     #[test]
@@ -276,6 +306,50 @@ mod tests {
         assert_eq!(
             secret.open_upload_id("alice", "alice/k.mp4", &none),
             Some(("id", Declared::default()))
+        );
+    }
+
+    #[test]
+    fn checksummed_upload_ids_say_so_and_old_ones_still_open() {
+        let secret = ServerSecret::from_bytes([1; 32]);
+        let checked = Declared {
+            crc64nvme: true,
+            ..DECLARED
+        };
+        let sealed = secret.seal_upload_id("alice", "alice/k.mp4", "id", checked);
+        assert!(
+            sealed.starts_with("id~6291456-5242880-crc64nvme-"),
+            "{sealed}"
+        );
+        assert_eq!(
+            secret.open_upload_id("alice", "alice/k.mp4", &sealed),
+            Some(("id", checked))
+        );
+        // Dropping the mark (to sign parts without checksums) breaks the tag.
+        let unmarked = sealed.replacen("-crc64nvme-", "-", 1);
+        assert_eq!(
+            secret.open_upload_id("alice", "alice/k.mp4", &unmarked),
+            None
+        );
+        // Adding it to a plain upload's id breaks that tag too.
+        let plain = secret.seal_upload_id("alice", "alice/k.mp4", "id", DECLARED);
+        let marked = plain.replacen("5242880-", "5242880-crc64nvme-", 1);
+        assert_eq!(secret.open_upload_id("alice", "alice/k.mp4", &marked), None);
+        let other_mark = sealed.replacen("-crc64nvme-", "-crc32-", 1);
+        assert_eq!(
+            secret.open_upload_id("alice", "alice/k.mp4", &other_mark),
+            None
+        );
+        // An uploadId sealed before checksums existed (its tag computed outside Rust from
+        // the v2 layout): it still opens, as a plain upload.
+        let before = "id~6291456-5242880-75fa0119c629b5ed3281dbb80cdd5ed5";
+        assert_eq!(
+            secret.open_upload_id("alice", "alice/k.mp4", before),
+            Some(("id", DECLARED))
+        );
+        assert_eq!(
+            secret.open_upload_id("alice", "alice/k.mp4", &plain),
+            Some(("id", DECLARED))
         );
     }
 

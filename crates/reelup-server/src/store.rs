@@ -12,6 +12,9 @@ use reelup_protocol::s3_xml::{elements, text_of};
 use rusty_s3::{Bucket, UrlStyle};
 use url::Url;
 
+use reelup_protocol::companion::{CRC64NVME, CRC64NVME_HEADER};
+
+use crate::checksum::Crc64Nvme;
 use crate::credentials::SigningKeys;
 
 /// The time signatures are made at. A seam so that tests can sign in the past and get
@@ -65,6 +68,20 @@ pub fn without_secrets(e: reqwest::Error) -> String {
     }
     text
 }
+
+/// One part as complete lists it to the store.
+#[derive(Debug, Clone)]
+pub struct CompletePart {
+    pub number: u32,
+    pub etag: String,
+    /// The part's CRC-64/NVME, for a checksummed upload.
+    pub crc64nvme: Option<Crc64Nvme>,
+}
+
+/// S3's request headers for checksums ("Checking object integrity in Amazon S3").
+pub const CHECKSUM_ALGORITHM_HEADER: &str = "x-amz-checksum-algorithm";
+pub const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
+pub const FULL_OBJECT: &str = "FULL_OBJECT";
 
 /// One part S3 holds for an unfinished multipart upload.
 #[derive(Debug, Clone)]
@@ -156,13 +173,16 @@ impl ObjectStore {
     }
 
     /// A presigned UploadPart URL. With `content_length`, the length is a signed header:
-    /// the store refuses the part unless it is exactly that long.
+    /// the store refuses the part unless it is exactly that long. With `crc64nvme`, so is
+    /// the part's `x-amz-checksum-crc64nvme`: the request must carry exactly that value,
+    /// and the store refuses a body whose CRC differs (BadDigest).
     pub fn part_url(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u16,
         content_length: Option<u64>,
+        crc64nvme: Option<Crc64Nvme>,
     ) -> Url {
         let keys = self.keys.current();
         let mut action = self
@@ -172,6 +192,11 @@ impl ObjectStore {
             action
                 .headers_mut()
                 .insert("content-length", len.to_string());
+        }
+        if let Some(crc) = crc64nvme {
+            action
+                .headers_mut()
+                .insert(CRC64NVME_HEADER, crc.to_base64());
         }
         action.sign_with_time(self.url_lifetime, &self.now())
     }
@@ -233,27 +258,34 @@ impl ObjectStore {
         }
     }
 
+    /// Creates a multipart upload. With `crc64nvme`, the store is told that every part and
+    /// the whole object carry a CRC-64/NVME, combined into a full-object checksum
+    /// (`ChecksumAlgorithm=CRC64NVME`, `ChecksumType=FULL_OBJECT`).
     pub async fn create_multipart(
         &self,
         key: &str,
         content_type: &str,
         metadata: &[(String, String)],
+        crc64nvme: bool,
     ) -> Result<String, StoreError> {
         let keys = self.keys.current();
         let mut action = CreateMultipartUpload::new(&self.bucket, Some(&keys.s3), key);
         // Signed headers: the store must see exactly these values.
-        action
-            .headers_mut()
-            .insert("content-type", content_type.to_owned());
+        let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
         for (name, value) in metadata {
-            action
-                .headers_mut()
-                .insert(format!("x-amz-meta-{name}"), value.clone());
+            headers.push((format!("x-amz-meta-{name}"), value.clone()));
+        }
+        if crc64nvme {
+            headers.push((CHECKSUM_ALGORITHM_HEADER.to_owned(), CRC64NVME.to_owned()));
+            headers.push((CHECKSUM_TYPE_HEADER.to_owned(), FULL_OBJECT.to_owned()));
+        }
+        for (name, value) in &headers {
+            action.headers_mut().insert(name.clone(), value.clone());
         }
         let url = action.sign(OWN_REQUEST_LIFETIME);
-        let mut req = self.http.post(url).header("content-type", content_type);
-        for (name, value) in metadata {
-            req = req.header(format!("x-amz-meta-{name}"), value);
+        let mut req = self.http.post(url);
+        for (name, value) in &headers {
+            req = req.header(name, value);
         }
         let body = self.send(req).await?;
         let parsed = CreateMultipartUpload::parse_response(&body)
@@ -304,29 +336,58 @@ impl ObjectStore {
         Ok(parts)
     }
 
-    /// Completes with the client's own part numbers (rusty-s3's body would renumber them).
+    /// Completes with the client's own part numbers (rusty-s3's body would renumber them
+    /// and has no checksums). With `whole`, the whole object's CRC-64/NVME goes in signed
+    /// headers for the store to check, and what the store answers for it is returned.
     pub async fn complete(
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, String)],
-    ) -> Result<(), StoreError> {
+        parts: &[CompletePart],
+        whole: Option<Crc64Nvme>,
+    ) -> Result<Option<String>, StoreError> {
         let keys = self.keys.current();
-        let url = self
-            .bucket
-            .complete_multipart_upload(Some(&keys.s3), key, upload_id, std::iter::empty())
-            .sign(OWN_REQUEST_LIFETIME);
+        let mut action = self.bucket.complete_multipart_upload(
+            Some(&keys.s3),
+            key,
+            upload_id,
+            std::iter::empty(),
+        );
+        let headers: Vec<(&str, String)> = match whole {
+            Some(crc) => vec![
+                (CRC64NVME_HEADER, crc.to_base64()),
+                (CHECKSUM_TYPE_HEADER, FULL_OBJECT.to_owned()),
+            ],
+            None => Vec::new(),
+        };
+        for (name, value) in &headers {
+            action.headers_mut().insert(*name, value.clone());
+        }
+        let url = action.sign(OWN_REQUEST_LIFETIME);
         let mut body = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in parts {
-            let etag = etag.trim_matches('"');
+        for part in parts {
+            let etag = part.etag.trim_matches('"');
             body.push_str(&format!(
-                "<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>",
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag>",
+                part.number,
                 xml_escape(etag)
             ));
+            if let Some(crc) = part.crc64nvme {
+                // Base64 needs no escaping.
+                body.push_str(&format!(
+                    "<ChecksumCRC64NVME>{}</ChecksumCRC64NVME>",
+                    crc.to_base64()
+                ));
+            }
+            body.push_str("</Part>");
         }
         body.push_str("</CompleteMultipartUpload>");
-        self.send(self.http.post(url).body(body)).await?;
-        Ok(())
+        let mut req = self.http.post(url).body(body);
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        let answer = self.send(req).await?;
+        Ok(text_of(&answer, "ChecksumCRC64NVME").map(str::to_owned))
     }
 
     /// Writes `body` at `key` only if nothing is there yet (`If-None-Match: *`, signed, so

@@ -512,6 +512,44 @@ fn bend(key: &str, prefix: &str, id: &str, ext: &Option<String>, how: u8) -> Str
     }
 }
 
+// ------------------------------------------------------------- checksum values from clients
+
+proptest! {
+    #![proptest_config(cases(1024))]
+
+    /// Every CRC parses back from its S3 form, and changing any one character of that form
+    /// gives another CRC or a refusal, never the same one.
+    #[test]
+    fn crc64nvme_values_round_trip_and_every_edit_is_seen(
+        value in any::<u64>(),
+        at in 0usize..12,
+        to in any::<char>(),
+    ) {
+        use reelup_server::checksum::Crc64Nvme;
+        let text = Crc64Nvme(value).to_base64();
+        prop_assert_eq!(text.len(), 12);
+        prop_assert_eq!(Crc64Nvme::parse(&text), Ok(Crc64Nvme(value)));
+        let mut chars: Vec<char> = text.chars().collect();
+        prop_assume!(chars[at] != to);
+        chars[at] = to;
+        let edited: String = chars.into_iter().collect();
+        prop_assert_ne!(Crc64Nvme::parse(&edited), Ok(Crc64Nvme(value)), "{}", edited);
+    }
+
+    /// Any text at all: a CRC or a refusal that says what was wrong, briefly.
+    #[test]
+    fn arbitrary_checksum_text_never_panics(text in prop_oneof![
+        any::<String>(),
+        "[A-Za-z0-9+/=_-]{10,14}",
+    ]) {
+        use reelup_server::checksum::Crc64Nvme;
+        match Crc64Nvme::parse(&text) {
+            Ok(crc) => prop_assert_eq!(crc.to_base64(), text),
+            Err(message) => prop_assert!(message.len() < 400, "{}", message),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(cases(512))]
 
