@@ -37,11 +37,14 @@ fn small_and_large_files_stream_back_byte_identical() {
         .collect();
     assert_eq!(lines.len(), 2, "{stdout}");
 
-    for (line, path, sha, ext) in [
-        (&lines[0], &small, &small_sha, ".mp4"),
-        (&lines[1], &large, &large_sha, ".mov"),
+    // reelup-server signs CRC-64/NVME checksums: the store checked the small file's whole
+    // CRC in its POST, and the large one's every part and the whole object's.
+    for (line, path, sha, ext, verified) in [
+        (&lines[0], &small, &small_sha, ".mp4", "file_crc64nvme"),
+        (&lines[1], &large, &large_sha, ".mov", "object_crc64nvme"),
     ] {
         assert_eq!(line["file"], path.to_str().expect("utf8"));
+        assert_eq!(line["verified"], verified, "{line}");
         let key = line["key"].as_str().expect("key");
         assert!(key.ends_with(ext), "key {key} keeps the extension only");
         let url = line["url"].as_str().expect("url");

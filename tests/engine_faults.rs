@@ -168,9 +168,21 @@ async fn uploads_survive_drops_errors_delays_and_flipped_bytes() {
     let puts = r.part_puts();
     let faulted: Vec<_> = puts.iter().filter(|s| s.fault.is_some()).collect();
     assert_eq!(faulted.len(), 5, "every fault hit once: {faulted:?}");
-    // The flipped part was refused (BadDigest) and sent again; 5 parts, 4 faults that
-    // forced a resend, so at least 9 PUTs.
+    // The flipped part was refused by the store (its CRC-64/NVME, signed into the URL, did
+    // not match: BadDigest) and sent again; 5 parts, 4 faults that forced a resend, so at
+    // least 9 PUTs.
+    let flipped = faulted
+        .iter()
+        .find(|s| matches!(s.fault, Some(FaultKind::FlipByte { .. })))
+        .expect("the flipped part");
+    assert_eq!(flipped.status, Some(400), "{flipped:?}");
     assert!(puts.len() >= 9, "{} part PUTs", puts.len());
+    let item = r.queue.get(id).expect("item");
+    assert_eq!(
+        item.verified,
+        Some(reelup_core::Verification::ObjectCrc64nvme),
+        "the store checked every part's CRC and the whole object's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

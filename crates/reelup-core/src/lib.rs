@@ -35,7 +35,7 @@ pub mod watch;
 pub use endpoint::{CompanionClient, PresignEndpoint, check_presigned_url};
 pub use engine::{
     BandwidthLimit, MAX_PARTS, MIN_PART_SIZE, PartPlan, Progress, ProgressFn, RetryPolicy,
-    UploadOptions,
+    UploadOptions, Verification,
 };
 pub use error::{ErrorCode, UnknownErrorCode, UploadError, redact_urls};
 pub use media::{
