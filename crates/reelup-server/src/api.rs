@@ -211,17 +211,23 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             // The parts the client named do not fit together: its mistake, not the store's.
-            StoreError::S3 { code, .. }
+            StoreError::S3 { code, message, .. }
                 if matches!(
                     code.as_str(),
                     "InvalidPart" | "InvalidPartOrder" | "EntityTooSmall"
                 ) =>
             {
+                // The store's own words say which part and what did not match.
+                let said = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", message.chars().take(300).collect::<String>())
+                };
                 Self {
                     status: StatusCode::BAD_REQUEST,
                     code: "invalid_part",
                     message: format!(
-                        "the store refused the parts ({code}); complete with each part's number and the ETag its upload returned"
+                        "the store refused the parts ({code}{said}); complete with each part's number and the ETag (and checksum) its upload returned"
                     ),
                 }
             }

@@ -105,6 +105,15 @@ pub struct ObjectStore {
 /// How long the server's own requests to the store stay signed for; they are sent at once.
 const OWN_REQUEST_LIFETIME: Duration = Duration::from_secs(60);
 
+/// The five predefined XML entities back to their characters (store messages quote ETags).
+fn xml_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -234,7 +243,7 @@ impl ObjectStore {
             return Err(StoreError::S3 {
                 status: status.as_u16(),
                 code: text_of(&body, "Code").unwrap_or_default().to_owned(),
-                message: text_of(&body, "Message").unwrap_or_default().to_owned(),
+                message: xml_unescape(text_of(&body, "Message").unwrap_or_default()),
             });
         }
         Ok(body)

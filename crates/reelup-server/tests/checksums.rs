@@ -483,6 +483,12 @@ async fn a_wrong_etag_or_part_checksum_at_complete_is_an_invalid_part() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"], "invalid_part", "{body}");
+        // The store's words name the part that did not match.
+        let message = body["message"].as_str().expect("message");
+        assert!(
+            message.contains("part 1") || message.contains("part 2"),
+            "{message}"
+        );
         assert_eq!(s.served(&up.key).await.0, StatusCode::NOT_FOUND);
     }
     // The same holds for an upload without checksums: a wrong ETag is refused.
