@@ -56,9 +56,15 @@ async fn small_files_overlap_within_the_parts_limit_and_arrive_intact() {
         .env("REELUP_CDN", &stack.cdn)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("reelup"))
         .await
         .expect("join");
+    // A figure for the record (docs/benchmarks.md), not a check: timings vary by machine.
+    eprintln!(
+        "{FILES} files at {IN_FLIGHT} parts in flight: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -102,28 +102,48 @@ async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError>
     Ok(out.stdout)
 }
 
-/// Makes and uploads a poster for each finished item of `ids` that has none. Never fails
-/// the upload: a video with no poster is still a finished upload, so problems are said on
-/// stderr. Without ffmpeg this says so once and stops.
+/// Posters drawn at once: each is one ffmpeg process decoding a frame (CPU), then one
+/// small upload; a folder of 1,000 clips one after the other would add minutes after the
+/// last upload.
+fn posters_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// Makes and uploads a poster for each finished item of `ids` that has none, a few at
+/// once. Never fails the upload: a video with no poster is still a finished upload, so
+/// problems are said on stderr. Without ffmpeg this says so once and stops.
 pub async fn add_posters(queue: &Queue, ids: &[i64]) {
-    for id in ids {
-        let Ok(item) = queue.get(*id) else { continue };
-        if item.state != ItemState::Done || item.poster_url.is_some() {
-            continue;
-        }
-        let jpeg = match make_poster(&item.path).await {
-            Ok(jpeg) => jpeg,
-            Err(PosterError::NoFfmpeg) => {
-                eprintln!("reelup: no posters: ffmpeg not found");
-                return;
+    use futures::StreamExt;
+    // Once ffmpeg is known to be missing, the rest are not tried (and it is said once).
+    let no_ffmpeg = std::sync::atomic::AtomicBool::new(false);
+    futures::stream::iter(ids)
+        .for_each_concurrent(posters_at_once(), |id| {
+            let no_ffmpeg = &no_ffmpeg;
+            async move {
+                if no_ffmpeg.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(item) = queue.get(*id) else { return };
+                if item.state != ItemState::Done || item.poster_url.is_some() {
+                    return;
+                }
+                let jpeg = match make_poster(&item.path).await {
+                    Ok(jpeg) => jpeg,
+                    Err(PosterError::NoFfmpeg) => {
+                        if !no_ffmpeg.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            eprintln!("reelup: no posters: ffmpeg not found");
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        eprintln!("reelup: {}: no poster: {e}", item.path.display());
+                        return;
+                    }
+                };
+                if let Err(e) = queue.upload_poster(*id, jpeg).await {
+                    eprintln!("reelup: {}: no poster: {e}", item.path.display());
+                }
             }
-            Err(e) => {
-                eprintln!("reelup: {}: no poster: {e}", item.path.display());
-                continue;
-            }
-        };
-        if let Err(e) = queue.upload_poster(*id, jpeg).await {
-            eprintln!("reelup: {}: no poster: {e}", item.path.display());
-        }
-    }
+        })
+        .await;
 }

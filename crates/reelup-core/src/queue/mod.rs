@@ -665,3 +665,119 @@ fn watched_candidate(store: &QueueStore, path: &Path) -> Result<Option<PathBuf>,
     }
     Ok(Some(path))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn queue(dir: &Path) -> Arc<UploadQueue<crate::CompanionClient>> {
+        let store = QueueStore::open(&dir.join("queue.sqlite3")).expect("open");
+        let http = reqwest::Client::new();
+        // Never asked: adding sends nothing.
+        UploadQueue::new(
+            store,
+            |t: &Target| crate::CompanionClient::new(reqwest::Client::new(), &t.endpoint, None),
+            http,
+            QueueOptions::default(),
+        )
+    }
+
+    fn target() -> Target {
+        Target::new("http://127.0.0.1:9", "http://127.0.0.1:9/cdn")
+    }
+
+    /// A folder of clips is one commit and one event, not two commits and an event per
+    /// file; a file that cannot be read fails alone.
+    #[test]
+    fn adding_many_files_is_one_transaction_and_one_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue(dir.path());
+        let mut paths: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let path = dir.path().join(format!("clip{i}.mp4"));
+                std::fs::write(&path, vec![i as u8; 1000 + i]).expect("write");
+                path
+            })
+            .collect();
+        paths.insert(7, dir.path().join("gone.mp4"));
+        let mut events = queue.subscribe();
+        let commits = queue.store().count_commits();
+
+        let results = queue.add_many(&paths, &target()).expect("added");
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one transaction");
+        assert_eq!(results.len(), 41);
+        assert!(matches!(
+            &results[7],
+            Err(UploadError::FileNotFound { path }) if path.ends_with("gone.mp4")
+        ));
+        let ids: Vec<i64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(ids.len(), 40);
+        // In the order given, each file its own item.
+        for (id, path) in ids.iter().zip(paths.iter().filter(|p| p.exists())) {
+            assert_eq!(&queue.get(*id).expect("get").path, path);
+        }
+        match events.try_recv().expect("an event") {
+            QueueEvent::Added { items } => {
+                assert_eq!(items.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+                assert!(items.iter().all(|i| i.state == ItemState::Queued));
+            }
+            other => panic!("expected one Added event, got {other:?}"),
+        }
+        assert!(events.try_recv().is_err(), "one event for the batch");
+
+        // The same unchanged files again: their items, not new ones, still one commit.
+        let again = queue.add_many(&paths[..3], &target()).expect("again");
+        assert_eq!(commits.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            again
+                .into_iter()
+                .map(|r| r.expect("id"))
+                .collect::<Vec<_>>(),
+            ids[..3]
+        );
+        assert_eq!(queue.ids_in(&[ItemState::Queued]).expect("ids"), ids);
+    }
+
+    /// A watched folder's batch: links refused, content taken in before skipped, the rest
+    /// in one transaction.
+    #[test]
+    fn a_watched_batch_is_one_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue(dir.path());
+        let a = dir.path().join("a.mp4");
+        let b = dir.path().join("b.mp4");
+        let same_as_a = dir.path().join("a copy.mp4");
+        std::fs::write(&a, b"first clip").expect("write");
+        std::fs::write(&b, b"second clip").expect("write");
+        std::fs::copy(&a, &same_as_a).expect("copy");
+        let link = dir.path().join("link.mp4");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&a, &link).expect("symlink");
+        #[cfg(not(unix))]
+        std::fs::write(&link, b"not a link here").expect("write");
+        let commits = queue.store().count_commits();
+        let files: Vec<(PathBuf, Target)> = [&a, &b, &link]
+            .into_iter()
+            .map(|p| (p.clone(), target()))
+            .collect();
+
+        let results = queue.add_watched_many(&files).expect("added");
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one transaction");
+        assert!(matches!(results[0], Ok(Some(_))));
+        assert!(matches!(results[1], Ok(Some(_))));
+        #[cfg(unix)]
+        assert!(matches!(results[2], Err(UploadError::Symlink { .. })));
+
+        // The same content under another name is known; so is a file seen unchanged.
+        let results = queue
+            .add_watched_many(&[(same_as_a, target()), (b, target())])
+            .expect("again");
+        assert!(matches!(results[0], Ok(None)), "{results:?}");
+        assert!(matches!(results[1], Ok(None)), "{results:?}");
+    }
+}

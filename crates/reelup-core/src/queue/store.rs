@@ -571,6 +571,18 @@ impl QueueStore {
         &self.path
     }
 
+    /// Counts this connection's commits from now on, for tests of what is batched.
+    #[cfg(test)]
+    pub(crate) fn count_commits(&self) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = commits.clone();
+        self.conn.commit_hook(Some(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            false
+        }));
+        commits
+    }
+
     /// Queues a file, unless the same file (path and fingerprint) is already queued or
     /// uploading; returns the item's id either way.
     pub fn add(&self, path: &Path, fp: &Fingerprint, target: &Target) -> Result<i64, QueueError> {
@@ -1176,6 +1188,52 @@ mod tests {
                 .map(|i| i.id),
             Some(one)
         );
+    }
+
+    /// The scheduler's claim for small files only: a large file, or one with a multipart
+    /// upload on record, waits for a place among the files at once; `only` still holds.
+    #[test]
+    fn a_claim_below_a_size_takes_only_files_that_go_by_post() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
+        let large = store
+            .add(Path::new("/l.mp4"), &fp(100), &target())
+            .expect("add");
+        let begun = store
+            .add(Path::new("/b.mp4"), &fp(5), &target())
+            .expect("add");
+        store.set_multipart(begun, "k", "up", 5).expect("multipart");
+        let small = store
+            .add(Path::new("/s.mp4"), &fp(6), &target())
+            .expect("add");
+        let other = store
+            .add(Path::new("/o.mp4"), &fp(7), &target())
+            .expect("add");
+        let lease = Duration::from_secs(60);
+        let only = [large, begun, small];
+        let small_only = Claim {
+            only: Some(&only),
+            below: Some(50),
+        };
+        let claimed = |store: &mut QueueStore, claim: &Claim<'_>| {
+            store
+                .claim("elsewhere:1", lease, claim)
+                .expect("claim")
+                .map(|i| i.id)
+        };
+        assert_eq!(claimed(&mut store, &small_only), Some(small));
+        assert_eq!(
+            claimed(&mut store, &small_only),
+            None,
+            "{other} is not ours"
+        );
+        let any = Claim {
+            only: Some(&only),
+            below: None,
+        };
+        assert_eq!(claimed(&mut store, &any), Some(large));
+        assert_eq!(claimed(&mut store, &any), Some(begun));
+        assert_eq!(claimed(&mut store, &any), None);
     }
 
     #[test]
