@@ -485,7 +485,27 @@ pub(crate) async fn drive(
     }
     let interactive = std::io::stderr().is_terminal() && !json;
     let progress = tokio::spawn(show_progress(queue.subscribe(), interactive, ids.clone()));
+    // Posters are drawn as files finish, while the others upload.
+    let uploads_done = CancellationToken::new();
+    let drawing = posters.then(|| {
+        tokio::spawn(poster::as_they_finish(
+            queue.clone(),
+            queue.subscribe(),
+            ids.iter().copied().collect(),
+            uploads_done.clone(),
+        ))
+    });
     let run = queue.run(Some(ids.clone()), stop.clone()).await;
+    uploads_done.cancel();
+    let drawn = match drawing {
+        // Interrupted: no waiting for ffmpeg.
+        Some(task) if stop.is_cancelled() => {
+            task.abort();
+            Default::default()
+        }
+        Some(task) => task.await.unwrap_or_default(),
+        None => Default::default(),
+    };
     progress.abort();
     if let Err(e) = run {
         eprintln!("reelup: {e}");
@@ -496,7 +516,13 @@ pub(crate) async fn drive(
         return ExitCode::from(130);
     }
     if posters {
-        poster::add_posters(queue, &ids).await;
+        // What the drawing as they finished missed (an event lost in a burst).
+        let missed: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !drawn.contains(id))
+            .collect();
+        poster::add_posters(queue, &missed).await;
     }
     let mut failed = 0;
     for id in &ids {
