@@ -107,3 +107,127 @@ async fn small_files_overlap_within_the_parts_limit_and_arrive_intact() {
         "{peak} uploads were on the wire at once; the parts-in-flight limit is {IN_FLIGHT}"
     );
 }
+
+/// The `uploadId` of a part upload's query.
+fn upload_id(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("uploadId="))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_keep_to_files_at_once_while_small_ones_go_ahead() {
+    const MIB: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stack, proxy) = stack_behind_proxy(dir.path()).await;
+    proxy.inject(Fault::always(
+        Match::Any,
+        FaultKind::Delay(Duration::from_millis(100)),
+    ));
+    let clips = dir.path().join("clips");
+    std::fs::create_dir(&clips).expect("mkdir");
+    // Queued first: four files of three 5 MiB parts each, then twelve small ones.
+    let mut files: Vec<_> = (0..4)
+        .map(|i| random_file(&clips, &format!("large{i}.mp4"), 11 * MIB + i))
+        .collect();
+    files.extend((0..12).map(|i| random_file(&clips, &format!("small{i:02}.mp4"), 100 * KIB + i)));
+
+    let data = dir.path().join("data");
+    let mut cmd = reelup_command(&data.join("config"), &data);
+    cmd.arg("upload")
+        .args(files.iter().map(|(path, _)| path))
+        .args([
+            "--json",
+            "--parts-in-flight",
+            &IN_FLIGHT.to_string(),
+            "--multipart-threshold-mib",
+            "5",
+            "--part-size-mib",
+            "5",
+        ])
+        .env("REELUP_TOKEN", stack.token.expose())
+        .env("REELUP_ENDPOINT", &stack.endpoint)
+        .env("REELUP_CDN", &stack.cdn)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("reelup");
+    // Multipart uploads with a part on the wire at once, sampled while it runs: a sample
+    // can miss a moment, never invent one.
+    let mut most_at_once = 0;
+    // Request bodies on the wire at once (parts and POSTs), sampled the same way.
+    let mut most_bodies = 0;
+    while child.try_wait().expect("wait").is_none() {
+        let seen = proxy.requests();
+        let bodies = seen
+            .iter()
+            .filter(|s| s.status.is_none())
+            .filter(|s| {
+                (s.method == Method::POST && s.query.is_none())
+                    || (s.method == Method::PUT && s.query.as_deref().and_then(upload_id).is_some())
+            })
+            .count();
+        most_bodies = most_bodies.max(bodies);
+        let mut uploading: Vec<String> = seen
+            .iter()
+            .filter(|s| s.status.is_none() && s.method == Method::PUT)
+            .filter_map(|s| s.query.as_deref().and_then(upload_id).map(str::to_owned))
+            .collect();
+        uploading.sort();
+        uploading.dedup();
+        most_at_once = most_at_once.max(uploading.len());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "reelup failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{stdout}");
+    for (line, (path, sha)) in lines.iter().zip(&files) {
+        assert_eq!(line["file"], path.to_str().expect("utf8"));
+        let url = line["url"].as_str().expect("url");
+        let body = reqwest::get(url)
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("body");
+        assert_eq!(&sha256_hex(&body), sha, "bytes behind {url}");
+    }
+
+    assert!(
+        (1..=2).contains(&most_at_once),
+        "{most_at_once} multipart files were sending parts at once; files_at_once is 2"
+    );
+    assert!(
+        most_bodies <= IN_FLIGHT,
+        "{most_bodies} parts and POSTs were on the wire at once; the limit is {IN_FLIGHT}"
+    );
+    // The small files did not wait for every large one to start: the first small POST
+    // (a form upload, no query) came before the third multipart upload was created.
+    let log = proxy.requests();
+    let first_small = log
+        .iter()
+        .position(|s| s.method == Method::POST && s.query.is_none())
+        .expect("small files went by POST");
+    let third_create = log
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.method == Method::POST && s.query.as_deref().is_some_and(|q| q.contains("uploads"))
+        })
+        .nth(2)
+        .map(|(i, _)| i)
+        .expect("four multipart uploads");
+    assert!(
+        first_small < third_create,
+        "small files waited behind the large ones (first POST at {first_small}, third \
+         create at {third_create})"
+    );
+}

@@ -628,7 +628,11 @@ async fn show_progress(
             QueueEvent::Changed { item } if ids.contains(&item.id) => {
                 if !interactive {
                     eprintln!("{} {}", item.state.as_str(), item.path.display());
-                } else if let Some(bar) = by_id.get(&item.id).filter(|_| !item.state.is_active()) {
+                } else if !item.state.is_active()
+                    && let Some(bar) = by_id.remove(&item.id)
+                {
+                    // Forgotten once cleared: the bars held are those running, not every
+                    // file of the run.
                     bar.finish_and_clear();
                 }
             }
