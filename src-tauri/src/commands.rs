@@ -29,9 +29,14 @@ pub fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
     shell.uploads.list()
 }
 
+/// Async, with the reading on a blocking thread: a sync command runs on the main thread,
+/// and reading a folder of 1,000 clips there would freeze the window.
 #[tauri::command]
-pub fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
-    shell.add(paths)
+pub async fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
+    let shell = shell.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || shell.add(paths))
+        .await
+        .map_err(|e| IpcError::new(ErrorCode::Unknown, format!("adding the files failed: {e}")))?
 }
 
 /// A poster frame the UI drew from the item's video (a JPEG, at most 2 MiB): checked,

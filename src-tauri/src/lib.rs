@@ -221,22 +221,28 @@ pub fn path_args(args: impl IntoIterator<Item = String>, cwd: &std::path::Path) 
         .collect()
 }
 
+/// Adds dropped or handed-over files on a blocking thread: this is called on the main
+/// thread (window events, the single-instance callback), and a folder of 1,000 clips takes
+/// a while to read.
 fn add_and_report<R: Runtime>(app: &tauri::AppHandle<R>, paths: Vec<PathBuf>) {
     if paths.is_empty() {
         return;
     }
-    let shell = app.state::<Arc<Shell>>();
-    let notices: Vec<String> = match shell.add(paths) {
-        Ok(added) => added
-            .rejected
-            .into_iter()
-            .map(|r| format!("{}: {}", r.path, r.reason))
-            .collect(),
-        Err(e) => vec![e.message],
-    };
-    for message in notices {
-        ipc::emit(app, Notice { message });
-    }
+    let app = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let shell = app.state::<Arc<Shell>>();
+        let notices: Vec<String> = match shell.add(paths) {
+            Ok(added) => added
+                .rejected
+                .into_iter()
+                .map(|r| format!("{}: {}", r.path, r.reason))
+                .collect(),
+            Err(e) => vec![e.message],
+        };
+        for message in notices {
+            ipc::emit(&app, Notice { message });
+        }
+    });
 }
 
 /// Every command, listed once. `handler` expands it into Tauri's handler, generic over the

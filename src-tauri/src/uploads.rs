@@ -3,11 +3,16 @@
 //! translates.
 //!
 //! What must stay true: the UI gets one `reelup://progress` batch per tick however many
-//! uploads move (1,000 items must not mean 1,000 events a tick), and the tray menu is rebuilt
-//! only when its items change, never per progress event.
+//! uploads move (1,000 items must not mean 1,000 events a tick), and the tray is touched at
+//! most once per tick: its menu rebuilt only when its links changed (a folder of small
+//! clips finishes several a second; each rebuild is a whole menu sent to the desktop), its
+//! status line when its text changed, never per event. Adding files (a drop, a second
+//! launch, `add_paths`) never runs on the main thread: reading 1,000 files would freeze
+//! the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +54,9 @@ pub struct Uploads {
     recent: Mutex<VecDeque<RecentLink>>,
     batch: Mutex<Batch>,
     pending: Mutex<HashMap<i64, ProgressTick>>,
+    /// The tray needs its status line looked at, and its menu rebuilt, at the next tick.
+    tray_dirty: AtomicBool,
+    links_dirty: AtomicBool,
 }
 
 fn ipc_state(state: ItemState) -> UploadState {
@@ -144,6 +152,8 @@ impl Uploads {
             recent: Mutex::default(),
             batch: Mutex::default(),
             pending: Mutex::default(),
+            tray_dirty: AtomicBool::new(false),
+            links_dirty: AtomicBool::new(false),
         };
         if let Ok(queue) = &this.queue
             && let Ok(items) = queue.list()
@@ -192,6 +202,7 @@ impl Uploads {
                 loop {
                     match events.recv().await {
                         Ok(QueueEvent::Changed { item }) => this.changed(&app, &item),
+                        Ok(QueueEvent::Added { items }) => this.added(&app, &items),
                         // Only the item's view changes: no state moved, nothing to count.
                         Ok(QueueEvent::Poster { id, .. }) => {
                             if let Ok(item) = queue.get(id) {
@@ -234,6 +245,21 @@ impl Uploads {
     }
 
     fn changed<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
+        self.note(app, item);
+        self.notify_when_finished(app);
+    }
+
+    /// A batch of new items (a drop, a watched folder): each is shown and counted, and
+    /// the notification looked at once.
+    fn added<R: Runtime>(&self, app: &AppHandle<R>, items: &[QueueItem]) {
+        for item in items {
+            self.note(app, item);
+        }
+        self.notify_when_finished(app);
+    }
+
+    /// Shows an item's new state and counts it for the tray (drawn at the next tick).
+    fn note<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
         ipc::emit(app, ipc_item(item));
         let before = self
             .last_state
@@ -249,7 +275,6 @@ impl Uploads {
         {
             tracing::warn!(id = item.id, path = %item.path.display(), code = %e.code, error = %e.message, "upload failed");
         }
-        let mut links_changed = false;
         {
             let mut counted_items = self.counted.lock().unwrap_or_else(|e| e.into_inner());
             match counted(item) {
@@ -271,18 +296,18 @@ impl Uploads {
                     url: url.clone(),
                 });
                 recent.truncate(RECENT_LINKS);
-                links_changed = true;
+                self.links_dirty.store(true, Ordering::SeqCst);
             }
             self.batch
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .record(&item_name(item), item.state);
         }
-        crate::tray::update(
-            app,
-            &self.status(),
-            links_changed.then(|| self.recent_links()),
-        );
+        self.tray_dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// The "uploads done" notification, once the batch it sums up has finished.
+    fn notify_when_finished<R: Runtime>(&self, app: &AppHandle<R>) {
         let running = self.active();
         let summary = self
             .batch
@@ -310,17 +335,21 @@ impl Uploads {
             .insert(tick.id, tick);
     }
 
-    /// One batch of everything that moved since the last tick.
+    /// One batch of everything that moved since the last tick, and the tray brought up to
+    /// date once.
     fn flush<R: Runtime>(&self, app: &AppHandle<R>) {
         let items: Vec<ProgressTick> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if pending.is_empty() {
-                return;
-            }
             pending.drain().map(|(_, t)| t).collect()
         };
-        ipc::emit(app, ProgressBatch { items });
-        crate::tray::update(app, &self.status(), None);
+        let moved = !items.is_empty();
+        if moved {
+            ipc::emit(app, ProgressBatch { items });
+        }
+        let links = self.links_dirty.swap(false, Ordering::SeqCst);
+        if self.tray_dirty.swap(false, Ordering::SeqCst) || moved || links {
+            crate::tray::update(app, &self.status(), links.then(|| self.recent_links()));
+        }
     }
 
     pub fn status(&self) -> TrayStatus {
@@ -358,7 +387,9 @@ impl Uploads {
         Ok(items)
     }
 
-    /// Adds files and folders (a folder adds the videos inside) for `target`.
+    /// Adds files and folders (a folder adds the videos inside) for `target`, in one
+    /// transaction. Reads every file (its fingerprint and details): never call it on the
+    /// main thread.
     pub fn add(
         &self,
         paths: Vec<PathBuf>,
@@ -375,9 +406,9 @@ impl Uploads {
             })
             .collect();
         let mut added = Vec::new();
-        for path in videos {
-            match queue
-                .add(&path, &target)
+        let results = queue.add_many(&videos, &target)?;
+        for (path, result) in videos.iter().zip(results) {
+            match result
                 .map_err(|e| e.to_string())
                 .and_then(|id| queue.get(id).map_err(|e| e.to_string()))
             {
@@ -423,7 +454,7 @@ impl Uploads {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         ipc::emit(app, RemovedItem { id });
-        crate::tray::update(app, &self.status(), None);
+        self.tray_dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 

@@ -404,8 +404,17 @@ async fn upload(
     };
     let mut ids = Vec::new();
     let mut failed = 0;
-    for path in &args.files {
-        match queue.add(path, &target) {
+    // Every file in one transaction (`reelup upload DIR/*` with 1,000 clips is one commit),
+    // read on a few threads off the runtime's.
+    let added = {
+        let (queue, files, target) = (queue.clone(), args.files.clone(), target.clone());
+        tokio::task::spawn_blocking(move || queue.add_many(&files, &target))
+            .await
+            .map_err(|e| format!("could not read the files: {e}"))?
+            .map_err(|e| e.to_string())?
+    };
+    for (path, added) in args.files.iter().zip(added) {
+        match added {
             Ok(id) => {
                 if let Some(layout) = args.faststart
                     && let Err(e) = queue.choose_layout(id, layout).await
@@ -476,7 +485,27 @@ pub(crate) async fn drive(
     }
     let interactive = std::io::stderr().is_terminal() && !json;
     let progress = tokio::spawn(show_progress(queue.subscribe(), interactive, ids.clone()));
+    // Posters are drawn as files finish, while the others upload.
+    let uploads_done = CancellationToken::new();
+    let drawing = posters.then(|| {
+        tokio::spawn(poster::as_they_finish(
+            queue.clone(),
+            queue.subscribe(),
+            ids.iter().copied().collect(),
+            uploads_done.clone(),
+        ))
+    });
     let run = queue.run(Some(ids.clone()), stop.clone()).await;
+    uploads_done.cancel();
+    let drawn = match drawing {
+        // Interrupted: no waiting for ffmpeg.
+        Some(task) if stop.is_cancelled() => {
+            task.abort();
+            Default::default()
+        }
+        Some(task) => task.await.unwrap_or_default(),
+        None => Default::default(),
+    };
     progress.abort();
     if let Err(e) = run {
         eprintln!("reelup: {e}");
@@ -487,7 +516,13 @@ pub(crate) async fn drive(
         return ExitCode::from(130);
     }
     if posters {
-        poster::add_posters(queue, &ids).await;
+        // What the drawing as they finished missed (an event lost in a burst).
+        let missed: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !drawn.contains(id))
+            .collect();
+        poster::add_posters(queue, &missed).await;
     }
     let mut failed = 0;
     for id in &ids {
@@ -579,6 +614,8 @@ async fn show_progress(
     interactive: bool,
     ids: Vec<i64>,
 ) {
+    // Looked up per event: a set, so 1,000 files cost no more per event than one.
+    let ids: std::collections::HashSet<i64> = ids.into_iter().collect();
     let bars = MultiProgress::new();
     let mut by_id: HashMap<i64, ProgressBar> = HashMap::new();
     let style = ProgressStyle::with_template(
@@ -591,7 +628,11 @@ async fn show_progress(
             QueueEvent::Changed { item } if ids.contains(&item.id) => {
                 if !interactive {
                     eprintln!("{} {}", item.state.as_str(), item.path.display());
-                } else if let Some(bar) = by_id.get(&item.id).filter(|_| !item.state.is_active()) {
+                } else if !item.state.is_active()
+                    && let Some(bar) = by_id.remove(&item.id)
+                {
+                    // Forgotten once cleared: the bars held are those running, not every
+                    // file of the run.
                     bar.finish_and_clear();
                 }
             }
@@ -648,51 +689,51 @@ fn each(
 }
 
 fn list(queue: &Queue, json: bool) -> ExitCode {
-    let items: Vec<QueueItem> = match queue.list() {
-        Ok(items) => items,
+    // One row at a time: a queue of 100,000 uploads lists in the memory of one.
+    match queue.for_each_item(|item| print_item(&item, json)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reelup: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for item in items {
-        if json {
-            println!("{}", serde_json::to_string(&item).unwrap_or_default());
-        } else {
-            // A re-laid stream can be a little longer than the file.
-            let pct = (item.confirmed * 100)
-                .checked_div(item.size)
-                .unwrap_or(100)
-                .min(100);
-            let extra = match (&item.url, &item.error) {
-                (Some(url), _) => url.clone(),
-                (None, Some(e)) => e.message.clone(),
-                _ => format!("{pct}%"),
-            };
-            // The video's details, when read, as a last column: `0:42 · 1920x1080 ·
-            // 29.97 fps · H.264/AAC`.
-            let details = item
-                .details
-                .as_ref()
-                .map(|d| format!("\t{}", reelup_core::details_line(d)))
-                .unwrap_or_default();
-            // What was compared for a finished upload: `verified: CRC64NVME of the whole
-            // file`.
-            let verified = item
-                .verified
-                .map(|v| format!("\t{}", v.describe()))
-                .unwrap_or_default();
-            println!(
-                "{}\t{}\t{}\t{}\t{}{details}{verified}",
-                item.id,
-                item.state.as_str(),
-                item.path.display(),
-                index_words(&item),
-                extra
-            );
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
+}
+
+fn print_item(item: &QueueItem, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(item).unwrap_or_default());
+    } else {
+        // A re-laid stream can be a little longer than the file.
+        let pct = (item.confirmed * 100)
+            .checked_div(item.size)
+            .unwrap_or(100)
+            .min(100);
+        let extra = match (&item.url, &item.error) {
+            (Some(url), _) => url.clone(),
+            (None, Some(e)) => e.message.clone(),
+            _ => format!("{pct}%"),
+        };
+        // The video's details, when read, as a last column: `0:42 · 1920x1080 ·
+        // 29.97 fps · H.264/AAC`.
+        let details = item
+            .details
+            .as_ref()
+            .map(|d| format!("\t{}", reelup_core::details_line(d)))
+            .unwrap_or_default();
+        // What was compared for a finished upload: `verified: CRC64NVME of the whole file`.
+        let verified = item
+            .verified
+            .map(|v| format!("\t{}", v.describe()))
+            .unwrap_or_default();
+        println!(
+            "{}\t{}\t{}\t{}\t{}{details}{verified}",
+            item.id,
+            item.state.as_str(),
+            item.path.display(),
+            index_words(item),
+            extra
+        );
+    }
 }
 
 /// Where the item's video keeps its index, and whether it was re-laid, in words.

@@ -1,12 +1,20 @@
 //! Poster frames for `reelup upload`. The CLI has no webview to draw a frame with, so it
 //! asks ffmpeg when ffmpeg is on PATH; without it, uploads go on with no posters.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use reelup_core::QueueEvent;
 use reelup_core::queue::poster::MAX_POSTER_SIZE;
 use reelup_core::queue::store::ItemState;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::Queue;
 
@@ -102,43 +110,82 @@ async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError>
     Ok(out.stdout)
 }
 
-/// Makes and uploads a poster for each finished item of `ids` that has none, as many at
-/// once as there are cores (ffmpeg's decoding is what it costs; a folder of clips should not
-/// wait for them one by one). Never fails the upload: a video with no poster is still a
-/// finished upload, so problems are said on stderr. Without ffmpeg this says so once and
-/// stops.
+/// Posters drawn at once: each is one ffmpeg process decoding a frame (CPU), then one
+/// small upload; a folder of 1,000 clips one after the other would add minutes after the
+/// last upload.
+fn posters_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// Makes posters for items of `ids` as they finish, a few at once, while the rest are
+/// still uploading (drawing a frame is CPU, uploading is mostly waiting on the link), until
+/// `uploads_done`; then finishes those begun. Returns the ids it took on, so that
+/// [`add_posters`] afterwards does only what it missed (an event lost to a burst).
+pub async fn as_they_finish(
+    queue: Arc<Queue>,
+    mut events: broadcast::Receiver<QueueEvent>,
+    ids: HashSet<i64>,
+    uploads_done: CancellationToken,
+) -> HashSet<i64> {
+    let no_ffmpeg = AtomicBool::new(false);
+    let mut taken = HashSet::new();
+    let mut drawing = FuturesUnordered::new();
+    let limit = posters_at_once();
+    loop {
+        tokio::select! {
+            Some(()) = drawing.next(), if !drawing.is_empty() => {}
+            event = events.recv(), if drawing.len() < limit => match event {
+                Ok(QueueEvent::Changed { item })
+                    if item.state == ItemState::Done
+                        && ids.contains(&item.id)
+                        && taken.insert(item.id) =>
+                {
+                    drawing.push(poster_for(&queue, item.id, &no_ffmpeg));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            },
+            () = uploads_done.cancelled() => break,
+        }
+    }
+    while drawing.next().await.is_some() {}
+    taken
+}
+
+/// Makes and uploads a poster for each finished item of `ids` that has none, a few at
+/// once. Never fails the upload: a video with no poster is still a finished upload, so
+/// problems are said on stderr. Without ffmpeg this says so once and stops.
 pub async fn add_posters(queue: &Queue, ids: &[i64]) {
-    use futures::StreamExt;
-    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let no_ffmpeg = std::sync::atomic::AtomicBool::new(false);
+    let no_ffmpeg = AtomicBool::new(false);
     futures::stream::iter(ids)
-        .for_each_concurrent(at_once, |id| {
-            let no_ffmpeg = &no_ffmpeg;
-            async move {
-                if no_ffmpeg.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(item) = queue.get(*id) else { return };
-                if item.state != ItemState::Done || item.poster_url.is_some() {
-                    return;
-                }
-                let jpeg = match make_poster(&item.path).await {
-                    Ok(jpeg) => jpeg,
-                    Err(PosterError::NoFfmpeg) => {
-                        if !no_ffmpeg.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                            eprintln!("reelup: no posters: ffmpeg not found");
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        eprintln!("reelup: {}: no poster: {e}", item.path.display());
-                        return;
-                    }
-                };
-                if let Err(e) = queue.upload_poster(*id, jpeg).await {
-                    eprintln!("reelup: {}: no poster: {e}", item.path.display());
-                }
-            }
-        })
+        .for_each_concurrent(posters_at_once(), |id| poster_for(queue, *id, &no_ffmpeg))
         .await;
+}
+
+/// One item's poster, if it is finished and has none. Once ffmpeg is known to be missing
+/// (`no_ffmpeg`), no more are tried, and that is said once.
+async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &AtomicBool) {
+    if no_ffmpeg.load(Ordering::SeqCst) {
+        return;
+    }
+    let Ok(item) = queue.get(id) else { return };
+    if item.state != ItemState::Done || item.poster_url.is_some() {
+        return;
+    }
+    let jpeg = match make_poster(&item.path).await {
+        Ok(jpeg) => jpeg,
+        Err(PosterError::NoFfmpeg) => {
+            if !no_ffmpeg.swap(true, Ordering::SeqCst) {
+                eprintln!("reelup: no posters: ffmpeg not found");
+            }
+            return;
+        }
+        Err(e) => {
+            eprintln!("reelup: {}: no poster: {e}", item.path.display());
+            return;
+        }
+    };
+    if let Err(e) = queue.upload_poster(id, jpeg).await {
+        eprintln!("reelup: {}: no poster: {e}", item.path.display());
+    }
 }

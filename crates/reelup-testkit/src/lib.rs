@@ -180,6 +180,27 @@ struct Shared {
     down: watch::Sender<bool>,
     /// Cancelled when the proxy is dropped.
     stop: CancellationToken,
+    /// Requests between arrival and their answer's head (or their end without one) now,
+    /// and the most there ever were at once.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight until dropped (answered, failed or abandoned).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Locks, ignoring poisoning: the data stays consistent because nothing panics while
@@ -200,6 +221,8 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             down: watch::Sender::new(false),
             stop: CancellationToken::new(),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(FaultProxy {
@@ -235,6 +258,12 @@ impl FaultProxy {
     /// mid-request or not; none of this shows in [`FaultProxy::requests`].
     pub fn set_down(&self, down: bool) {
         self.shared.down.send_replace(down);
+    }
+
+    /// The most requests that were in flight through the proxy at once (from arrival to
+    /// the head of their answer), since it started: how many uploads overlapped.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// The requests seen so far, oldest first, including those still in flight.
@@ -322,6 +351,7 @@ async fn handle(
     cut: CancellationToken,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::io::Error> {
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = req.into_parts();
     let fault = shared.take_fault(&parts.method, &parts.uri);
     if let Some(fault) = &fault {
@@ -641,6 +671,8 @@ mod tests {
             log: Mutex::new(Vec::new()),
             down: watch::Sender::new(false),
             stop: CancellationToken::new(),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         };
         let u = uri("/");
         assert_eq!(shared.take_fault(&Method::PUT, &u), Some(FaultKind::Stall));

@@ -1,4 +1,5 @@
-//! How many parts may be on the wire at once, across every file of the queue.
+//! How many parts may be on the wire at once, across every file of the queue. A small
+//! file's one POST counts as a part: the limit bounds every request body on the wire.
 //!
 //! What must stay true:
 //! - At most `limit` parts hold a permit at any moment, also right after the limit was
@@ -75,6 +76,11 @@ impl PartPermits {
             let gone = self.pool.forget_permits(old - new);
             self.owed.fetch_add(old - new - gone, Ordering::SeqCst);
         }
+    }
+
+    /// The limit now (what the pool is being brought to, after a resize).
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::SeqCst)
     }
 
     /// Parts holding a permit now.

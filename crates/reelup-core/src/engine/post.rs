@@ -16,6 +16,12 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
     /// Sends the file with a POST policy; the object's key and what was verified, or
     /// `None` if stopped.
     pub(crate) async fn post(&self) -> Result<Option<Uploaded>, UploadError> {
+        // One permit from the pool parts use, held across retries as a part holds its own:
+        // the parts-in-flight limit bounds POSTs and parts together (and the memory their
+        // buffers take), however many small files the scheduler runs at once.
+        let Some(_permit) = self.wire.permits.acquire(self.stop).await else {
+            return Ok(None);
+        };
         // A missing or unreadable file is said before any request.
         drop(transfer::open(self.source.path()).await?);
         let (bytes, crc) = transfer::read_range(self.source, 0, self.meta.size).await?;

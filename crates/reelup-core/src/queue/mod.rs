@@ -18,7 +18,7 @@ pub mod store;
 mod upload;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,7 +32,7 @@ use crate::engine::{PartPermits, Wire};
 use crate::media::faststart::{FaststartSetting, Layout};
 use crate::media::read_details;
 use crate::queue::store::{
-    ItemError, ItemState, Operation, QueueError, QueueItem, QueueStore, Target,
+    ItemError, ItemState, NewItem, Operation, QueueError, QueueItem, QueueStore, Target,
 };
 use crate::{
     BandwidthLimit, Fingerprint, PresignEndpoint, RetryPolicy, UploadError, UploadOptions,
@@ -44,7 +44,9 @@ pub struct QueueOptions {
     /// Parts in flight across all files (1-32). Parts are streamed from disk, so memory
     /// stays at a few chunks per part in flight, whatever the part size.
     pub parts_in_flight: usize,
-    /// Files uploading at once.
+    /// Multipart (large) files uploading at once. Small files, one POST each, are not held
+    /// to it: they run as many at once as there are part permits (see `scheduler`), since
+    /// each POST takes a permit as a part does.
     pub files_at_once: usize,
     pub retry: RetryPolicy,
     /// How long to wait for a network that went away mid-upload before the item fails
@@ -82,6 +84,10 @@ impl Default for QueueOptions {
 pub enum QueueEvent {
     /// An item changed state (queued, done, failed...).
     Changed { item: Box<QueueItem> },
+    /// A batch of files was queued ([`UploadQueue::add_many`], a watched folder's batch):
+    /// one event for the batch, so 1,000 files dropped at once do not overrun subscribers
+    /// (the channel holds 1,024 events; one that falls behind loses the oldest).
+    Added { items: Vec<QueueItem> },
     /// Bytes confirmed so far for an item, with its speed and time left.
     Progress {
         id: i64,
@@ -261,73 +267,129 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Queues a file for `target`. The same unchanged file is never queued twice.
     pub fn add(&self, path: &Path, target: &Target) -> Result<i64, UploadError> {
-        let fp = Fingerprint::of(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => UploadError::FileNotFound {
-                path: path.to_owned(),
-            },
-            std::io::ErrorKind::IsADirectory => UploadError::NotAFile {
-                path: path.to_owned(),
-            },
-            _ => UploadError::FileUnreadable {
-                path: path.to_owned(),
-                source: e,
-            },
-        })?;
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        // Read here, beside the fingerprint, while the file is at hand: a seek from box to
-        // box and the index (see `media::details`), so the details are in the store before
-        // the item can be claimed and go up as object metadata.
-        let details = read_details(&path);
-        let id = {
+        self.add_many(&[path.to_owned()], target)?
+            .pop()
+            .expect("one result per path")
+    }
+
+    /// Queues many files for `target`: each file's fingerprint and video details are read
+    /// first (on a few threads, with no lock held), then every item goes into the store in
+    /// one transaction, and subscribers hear one [`QueueEvent::Added`]. It blocks while it
+    /// reads: the app calls it off its main thread. One result per path, in order (a file
+    /// that cannot be read fails alone); the outer error is the store's, for all of them.
+    /// The same unchanged file is never queued twice.
+    pub fn add_many(
+        &self,
+        paths: &[PathBuf],
+        target: &Target,
+    ) -> Result<Vec<Result<i64, UploadError>>, QueueError> {
+        let read = read_files(paths, |path| {
+            Fingerprint::of(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => UploadError::FileNotFound {
+                    path: path.to_owned(),
+                },
+                std::io::ErrorKind::IsADirectory => UploadError::NotAFile {
+                    path: path.to_owned(),
+                },
+                _ => UploadError::FileUnreadable {
+                    path: path.to_owned(),
+                    source: e,
+                },
+            })
+        });
+        let new: Vec<NewItem<'_>> = read
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|f| f.new_item(target))
+            .collect();
+        let mut ids = self.store().add_many(&new)?.into_iter();
+        let results: Vec<Result<i64, UploadError>> = read
+            .into_iter()
+            .map(|r| r.map(|_| ids.next().expect("one id per file read")))
+            .collect();
+        self.announce(results.iter().filter_map(|r| r.as_ref().ok().copied()));
+        Ok(results)
+    }
+
+    /// Tells subscribers about new items in one event, and wakes the scheduler.
+    fn announce(&self, ids: impl Iterator<Item = i64>) {
+        let items: Vec<QueueItem> = {
             let store = self.store();
-            let id = store.add(&path, &fp, target)?;
-            store.set_details(id, details.as_ref())?;
-            id
+            ids.filter_map(|id| store.get(id).ok()).collect()
         };
-        self.changed(id);
-        self.work.notify_one();
-        Ok(id)
+        if !items.is_empty() {
+            let _ = self.events.send(QueueEvent::Added { items });
+            self.work.notify_one();
+        }
     }
 
     /// Queues a file a watched folder reported, unless the same content was taken in from
     /// a watched folder before (under any name, in any earlier run). None: already known.
     pub fn add_watched(&self, path: &Path, target: &Target) -> Result<Option<i64>, UploadError> {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        // Not followed: a link planted in a shared folder could point anywhere (a key file,
-        // a credentials file). The watcher says so too; this holds for any caller.
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| UploadError::FileUnreadable {
-            path: path.clone(),
-            source: e,
-        })?;
-        if meta.file_type().is_symlink() {
-            return Err(UploadError::Symlink { path });
-        }
-        if !meta.is_file() {
-            return Err(UploadError::NotAFile { path });
-        }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i64);
-        if self
-            .store()
-            .watched_unchanged(&path, meta.len(), mtime_ns)?
+        self.add_watched_many(&[(path.to_owned(), target.clone())])?
+            .pop()
+            .expect("one result per file")
+    }
+
+    /// Queues files watched folders reported (each with its folder's target), as
+    /// [`UploadQueue::add_watched`] does for one, with the new items in one transaction and
+    /// one [`QueueEvent::Added`]: a folder of 1,000 clips settling at once is one commit.
+    /// One result per file, in order; the outer error is the store's, for all of them.
+    pub fn add_watched_many(
+        &self,
+        files: &[(PathBuf, Target)],
+    ) -> Result<Vec<Result<Option<i64>, UploadError>>, QueueError> {
+        // Looked at first, without reading: links, non-files, and files already taken in
+        // at this path with this size and time (the cheap check that spares hashing every
+        // file of a big folder at each start).
+        let mut checked: Vec<Result<Option<PathBuf>, UploadError>> = Vec::new();
         {
-            return Ok(None);
+            let store = self.store();
+            for (path, _) in files {
+                checked.push(watched_candidate(&store, path));
+            }
         }
-        let fp = Fingerprint::of(&path).map_err(|e| UploadError::FileUnreadable {
-            path: path.clone(),
-            source: e,
-        })?;
-        let details = read_details(&path);
-        let id = self.store().add_watched(&path, &fp, target)?;
-        if let Some(id) = id {
-            self.store().set_details(id, details.as_ref())?;
-            self.changed(id);
-            self.work.notify_one();
+        let to_read: Vec<PathBuf> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().ok().and_then(Option::clone))
+            .collect();
+        let mut read = read_files(&to_read, |path| {
+            Fingerprint::of(path).map_err(|e| UploadError::FileUnreadable {
+                path: path.to_owned(),
+                source: e,
+            })
+        })
+        .into_iter();
+        // Per file: an error, known (None), or read (Some) with its target.
+        let mut outcome: Vec<Result<Option<(ReadFile, &Target)>, UploadError>> = Vec::new();
+        for (c, (_, target)) in checked.into_iter().zip(files) {
+            outcome.push(match c {
+                Err(e) => Err(e),
+                Ok(None) => Ok(None),
+                Ok(Some(_)) => read
+                    .next()
+                    .expect("one read per candidate")
+                    .map(|f| Some((f, target))),
+            });
         }
-        Ok(id)
+        let new: Vec<NewItem<'_>> = outcome
+            .iter()
+            .filter_map(|o| o.as_ref().ok().and_then(Option::as_ref))
+            .map(|(f, target)| f.new_item(target))
+            .collect();
+        let mut ids = self.store().add_watched_many(&new)?.into_iter();
+        let results: Vec<Result<Option<i64>, UploadError>> = outcome
+            .into_iter()
+            .map(|o| {
+                o.map(|read| read.and_then(|_| ids.next().expect("one result per file stored")))
+            })
+            .collect();
+        self.announce(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().copied().flatten()),
+        );
+        Ok(results)
     }
 
     /// Forgets a finished, failed or canceled item. Returns false for an active one.
@@ -361,7 +423,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
 
     /// Stops the queue at a part boundary: from now on no part starts, and this returns once
     /// the parts already on the wire have finished (each one's ETag recorded), so what was
-    /// sent is not sent again. Small files mid-POST are not waited for: they start over.
+    /// sent is not sent again. A small file's POST holds a permit too, so one on the wire
+    /// is waited for as a part is.
     /// Used before an update installs and the app restarts; the durable queue carries on
     /// from the last finished part on the next start. [`UploadQueue::release_hold`] undoes
     /// it (an update that failed to install).
@@ -507,13 +570,214 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         Ok(moved)
     }
 
+    /// The ids of items in `states`, oldest first (no item's row is read).
     pub fn ids_in(&self, states: &[ItemState]) -> Result<Vec<i64>, QueueError> {
-        Ok(self
-            .store()
-            .list()?
+        self.store().ids_in(states)
+    }
+
+    /// Calls `each` with every item, oldest first, one at a time: a listing of the whole
+    /// queue that does not hold it all in memory.
+    pub fn for_each_item(&self, each: impl FnMut(QueueItem)) -> Result<(), QueueError> {
+        self.store().for_each_item(each)
+    }
+}
+
+/// A file read for queueing: its absolute path, fingerprint and video details.
+struct ReadFile {
+    path: PathBuf,
+    fingerprint: Fingerprint,
+    details: Option<crate::VideoDetails>,
+}
+
+impl ReadFile {
+    fn new_item<'a>(&'a self, target: &'a Target) -> NewItem<'a> {
+        NewItem {
+            path: &self.path,
+            fingerprint: &self.fingerprint,
+            details: self.details.as_ref(),
+            target,
+        }
+    }
+}
+
+/// How many threads read files for queueing at once: reading is mostly waiting for the
+/// disk (a sample at each end of the file, the container's index), so a few overlap well
+/// even on two cores; more would only queue on the disk.
+const READERS: usize = 4;
+
+/// Each file's fingerprint and (read beside it, while the file is at hand: a seek from box
+/// to box and the index, see `media::details`) its video details, in the order given. The
+/// details are in the store before the item can be claimed, and go up as object metadata.
+fn read_files(
+    paths: &[PathBuf],
+    fingerprint: impl Fn(&Path) -> Result<Fingerprint, UploadError> + Sync,
+) -> Vec<Result<ReadFile, UploadError>> {
+    let read_one = |path: &PathBuf| {
+        let fp = fingerprint(path)?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        let details = read_details(&path);
+        Ok(ReadFile {
+            path,
+            fingerprint: fp,
+            details,
+        })
+    };
+    if paths.len() < 2 {
+        return paths.iter().map(read_one).collect();
+    }
+    let per_thread = paths.len().div_ceil(READERS);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = paths
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(|| chunk.iter().map(read_one).collect::<Vec<_>>()))
+            .collect();
+        readers
             .into_iter()
-            .filter(|i| states.contains(&i.state))
-            .map(|i| i.id)
-            .collect())
+            .flat_map(|r| r.join().expect("a reader thread panicked"))
+            .collect()
+    })
+}
+
+/// A reported file, looked at without reading it: an error for a link or a non-file,
+/// None when it was already taken in at this path with this size and mtime, else its
+/// absolute path, to be read.
+fn watched_candidate(store: &QueueStore, path: &Path) -> Result<Option<PathBuf>, UploadError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    // Not followed: a link planted in a shared folder could point anywhere (a key file,
+    // a credentials file). The watcher says so too; this holds for any caller.
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| UploadError::FileUnreadable {
+        path: path.clone(),
+        source: e,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(UploadError::Symlink { path });
+    }
+    if !meta.is_file() {
+        return Err(UploadError::NotAFile { path });
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    if store.watched_unchanged(&path, meta.len(), mtime_ns)? {
+        return Ok(None);
+    }
+    Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn queue(dir: &Path) -> Arc<UploadQueue<crate::CompanionClient>> {
+        let store = QueueStore::open(&dir.join("queue.sqlite3")).expect("open");
+        let http = reqwest::Client::new();
+        // Never asked: adding sends nothing.
+        UploadQueue::new(
+            store,
+            |t: &Target| crate::CompanionClient::new(reqwest::Client::new(), &t.endpoint, None),
+            http,
+            QueueOptions::default(),
+        )
+    }
+
+    fn target() -> Target {
+        Target::new("http://127.0.0.1:9", "http://127.0.0.1:9/cdn")
+    }
+
+    /// A folder of clips is one commit and one event, not two commits and an event per
+    /// file; a file that cannot be read fails alone.
+    #[test]
+    fn adding_many_files_is_one_transaction_and_one_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue(dir.path());
+        let mut paths: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let path = dir.path().join(format!("clip{i}.mp4"));
+                std::fs::write(&path, vec![i as u8; 1000 + i]).expect("write");
+                path
+            })
+            .collect();
+        paths.insert(7, dir.path().join("gone.mp4"));
+        let mut events = queue.subscribe();
+        let commits = queue.store().count_commits();
+
+        let results = queue.add_many(&paths, &target()).expect("added");
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one transaction");
+        assert_eq!(results.len(), 41);
+        assert!(matches!(
+            &results[7],
+            Err(UploadError::FileNotFound { path }) if path.ends_with("gone.mp4")
+        ));
+        let ids: Vec<i64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(ids.len(), 40);
+        // In the order given, each file its own item.
+        for (id, path) in ids.iter().zip(paths.iter().filter(|p| p.exists())) {
+            assert_eq!(&queue.get(*id).expect("get").path, path);
+        }
+        match events.try_recv().expect("an event") {
+            QueueEvent::Added { items } => {
+                assert_eq!(items.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+                assert!(items.iter().all(|i| i.state == ItemState::Queued));
+            }
+            other => panic!("expected one Added event, got {other:?}"),
+        }
+        assert!(events.try_recv().is_err(), "one event for the batch");
+
+        // The same unchanged files again: their items, not new ones, still one commit.
+        let again = queue.add_many(&paths[..3], &target()).expect("again");
+        assert_eq!(commits.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            again
+                .into_iter()
+                .map(|r| r.expect("id"))
+                .collect::<Vec<_>>(),
+            ids[..3]
+        );
+        assert_eq!(queue.ids_in(&[ItemState::Queued]).expect("ids"), ids);
+    }
+
+    /// A watched folder's batch: links refused, content taken in before skipped, the rest
+    /// in one transaction.
+    #[test]
+    fn a_watched_batch_is_one_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = queue(dir.path());
+        let a = dir.path().join("a.mp4");
+        let b = dir.path().join("b.mp4");
+        let same_as_a = dir.path().join("a copy.mp4");
+        std::fs::write(&a, b"first clip").expect("write");
+        std::fs::write(&b, b"second clip").expect("write");
+        std::fs::copy(&a, &same_as_a).expect("copy");
+        let link = dir.path().join("link.mp4");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&a, &link).expect("symlink");
+        #[cfg(not(unix))]
+        std::fs::write(&link, b"not a link here").expect("write");
+        let commits = queue.store().count_commits();
+        let files: Vec<(PathBuf, Target)> = [&a, &b, &link]
+            .into_iter()
+            .map(|p| (p.clone(), target()))
+            .collect();
+
+        let results = queue.add_watched_many(&files).expect("added");
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one transaction");
+        assert!(matches!(results[0], Ok(Some(_))));
+        assert!(matches!(results[1], Ok(Some(_))));
+        #[cfg(unix)]
+        assert!(matches!(results[2], Err(UploadError::Symlink { .. })));
+
+        // The same content under another name is known; so is a file seen unchanged.
+        let results = queue
+            .add_watched_many(&[(same_as_a, target()), (b, target())])
+            .expect("again");
+        assert!(matches!(results[0], Ok(None)), "{results:?}");
+        assert!(matches!(results[1], Ok(None)), "{results:?}");
     }
 }

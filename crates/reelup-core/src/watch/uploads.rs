@@ -61,21 +61,32 @@ pub async fn watch_into_queue<E: PresignEndpoint + 'static>(
     )?;
     let mut queue_events = queue.subscribe();
     loop {
-        let report = tokio::select! {
+        let reported = tokio::select! {
             () = stop.cancelled() => break,
             event = rx.recv() => match event {
-                Some(event) => on_watch_event(&queue, &folders, event),
+                Some(event) => {
+                    // Whatever else the watcher has reported by now goes in the same batch:
+                    // a folder of 1,000 clips settling at once is read off the runtime's
+                    // threads and queued in one transaction.
+                    let mut batch = vec![event];
+                    while batch.len() < WATCH_BATCH
+                        && let Ok(more) = rx.try_recv()
+                    {
+                        batch.push(more);
+                    }
+                    on_watch_events(&queue, &folders, batch).await
+                }
                 None => break,
             },
             event = queue_events.recv() => match event {
                 Ok(QueueEvent::Changed { item }) if item.state == ItemState::Done => {
-                    after_upload(&queue, &folders, &item)
+                    after_upload(&queue, &folders, &item).into_iter().collect()
                 }
                 // Lagging behind a burst of progress events loses nothing that matters here.
-                _ => None,
+                _ => Vec::new(),
             },
         };
-        if let Some(report) = report {
+        for report in reported {
             let _ = reports.send(report).await;
         }
     }
@@ -83,28 +94,60 @@ pub async fn watch_into_queue<E: PresignEndpoint + 'static>(
     Ok(())
 }
 
-/// Queues a file a folder reported, or passes on what the watcher said.
-fn on_watch_event<E: PresignEndpoint>(
-    queue: &UploadQueue<E>,
+/// The most watcher events queued in one transaction.
+const WATCH_BATCH: usize = 1024;
+
+/// Queues the files folders reported (in one batch, read off the runtime's threads), and
+/// passes on what else the watcher said.
+async fn on_watch_events<E: PresignEndpoint + 'static>(
+    queue: &Arc<UploadQueue<E>>,
     folders: &[FolderTarget],
-    event: WatchEvent,
-) -> Option<WatchReport> {
-    match event {
-        WatchEvent::Ready { folder, path } => {
-            let home = folders.iter().find(|f| f.folder.path == folder)?;
-            match queue.add_watched(&path, &home.target) {
-                Ok(Some(id)) => Some(WatchReport::Queued { id, path }),
-                // Already queued or uploaded: the same content never goes up twice.
-                Ok(None) => None,
-                Err(e) => Some(WatchReport::NotQueued {
-                    path,
-                    message: e.to_string(),
-                }),
+    events: Vec<WatchEvent>,
+) -> Vec<WatchReport> {
+    let mut reports = Vec::new();
+    let mut ready = Vec::new();
+    for event in events {
+        match event {
+            WatchEvent::Ready { folder, path } => {
+                if let Some(home) = folders.iter().find(|f| f.folder.path == folder) {
+                    ready.push((path, home.target.clone()));
+                }
+            }
+            WatchEvent::Refused { path, message, .. } => {
+                reports.push(WatchReport::NotQueued { path, message });
+            }
+            WatchEvent::Folder { folder, state } => {
+                reports.push(WatchReport::Folder { folder, state });
             }
         }
-        WatchEvent::Refused { path, message, .. } => Some(WatchReport::NotQueued { path, message }),
-        WatchEvent::Folder { folder, state } => Some(WatchReport::Folder { folder, state }),
     }
+    if ready.is_empty() {
+        return reports;
+    }
+    let paths: Vec<PathBuf> = ready.iter().map(|(p, _)| p.clone()).collect();
+    let added = {
+        let queue = queue.clone();
+        tokio::task::spawn_blocking(move || queue.add_watched_many(&ready)).await
+    };
+    let results: Vec<Result<Option<i64>, String>> = match added {
+        Ok(Ok(results)) => results
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect(),
+        // The store failed (or the reading thread died): no file of the batch is queued,
+        // and each says why.
+        Ok(Err(e)) => vec![Err(e.to_string()); paths.len()],
+        Err(e) => vec![Err(format!("could not be read for queueing: {e}")); paths.len()],
+    };
+    for (path, result) in paths.into_iter().zip(results) {
+        match result {
+            Ok(Some(id)) => reports.push(WatchReport::Queued { id, path }),
+            // Already queued or uploaded: the same content never goes up twice.
+            Ok(None) => {}
+            Err(message) => reports.push(WatchReport::NotQueued { path, message }),
+        }
+    }
+    reports
 }
 
 /// Moves an uploaded file into its folder's `uploaded/` if the folder asks for that and the
