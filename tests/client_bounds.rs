@@ -204,6 +204,62 @@ async fn a_remote_endpoint_handing_back_http_urls_gets_no_bytes() {
     );
 }
 
+/// reelup-server, but its complete answers a whole-object CRC other than the one the
+/// client combined from its parts: what a store that joined other bytes would say.
+struct OtherWholeCrc(CompanionClient);
+
+impl PresignEndpoint for OtherWholeCrc {
+    async fn post_policy(&self, file: &FileMeta) -> Result<PostPolicy, UploadError> {
+        self.0.post_policy(file).await
+    }
+    async fn create_multipart(&self, file: &FileMeta) -> Result<MultipartStart, UploadError> {
+        self.0.create_multipart(file).await
+    }
+    async fn sign_part(
+        &self,
+        key: &str,
+        id: &str,
+        n: u32,
+        crc: Option<&str>,
+    ) -> Result<SignedPart, UploadError> {
+        self.0.sign_part(key, id, n, crc).await
+    }
+    async fn list_parts(&self, key: &str, id: &str) -> Result<Vec<ListedPart>, UploadError> {
+        self.0.list_parts(key, id).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        p: &[CompletedPart],
+        crc: Option<&str>,
+    ) -> Result<MultipartCompleted, UploadError> {
+        let mut done = self.0.complete(key, id, p, crc).await?;
+        done.checksum_crc64nvme = Some("AAAAAAAAAAE=".into());
+        Ok(done)
+    }
+    async fn abort(&self, key: &str, id: &str) -> Result<(), UploadError> {
+        self.0.abort(key, id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_object_crc_other_than_the_parts_combined_fails_the_upload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stack, _proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let queue = queue_through(dir.path(), &stack, OtherWholeCrc);
+    let target = Target::new(&stack.endpoint, &stack.cdn);
+    let (large, _) = random_file(dir.path(), "large.mp4", (11 * MIB) as usize);
+    let id = queue.add(&large, &target).expect("add");
+    run(&queue, vec![id]).await;
+    let item = queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Failed);
+    let error = item.error.expect("an error");
+    assert_eq!(error.code, "integrity", "{error:?}");
+    assert!(error.message.contains("CRC64NVME"), "{}", error.message);
+    assert_eq!(item.verified, None, "nothing is claimed verified");
+}
+
 /// Tokens in memory: this test is about where they go, not the keyring.
 struct Tokens(String);
 

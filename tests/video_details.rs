@@ -120,11 +120,13 @@ fn details_are_queued_listed_and_stored_on_the_object() {
     );
     assert_eq!(listed[1]["details"], *details, "the copy reads the same");
 
-    // The text listing ends each line with the details.
+    // The text listing ends each line with the details, then what was verified.
     let text = run(&["queue"]);
     let first = text.lines().next().expect("a line");
     assert!(
-        first.ends_with("\t0:03 · 320x240 · 25 fps · H.264/AAC"),
+        first.ends_with(
+            "\t0:03 · 320x240 · 25 fps · H.264/AAC\tverified: CRC64NVME of the whole file"
+        ),
         "{first}"
     );
 
