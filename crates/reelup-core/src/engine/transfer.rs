@@ -180,18 +180,30 @@ pub(crate) async fn read_range(
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
         let path = source.path();
-        let mut out = Vec::with_capacity(len as usize);
+        let unreadable = |e| UploadError::FileUnreadable {
+            path: path.to_owned(),
+            source: e,
+        };
+        // A mapping of its own rather than the allocator's heap: a part's buffer (megabytes)
+        // goes back to the system the moment its part is done. malloc keeps freed blocks of
+        // this size in per-thread arenas, which grew the client by a part or more per thread.
+        let mut buf = memmap2::MmapMut::map_anon((len as usize).max(1)).map_err(unreadable)?;
         let mut file: Option<std::fs::File> = None;
         let end = start + len;
-        while (out.len() as u64) < len {
-            let at = start + out.len() as u64;
+        let mut filled = 0usize;
+        while (filled as u64) < len {
+            let at = start + filled as u64;
             let piece = source
                 .piece(at, end - at)
                 .ok_or_else(|| UploadError::FileChanged {
                     path: path.to_owned(),
                 })?;
-            match piece {
-                Piece::Memory(bytes, range) => out.extend_from_slice(&bytes[range]),
+            filled += match piece {
+                Piece::Memory(bytes, range) => {
+                    let n = range.len();
+                    buf[filled..filled + n].copy_from_slice(&bytes[range]);
+                    n
+                }
                 Piece::File { start, len } => {
                     let f = match &mut file {
                         Some(f) => f,
@@ -200,21 +212,17 @@ pub(crate) async fn read_range(
                     };
                     f.seek(std::io::SeekFrom::Start(start))
                         .map_err(|e| read_failure(path, e))?;
-                    // `take` + `read_to_end` fills the spare capacity without zeroing it.
-                    let got = f
-                        .take(len)
-                        .read_to_end(&mut out)
+                    let n = len as usize;
+                    // A file that became shorter ends the read early: FileChanged.
+                    f.read_exact(&mut buf[filled..filled + n])
                         .map_err(|e| read_failure(path, e))?;
-                    if (got as u64) < len {
-                        return Err(UploadError::FileChanged {
-                            path: path.to_owned(),
-                        });
-                    }
+                    n
                 }
-            }
+            };
         }
-        let crc = Crc64Nvme::of(&out);
-        Ok((Bytes::from(out), crc))
+        let crc = Crc64Nvme::of(&buf[..len as usize]);
+        let bytes = Bytes::from_owner(buf.make_read_only().map_err(unreadable)?);
+        Ok((bytes.slice(..len as usize), crc))
     })
     .await
     .map_err(|e| UploadError::FileUnreadable {
