@@ -36,7 +36,7 @@ say "Making $FILES files of 2-10 MB in $DIR (kept for next time; skipped if alre
 bench_start_server
 read -r TOTAL SMALLEST LARGEST < <(find "$DIR" -maxdepth 1 -name '*.mp4' -printf '%s\n' |
   awk 'NR == 1 {min = $1; max = $1} {t += $1; if ($1 < min) min = $1; if ($1 > max) max = $1}
-       END {print t, min, max}')
+       END {printf "%.0f %.0f %.0f\n", t, min, max}')
 cat "$DIR"/*.mp4 >/dev/null # into the page cache, so no client pays for the disk
 
 if [ "$PERF" != 0 ]; then

@@ -8,6 +8,7 @@
 //! Nothing here knows about the queue's database: a multipart upload records its parts
 //! through a [`PartLedger`], which the queue implements over its store.
 
+mod buffers;
 pub mod checksum;
 mod multipart;
 mod options;
@@ -20,7 +21,11 @@ mod retry;
 pub mod source;
 pub(crate) mod transfer;
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
+
+pub(crate) use buffers::BufferPool;
 
 pub use checksum::Verification;
 pub(crate) use multipart::PartLedger;
@@ -42,6 +47,8 @@ pub(crate) struct Wire {
     pub http: reqwest::Client,
     pub pacing: transfer::Pacing,
     pub permits: PartPermits,
+    /// Where checksummed parts and small files are read into.
+    pub buffers: Arc<BufferPool>,
 }
 
 /// A finished upload: the object's key, and what was verified on the way.

@@ -287,7 +287,8 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         let len = range.end - range.start;
         // Read once, outside the retries: a part sent again is sent from the same buffer.
         let check = if upload.checksummed {
-            let (bytes, crc) = transfer::read_range(self.source, range.start, len).await?;
+            let (bytes, crc) =
+                transfer::read_range(self.source, range.start, len, &self.wire.buffers).await?;
             PartCheck::Crc64(bytes, crc)
         } else {
             PartCheck::Md5

@@ -24,7 +24,8 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         };
         // A missing or unreadable file is said before any request.
         drop(transfer::open(self.source.path()).await?);
-        let (bytes, crc) = transfer::read_range(self.source, 0, self.meta.size).await?;
+        let (bytes, crc) =
+            transfer::read_range(self.source, 0, self.meta.size, &self.wire.buffers).await?;
         let crc = crc.to_base64();
         let meta = FileMeta {
             crc64nvme: Some(crc.clone()),

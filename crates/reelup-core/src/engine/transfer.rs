@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::time::Instant;
 
 use crate::endpoint::root_cause;
+use crate::engine::buffers::BufferPool;
 use crate::engine::checksum::{Crc64Nvme, etag_is_md5, is_md5_etag};
 use crate::engine::pacing::BandwidthLimit;
 use crate::engine::source::{Piece, Source};
@@ -175,8 +176,9 @@ pub(crate) async fn read_range(
     source: &Source,
     start: u64,
     len: u64,
+    buffers: &Arc<BufferPool>,
 ) -> Result<(Bytes, Crc64Nvme), UploadError> {
-    let source = source.clone();
+    let (source, buffers) = (source.clone(), buffers.clone());
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
         let path = source.path();
@@ -184,10 +186,8 @@ pub(crate) async fn read_range(
             path: path.to_owned(),
             source: e,
         };
-        // A mapping of its own rather than the allocator's heap: a part's buffer (megabytes)
-        // goes back to the system the moment its part is done. malloc keeps freed blocks of
-        // this size in per-thread arenas, which grew the client by a part or more per thread.
-        let mut buf = memmap2::MmapMut::map_anon((len as usize).max(1)).map_err(unreadable)?;
+        let mut buffer = buffers.take(len as usize).map_err(unreadable)?;
+        let buf = buffer.as_mut();
         let mut file: Option<std::fs::File> = None;
         let end = start + len;
         let mut filled = 0usize;
@@ -220,9 +220,8 @@ pub(crate) async fn read_range(
                 }
             };
         }
-        let crc = Crc64Nvme::of(&buf[..len as usize]);
-        let bytes = Bytes::from_owner(buf.make_read_only().map_err(unreadable)?);
-        Ok((bytes.slice(..len as usize), crc))
+        let crc = Crc64Nvme::of(buf);
+        Ok((buffer.into_bytes(), crc))
     })
     .await
     .map_err(|e| UploadError::FileUnreadable {
@@ -662,7 +661,9 @@ mod tests {
         expected.extend_from_slice(b"moov bytes in memory");
         expected.extend_from_slice(&bytes[20_000..20_000 + CHUNK + 3]);
         let (start, len) = (7u64, expected.len() as u64 - 7);
-        let (read, crc) = read_range(&source, start, len).await.expect("read");
+        let (read, crc) = read_range(&source, start, len, &BufferPool::new(1))
+            .await
+            .expect("read");
         assert_eq!(&read[..], &expected[7..]);
         assert_eq!(crc, Crc64Nvme::of(&expected[7..]));
 
@@ -695,7 +696,7 @@ mod tests {
         let path = dir.path().join("video.mp4");
         std::fs::write(&path, vec![1u8; 1000]).expect("write");
         let source = Source::file(&path, 1500);
-        let err = read_range(&source, 500, 1000)
+        let err = read_range(&source, 500, 1000, &BufferPool::new(1))
             .await
             .expect_err("the file is too short");
         assert!(matches!(err, UploadError::FileChanged { .. }), "{err:?}");

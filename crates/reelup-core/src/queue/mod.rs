@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::transfer::{DEFAULT_STALL_TIMEOUT, Pacing};
-use crate::engine::{PartPermits, Wire};
+use crate::engine::{BufferPool, MAX_PARTS_IN_FLIGHT, PartPermits, Wire};
 use crate::media::faststart::{FaststartSetting, Layout};
 use crate::media::read_details;
 use crate::queue::store::{
@@ -230,6 +230,7 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     limit: Some(Arc::new(limit)),
                 },
                 permits: PartPermits::new(options.parts_in_flight),
+                buffers: BufferPool::new(MAX_PARTS_IN_FLIGHT),
             },
             part_size: AtomicU64::new(options.upload.part_size),
             work: Arc::new(tokio::sync::Notify::new()),

@@ -101,6 +101,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             }
         }
         while running.join_next().await.is_some() {}
+        // Idle: part buffers go back to the system (an app left open holds none).
+        self.wire.buffers.clear();
         Ok(worked)
     }
 
