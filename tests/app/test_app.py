@@ -211,6 +211,9 @@ def test_token_saved_in_settings_goes_only_to_the_keyring(app, app_env, app_dirs
     css(driver, "[data-testid=profile-cdn]").send_keys(local_stack["cdn"])
     click(driver, "[data-testid=profile-save]")
     WebDriverWait(driver, 20).until(lambda d: exists(d, profile_row(name)))
+    # The row can appear (a settings event) before the save's own answer turns the form to
+    # editing the new profile; closing it before then raced that answer (seen once in CI).
+    WebDriverWait(driver, 20).until(form_title_is(f"Edit “{name}”"))
     assert attr(driver, profile_row(name, "token-status"), "data-has-token") == "false"
     assert not css(driver, "[data-testid=profile-error]").is_displayed()
     click(driver, "[data-testid=profile-cancel]")

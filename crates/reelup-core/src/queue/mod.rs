@@ -230,7 +230,10 @@ impl<E: PresignEndpoint> UploadQueue<E> {
                     limit: Some(Arc::new(limit)),
                 },
                 permits: PartPermits::new(options.parts_in_flight),
-                buffers: BufferPool::new(MAX_PARTS_IN_FLIGHT),
+                // As many free buffers as parts may be in flight: enough to reuse one for
+                // every part of a steady upload, and never more memory than twice the
+                // parts in flight hold.
+                buffers: BufferPool::new(options.parts_in_flight.clamp(1, MAX_PARTS_IN_FLIGHT)),
             },
             part_size: AtomicU64::new(options.upload.part_size),
             work: Arc::new(tokio::sync::Notify::new()),
