@@ -456,7 +456,7 @@ fn details_json(details: Option<&VideoDetails>) -> Option<String> {
 /// Inserts one item (see [`QueueStore::add`]) on `conn`, inside the caller's transaction or
 /// as its own.
 fn insert_item(conn: &Connection, file: &NewItem<'_>) -> Result<i64, QueueError> {
-    let (path_s, fp, target) = (file.path.to_string_lossy(), file.fingerprint, file.target);
+    let (path_s, fp) = (file.path.to_string_lossy(), file.fingerprint);
     let existing: Option<i64> = conn
         .prepare_cached(&format!(
             "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
@@ -471,13 +471,19 @@ fn insert_item(conn: &Connection, file: &NewItem<'_>) -> Result<i64, QueueError>
     if let Some(id) = existing {
         return Ok(id);
     }
+    insert_queued(conn, file, now_secs())
+}
+
+/// The `items` row of a new queued file, inside the caller's transaction; its id.
+fn insert_queued(conn: &Connection, file: &NewItem<'_>, now: i64) -> Result<i64, QueueError> {
+    let (fp, target) = (file.fingerprint, file.target);
     conn.prepare_cached(
         "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, profile, state, \
          details, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9)",
     )?
     .execute(params![
-        path_s,
+        file.path.to_string_lossy(),
         fp.size as i64,
         fp.mtime_ns,
         fp.sample_sha256,
@@ -485,7 +491,7 @@ fn insert_item(conn: &Connection, file: &NewItem<'_>) -> Result<i64, QueueError>
         target.cdn,
         target.profile,
         details_json(file.details),
-        now_secs()
+        now
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -493,7 +499,7 @@ fn insert_item(conn: &Connection, file: &NewItem<'_>) -> Result<i64, QueueError>
 /// Inserts one watched file (see [`QueueStore::add_watched`]) inside the caller's
 /// transaction.
 fn insert_watched(conn: &Connection, file: &NewItem<'_>) -> Result<Option<i64>, QueueError> {
-    let (path_s, fp, target) = (file.path.to_string_lossy(), file.fingerprint, file.target);
+    let (path_s, fp) = (file.path.to_string_lossy(), file.fingerprint);
     let now = now_secs();
     let fresh =
         conn.prepare_cached(
@@ -521,23 +527,7 @@ fn insert_watched(conn: &Connection, file: &NewItem<'_>) -> Result<Option<i64>, 
         ])?;
         return Ok(None);
     }
-    conn.prepare_cached(
-        "INSERT INTO items (path, size, mtime_ns, sample_sha256, endpoint, cdn, profile, state, \
-         details, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9)",
-    )?
-    .execute(params![
-        path_s,
-        fp.size as i64,
-        fp.mtime_ns,
-        fp.sample_sha256,
-        target.endpoint,
-        target.cdn,
-        target.profile,
-        details_json(file.details),
-        now
-    ])?;
-    let id = conn.last_insert_rowid();
+    let id = insert_queued(conn, file, now)?;
     conn.prepare_cached("UPDATE watched SET item_id = ?1 WHERE size = ?2 AND sample_sha256 = ?3")?
         .execute(params![id, fp.size as i64, fp.sample_sha256])?;
     Ok(Some(id))
