@@ -483,6 +483,10 @@ impl S3 for CheckedStore {
             .map_err(ledger_error)?
             .and_then(|u| u.algorithm)
             .is_some_and(|a| a == ChecksumAlgorithm::CRC64NVME);
+        // S3 lists parts by number; s3s-fs lists them in its directory's order, which varies.
+        if let Some(parts) = resp.output.parts.as_mut() {
+            parts.sort_by_key(|p| p.part_number);
+        }
         for part in resp.output.parts.iter_mut().flatten() {
             let Some(number) = part.part_number else {
                 continue;
