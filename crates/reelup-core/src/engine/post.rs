@@ -52,7 +52,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
                     match etag.filter(|e| is_md5_etag(e)) {
                         None => Verification::Unverified,
                         Some(etag) => {
-                            let sent = md5_of(bytes.clone()).await;
+                            let sent = md5_of(bytes.clone(), self.source.path()).await?;
                             if !etag_is_md5(&etag, &sent) {
                                 // Retried: the POST goes again and replaces the object.
                                 return Err(UploadError::Integrity {
@@ -73,9 +73,13 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
     }
 }
 
-/// The MD5 of bytes in memory, off the async threads.
-async fn md5_of(bytes: bytes::Bytes) -> [u8; 16] {
+/// The MD5 of bytes in memory, off the async threads. A hashing task that died is said as
+/// such, not passed off as a mismatch.
+async fn md5_of(bytes: bytes::Bytes, path: &std::path::Path) -> Result<[u8; 16], UploadError> {
     tokio::task::spawn_blocking(move || Md5::digest(&bytes).into())
         .await
-        .unwrap_or_default()
+        .map_err(|e| UploadError::FileUnreadable {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })
 }

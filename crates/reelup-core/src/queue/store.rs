@@ -614,18 +614,7 @@ impl QueueStore {
     /// already waiting finds its item), with its details in the same row. The ids, in the
     /// order given.
     pub fn add_many(&mut self, files: &[NewItem<'_>]) -> Result<Vec<i64>, QueueError> {
-        if files.is_empty() {
-            return Ok(Vec::new());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut ids = Vec::with_capacity(files.len());
-        for file in files {
-            ids.push(insert_item(&tx, file)?);
-        }
-        tx.commit()?;
-        Ok(ids)
+        self.in_one_transaction(files, insert_item)
     }
 
     /// Queues many watched files in one transaction, each as [`QueueStore::add_watched`]
@@ -634,18 +623,27 @@ impl QueueStore {
         &mut self,
         files: &[NewItem<'_>],
     ) -> Result<Vec<Option<i64>>, QueueError> {
+        self.in_one_transaction(files, insert_watched)
+    }
+
+    /// `insert` for each file, all in one IMMEDIATE transaction; the results in order.
+    fn in_one_transaction<T>(
+        &mut self,
+        files: &[NewItem<'_>],
+        insert: impl Fn(&Connection, &NewItem<'_>) -> Result<T, QueueError>,
+    ) -> Result<Vec<T>, QueueError> {
         if files.is_empty() {
             return Ok(Vec::new());
         }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut ids = Vec::with_capacity(files.len());
-        for file in files {
-            ids.push(insert_watched(&tx, file)?);
-        }
+        let results = files
+            .iter()
+            .map(|file| insert(&tx, file))
+            .collect::<Result<Vec<T>, QueueError>>()?;
         tx.commit()?;
-        Ok(ids)
+        Ok(results)
     }
 
     /// Records a video's details (read when it was queued).
