@@ -476,3 +476,72 @@ fn without_ffmpeg_uploads_go_on_with_no_posters() {
         );
     }
 }
+
+/// ffmpeg picks a demuxer by content, and some open other files named inside the input. A
+/// "clip.mp4" dropped into a watched folder that is really an HLS playlist (or an ffconcat
+/// list) naming a video elsewhere on the machine must not have that video's frame made into
+/// a public poster. The file itself is still uploaded as it is; a real Matroska video
+/// beside it still gets its poster.
+#[test]
+fn a_file_that_names_another_video_gets_no_poster_from_it() {
+    let server = LocalServer::start();
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let private = h264_video(elsewhere.path(), "private.ts", 320, 240, 2.0);
+    let private = private.to_str().expect("utf8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let playlist = dir.path().join("clip.mp4");
+    std::fs::write(
+        &playlist,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\n\
+             {private}\n#EXT-X-ENDLIST\n"
+        ),
+    )
+    .expect("write");
+    // ffconcat refuses absolute paths unless told otherwise; a relative one it follows.
+    std::fs::copy(private, dir.path().join("near.ts")).expect("copy");
+    let near = dir.path().join("near.mp4");
+    std::fs::write(&near, "ffconcat version 1.0\nfile near.ts\n").expect("write");
+    let real = h264_video(dir.path(), "real.mkv", 320, 240, 2.0);
+
+    let files = [&playlist, &near, &real];
+    let mut args = vec!["upload"];
+    args.extend(files.iter().map(|f| f.to_str().expect("utf8")));
+    args.extend([
+        "--endpoint",
+        &server.endpoint,
+        "--cdn",
+        &server.cdn,
+        "--json",
+    ]);
+    let out = reelup(&args, &[("REELUP_TOKEN", &server.token)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{stdout}");
+    for (line, file) in lines.iter().zip(files) {
+        assert_eq!(line["file"], file.to_str().expect("utf8"));
+        assert_eq!(
+            fetch_sha256(line["url"].as_str().expect("url")),
+            reelup_tests::sha256_hex(&std::fs::read(file).expect("read")),
+            "uploaded as it is: {line}"
+        );
+    }
+    for line in &lines[..2] {
+        assert!(
+            line["poster"].is_null(),
+            "a poster from another file: {line}"
+        );
+    }
+    for name in ["clip.mp4", "near.mp4"] {
+        assert!(
+            stderr.contains(&format!("{name}: no poster: ffmpeg could not draw a frame (the file's content is not MP4/MOV, Matroska/WebM, AVI or MXF, whatever its name)")),
+            "{stderr}"
+        );
+    }
+    assert!(lines[2]["poster"].is_string(), "{}", lines[2]);
+}

@@ -25,6 +25,15 @@ const POSTER_AT_SECS: f64 = 1.0;
 /// ffmpeg decodes one frame; a file it chokes on should not hold the CLI up.
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The demuxers ffmpeg may use for a poster: the containers of
+/// [`VIDEO_EXTENSIONS`](reelup_core::VIDEO_EXTENSIONS) (mov covers MP4/M4V, matroska covers
+/// WebM). ffmpeg picks a demuxer by content, not name, and some demuxers open other files
+/// named inside the input: a "clip.mp4" that is really an HLS playlist or an ffconcat list
+/// would have ffmpeg read any video on this machine and its frame uploaded as the poster.
+/// The demuxers here open nothing but the input (mov's external references stay off, as
+/// they are by default).
+const POSTER_DEMUXERS: &str = "mov,matroska,avi,mxf";
+
 /// Why no poster was made.
 #[derive(Debug)]
 pub enum PosterError {
@@ -58,6 +67,13 @@ pub async fn make_poster(video: &Path) -> Result<Vec<u8>, PosterError> {
 async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError> {
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-v", "error"]);
+    // Only video containers, and only local files: see POSTER_DEMUXERS.
+    cmd.args([
+        "-format_whitelist",
+        POSTER_DEMUXERS,
+        "-protocol_whitelist",
+        "file",
+    ]);
     if let Some(at) = at {
         // Before -i: a fast seek to the nearest keyframe, then decoding up to `at`.
         cmd.arg("-ss").arg(format!("{at}"));
@@ -98,6 +114,14 @@ async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError>
         .map_err(|e| PosterError::Ffmpeg(e.to_string()))?;
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr);
+        // ffmpeg's last line is the most telling, except after a refused demuxer, where it
+        // is a bare "Invalid argument".
+        if said.contains("not on whitelist") {
+            return Err(PosterError::Ffmpeg(
+                "the file's content is not MP4/MOV, Matroska/WebM, AVI or MXF, whatever its name"
+                    .into(),
+            ));
+        }
         let said = said.lines().last().unwrap_or("no message").trim();
         return Err(PosterError::Ffmpeg(said.chars().take(200).collect()));
     }
