@@ -12,7 +12,7 @@ use crate::engine::{FinishedPart, MultipartUpload, Verification};
 use crate::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use crate::{Fingerprint, VideoDetails};
 
-const SCHEMA_VERSION: i32 = 6;
+const SCHEMA_VERSION: i32 = 7;
 
 pub use crate::queue::state::{ItemState, Operation};
 
@@ -302,6 +302,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 6;",
         )?;
     }
+    if version < 7 {
+        // v7: indexes for a long history. A claim looks for items by state and an added
+        // file is matched with earlier uploads of it by path; without these, each was a
+        // scan of every upload ever made, so a batch grew with the size of the history.
+        conn.execute_batch(
+            "CREATE INDEX items_state ON items(state, id);
+             CREATE INDEX items_path ON items(path);
+             PRAGMA user_version = 7;",
+        )?;
+    }
     Ok(())
 }
 
@@ -453,16 +463,39 @@ fn details_json(details: Option<&VideoDetails>) -> Option<String> {
     details.map(|d| serde_json::to_string(d).expect("details serialize"))
 }
 
+/// The queued or unfinished item of the same file (path and fingerprint), if any, which an
+/// add rejoins instead of making a second.
+fn rejoin_sql() -> String {
+    format!(
+        "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
+         AND sample_sha256 = ?4 AND state IN ({})",
+        Operation::Rejoin.sql_states()
+    )
+}
+
+/// The items a claim may take, oldest first: `?1` the claiming owner, `?2` a JSON array of
+/// ids or NULL, `?3` a size the item must be below (and go by POST) or NULL.
+fn claim_sql() -> String {
+    format!(
+        "SELECT id, owner, lease_until FROM items WHERE state IN ({}) \
+         AND (owner IS NULL OR owner != ?1) \
+         AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2))) \
+         AND (?3 IS NULL OR (size < ?3 AND upload_id IS NULL)) \
+         ORDER BY id",
+        Operation::Claim.sql_states()
+    )
+}
+
+/// The ids of items in the states of the JSON array `?1`, oldest first.
+const IDS_IN_SQL: &str =
+    "SELECT id FROM items WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id";
+
 /// Inserts one item (see [`QueueStore::add`]) on `conn`, inside the caller's transaction or
 /// as its own.
 fn insert_item(conn: &Connection, file: &NewItem<'_>) -> Result<i64, QueueError> {
     let (path_s, fp) = (file.path.to_string_lossy(), file.fingerprint);
     let existing: Option<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT id FROM items WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 \
-             AND sample_sha256 = ?4 AND state IN ({})",
-            Operation::Rejoin.sql_states()
-        ))?
+        .prepare_cached(&rejoin_sql())?
         .query_row(
             params![path_s, fp.size as i64, fp.mtime_ns, fp.sample_sha256],
             |r| r.get(0),
@@ -708,14 +741,7 @@ impl QueueStore {
             .map(|ids| serde_json::to_string(ids).expect("ids serialize"));
         let below = claim.below.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         let pick = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT id, owner, lease_until FROM items WHERE state IN ({}) \
-                 AND (owner IS NULL OR owner != ?1) \
-                 AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2))) \
-                 AND (?3 IS NULL OR (size < ?3 AND upload_id IS NULL)) \
-                 ORDER BY id",
-                Operation::Claim.sql_states()
-            ))?;
+            let mut stmt = tx.prepare_cached(&claim_sql())?;
             let mut rows = stmt.query(params![owner, only, below])?;
             let mut pick = None;
             while let Some(row) = rows.next()? {
@@ -746,9 +772,7 @@ impl QueueStore {
     /// The ids of items in `states`, oldest first; no item's row is read.
     pub fn ids_in(&self, states: &[ItemState]) -> Result<Vec<i64>, QueueError> {
         let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM items WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id",
-        )?;
+        let mut stmt = self.conn.prepare_cached(IDS_IN_SQL)?;
         let ids = stmt
             .query_map(
                 [serde_json::to_string(&states).expect("states serialize")],
@@ -1225,6 +1249,39 @@ mod tests {
                 .map(|i| i.id),
             Some(one)
         );
+    }
+
+    /// A claim (once per file uploaded) and an add (once per file added) find their rows
+    /// by index, so neither reads every upload in a long history.
+    #[test]
+    fn claims_and_adds_look_rows_up_by_index_not_by_scanning_the_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("open");
+        let plan = |sql: &str| -> String {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            let params = (0..stmt.parameter_count()).map(|_| rusqlite::types::Null);
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan");
+            rows.collect::<Result<Vec<_>, _>>()
+                .expect("rows")
+                .join("; ")
+        };
+        let items_scanned =
+            |plan: &str| plan.split("; ").any(|step| step.starts_with("SCAN items"));
+        for (what, sql) in [
+            ("a claim", claim_sql()),
+            ("an add", rejoin_sql()),
+            ("ids in states", IDS_IN_SQL.to_owned()),
+        ] {
+            let plan = plan(&sql);
+            assert!(!items_scanned(&plan), "{what} scans every item: {plan}");
+        }
     }
 
     /// The scheduler's claim for small files only: a large file, or one with a multipart
