@@ -16,6 +16,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
         .commands(app_commands!(bindings))
         .events(tauri_specta::collect_events![
             ipc::UploadItem,
+            ipc::UploadsAdded,
             ipc::ProgressBatch,
             ipc::RemovedItem,
             ipc::Notice,

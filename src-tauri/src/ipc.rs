@@ -102,6 +102,14 @@ pub enum UploadState {
     Canceled,
 }
 
+/// Uploads added together (a drop, a folder, a watched batch), in one event: a folder of
+/// 1,000 clips is one message to the UI and one render, not 1,000 of each.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://uploads-added")]
+pub struct UploadsAdded {
+    pub items: Vec<UploadItem>,
+}
+
 /// One upload; also the event sent whenever one changes state (queued, paused, done...).
 #[derive(Debug, Clone, Serialize, Type, Event)]
 #[tauri_specta(event_name = "reelup://upload")]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ipc::{
     self, AddedFiles, IpcError, ProgressBatch, ProgressTick, RejectedPath, RemovedItem, UploadItem,
-    UploadState,
+    UploadState, UploadsAdded,
 };
 use crate::summary::{Batch, Counted, TrayStatus, tray_status};
 
@@ -245,22 +245,28 @@ impl Uploads {
     }
 
     fn changed<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
-        self.note(app, item);
+        ipc::emit(app, ipc_item(item));
+        self.note(item);
         self.notify_when_finished(app);
     }
 
-    /// A batch of new items (a drop, a watched folder): each is shown and counted, and
-    /// the notification looked at once.
+    /// A batch of new items (a drop, a watched folder): shown in one event, each counted,
+    /// and the notification looked at once.
     fn added<R: Runtime>(&self, app: &AppHandle<R>, items: &[QueueItem]) {
+        ipc::emit(
+            app,
+            UploadsAdded {
+                items: items.iter().map(ipc_item).collect(),
+            },
+        );
         for item in items {
-            self.note(app, item);
+            self.note(item);
         }
         self.notify_when_finished(app);
     }
 
-    /// Shows an item's new state and counts it for the tray (drawn at the next tick).
-    fn note<R: Runtime>(&self, app: &AppHandle<R>, item: &QueueItem) {
-        ipc::emit(app, ipc_item(item));
+    /// Counts an item's new state for the tray (drawn at the next tick) and its summary.
+    fn note(&self, item: &QueueItem) {
         let before = self
             .last_state
             .lock()

@@ -108,6 +108,21 @@ describe("app", () => {
     expect(byTestId("queue-count").textContent).toBe("2");
   });
 
+  it("shows uploads added together, from one event, after the ones already queued", async () => {
+    await boot(OK, [item({ id: 1, state: "uploading" }), doneItem({ id: 2, name: "old.mp4" })]);
+    await appEvents.reelupUploadsAdded.emit({
+      items: [item({ id: 5, name: "c.mp4" }), item({ id: 3, name: "a.mp4" }), item({ id: 4, name: "b.mp4" })],
+    });
+    await nextFrame();
+    expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["1", "3", "4", "5"]);
+    expect(allByTestId("history-row").map((r) => r.dataset.id)).toEqual(["2"]);
+    expect(byTestId("queue-count").textContent).toBe("4");
+    // A later change to one of them is the usual single event.
+    await appEvents.reelupUpload.emit(doneItem({ id: 4, name: "b.mp4" }));
+    expect(allByTestId("upload-row").map((r) => r.dataset.id)).toEqual(["1", "3", "5"]);
+    expect(allByTestId("history-row").map((r) => r.dataset.id).sort()).toEqual(["2", "4"]);
+  });
+
   it("moves an upload from the queue to history when it is done, keeping the queue's other rows", async () => {
     await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "queued" })]);
     const second = document.querySelector('[data-testid=upload-row][data-id="2"]');

@@ -150,6 +150,14 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       seen.add(item.id);
       route(item);
     }),
+    // A drop or a folder arrives as one event: its queued rows go in with one render.
+    events.onUploadsAdded(({ items }) => {
+      for (const item of items) seen.add(item.id);
+      const queued = items.filter((i) => inQueue(i.state));
+      for (const item of queued) history.remove(item.id);
+      queue.upsertMany(queued);
+      for (const item of items) if (!inQueue(item.state)) route(item);
+    }),
     events.onProgress((batch) => queue.progress(batch)),
     events.onRemoved(({ id }) => {
       seen.add(id);

@@ -73,6 +73,7 @@ export const events = {
 	reelupSettings: makeEvent<Settings, Settings>("reelup://settings"),
 	reelupUpdate: makeEvent<UpdateStatus, UpdateStatus>("reelup://update"),
 	reelupUpload: makeEvent<UploadItem, UploadItem>("reelup://upload"),
+	reelupUploadsAdded: makeEvent<UploadsAdded, UploadsAdded>("reelup://uploads-added"),
 	reelupWatch: makeEvent<WatchStatuses, WatchStatuses>("reelup://watch"),
 };
 
@@ -364,6 +365,14 @@ export type UploadItem = {
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**
+ *  Uploads added together (a drop, a folder, a watched batch), in one event: a folder of
+ *  1,000 clips is one message to the UI and one render, not 1,000 of each.
+ */
+export type UploadsAdded = {
+	items: UploadItem[],
+};
 
 /**  What was compared for a finished upload, as History and `reelup queue --json` show it. */
 export type Verification = 

@@ -22,6 +22,7 @@ function on<T>(event: Listenable<T>) {
 
 export const events = {
   onUpload: on(generated.reelupUpload),
+  onUploadsAdded: on(generated.reelupUploadsAdded),
   onProgress: on(generated.reelupProgress),
   onRemoved: on(generated.reelupRemoved),
   onNotice: on(generated.reelupNotice),
