@@ -228,8 +228,11 @@ fn assert_loads_or_names_a_line(text: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Host names a user could write. A label starting `xn--` is punycode, which the URL
+/// parser rightly refuses unless it decodes (`https://xn--` is "not a URL"), so none is made.
 fn host() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9]{0,5}){0,2}"
+        .prop_filter("not a punycode label", |h: &String| !h.starts_with("xn--"))
 }
 
 fn https_url() -> impl Strategy<Value = String> {
