@@ -23,10 +23,21 @@ pub fn connection(shell: Shared<'_>) -> Connection {
     shell.profiles.connection()
 }
 
+/// Every upload, newest first.
+// Async, with the reading on a blocking thread: a sync command runs on the main thread,
+// and a long History read there would hold the window still while the app starts.
 #[tauri::command]
 #[specta::specta]
-pub fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
-    shell.uploads.list()
+pub async fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
+    let shell = shell.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || shell.uploads.list())
+        .await
+        .map_err(|e| {
+            IpcError::new(
+                ErrorCode::Unknown,
+                format!("listing the uploads failed: {e}"),
+            )
+        })?
 }
 
 /// Async, with the reading on a blocking thread: a sync command runs on the main thread,

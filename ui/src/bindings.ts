@@ -8,6 +8,7 @@ import * as __TAURI_EVENT from "@tauri-apps/api/event";
 /** Commands */
 export const commands = {
 	connection: () => __TAURI_INVOKE<Connection>("connection"),
+	/**  Every upload, newest first. */
 	listUploads: () => __TAURI_INVOKE<UploadItem[]>("list_uploads"),
 	pauseUpload: (id: number) => __TAURI_INVOKE<null>("pause_upload", { id }),
 	resumeUpload: (id: number) => __TAURI_INVOKE<null>("resume_upload", { id }),

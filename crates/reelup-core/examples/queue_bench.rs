@@ -5,6 +5,7 @@
 //! matched with earlier uploads of the same path) and claiming each once (what the
 //! scheduler does per file). It runs twice in one process: on today's schema, and on the
 //! same queue with schema v7's two indexes dropped, which is how every queue was before v7.
+//! Last, it times reading every item, which is what the app's History asks for at start.
 //!
 //! ```sh
 //! cargo run --release -p reelup-core --example queue_bench
@@ -56,8 +57,9 @@ fn queue_with_history(path: &Path, history: usize) {
     tx.commit().expect("commit");
 }
 
-/// Adds `files` new files in one batch, then claims each once: the time of each half.
-fn batch(path: &Path, files: usize) -> (Duration, Duration) {
+/// Adds `files` new files in one batch, claims each once, then lists every item: the time
+/// of each.
+fn batch(path: &Path, files: usize) -> (Duration, Duration, Duration) {
     let mut store = QueueStore::open(path).expect("open the queue");
     let target = Target::new("http://127.0.0.1:7300", "http://127.0.0.1:7300/cdn");
     let paths: Vec<PathBuf> = (0..files)
@@ -93,7 +95,11 @@ fn batch(path: &Path, files: usize) -> (Duration, Duration) {
     }
     let claimed = started.elapsed();
     assert_eq!(ids.len(), files);
-    (added, claimed)
+    let started = Instant::now();
+    let all = store.list().expect("list");
+    let listed = started.elapsed();
+    assert!(all.len() >= files);
+    (added, claimed, listed)
 }
 
 fn main() {
@@ -111,15 +117,16 @@ fn main() {
         .expect("drop the v7 indexes");
 
     println!("{files} files added and claimed on a queue with {history} finished uploads");
-    println!("| queue | add (one transaction) | {files} claims | total |");
-    println!("|---|---|---|---|");
+    println!("| queue | add (one transaction) | {files} claims | add + claims | list every item |");
+    println!("|---|---|---|---|---|");
     for (name, path) in [("v7 (indexed)", &indexed), ("before v7", &unindexed)] {
-        let (added, claimed) = batch(path, files);
+        let (added, claimed, listed) = batch(path, files);
         println!(
-            "| {name} | {:.3} s | {:.3} s | {:.3} s |",
+            "| {name} | {:.3} s | {:.3} s | {:.3} s | {:.3} s |",
             added.as_secs_f64(),
             claimed.as_secs_f64(),
-            (added + claimed).as_secs_f64()
+            (added + claimed).as_secs_f64(),
+            listed.as_secs_f64()
         );
     }
 }
