@@ -3,7 +3,6 @@
 //! And two processes on one queue never upload the same item twice.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,25 +10,13 @@ use std::time::{Duration, Instant};
 use reelup_core::Fingerprint;
 use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_server::{LocalOptions, LocalStack};
-use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{random_file, reelup_command, sha256_hex};
+use reelup_testkit::{Fault, FaultKind, Match};
+use reelup_tests::{random_file, reelup_command, sha256_hex, stack_behind_proxy};
 use reqwest::Method;
 
 const MIB: u64 = 1024 * 1024;
 const PART: u64 = 16 * MIB;
 const IN_FLIGHT: u64 = 4;
-
-async fn stack_behind_proxy(dir: &Path) -> (LocalStack, FaultProxy) {
-    let store_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
-    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
-    let mut opts = LocalOptions::new(dir.join("server"));
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
-    (LocalStack::start(opts).await.expect("stack"), proxy)
-}
 
 fn reelup(stack: &LocalStack, data_dir: &Path, args: &[&str]) -> Command {
     // No profiles: never the user's config.
@@ -58,7 +45,7 @@ fn parts_recorded(data_dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_uploads_resume_and_end_identical() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(dir.path()).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let size = 200 * MIB;
     let (video, sha) = random_file(dir.path(), "long take.mp4", size as usize);
     let data = dir.path().join("data");
@@ -138,7 +125,7 @@ async fn killed_uploads_resume_and_end_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_never_upload_the_same_item() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(dir.path()).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let data = dir.path().join("data");
     let target = Target::new(&stack.endpoint, &stack.cdn);
     {

@@ -9,7 +9,6 @@
 //!   like a part, and arrives byte-identical.
 //! - Errors stored in the queue never carry a presigned URL's signature.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,18 +22,11 @@ use reelup_core::{
 };
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{random_file, sha256_hex};
+use reelup_tests::{free_addr, random_file, sha256_hex, stack_behind_proxy};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 const MIB: u64 = 1024 * 1024;
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -58,17 +50,6 @@ fn options() -> QueueOptions {
         stall_timeout: Duration::from_secs(2),
         ..QueueOptions::default()
     }
-}
-
-/// A local stack whose store sits behind a fault-injecting proxy (URLs are signed for it).
-async fn stack_behind_proxy(dir: &std::path::Path) -> (LocalStack, FaultProxy) {
-    let store_addr = free_addr();
-    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
-    let mut opts = LocalOptions::new(dir.to_owned());
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
-    let stack = LocalStack::start(opts).await.expect("stack");
-    (stack, proxy)
 }
 
 async fn run(queue: &Arc<UploadQueue<impl PresignEndpoint>>, ids: Vec<i64>) {
@@ -172,7 +153,7 @@ impl PresignEndpoint for PosingAsRemote {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_endpoint_handing_back_http_urls_gets_no_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let queue = queue_through(dir.path(), &stack, PosingAsRemote);
     let target = Target::new("https://uploads.example.com", "https://d1.cloudfront.net");
     let (small, _) = random_file(dir.path(), "small.mp4", 200 * 1024);
@@ -246,7 +227,7 @@ impl PresignEndpoint for OtherWholeCrc {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_object_crc_other_than_the_parts_combined_fails_the_upload() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, _proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let (stack, _proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let queue = queue_through(dir.path(), &stack, OtherWholeCrc);
     let target = Target::new(&stack.endpoint, &stack.cdn);
     let (large, _) = random_file(dir.path(), "large.mp4", (11 * MIB) as usize);
@@ -373,7 +354,7 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_files_whose_post_is_reset_cut_or_refused_are_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
     let (endpoint, token) = (stack.endpoint.clone(), stack.token.clone());
     let client_http = http();
@@ -432,7 +413,7 @@ async fn small_files_whose_post_is_reset_cut_or_refused_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_refuses_the_connection_still_fails_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     // The proxy's port, with nothing listening: connection refused.
     drop(proxy);
     let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
@@ -512,7 +493,7 @@ impl PresignEndpoint for LeakyErrors {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_parts_stored_error_carries_no_signature() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, _proxy) = stack_behind_proxy(&dir.path().join("server")).await;
+    let (stack, _proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     let queue = queue_through(dir.path(), &stack, LeakyErrors);
     let target = Target::new(&stack.endpoint, &stack.cdn);
     let (path, _) = random_file(dir.path(), "large.mp4", (6 * MIB) as usize);

@@ -2,7 +2,6 @@
 //! dropped connections, 5xx, SlowDown with Retry-After, delays, a flipped byte, URLs that
 //! expire in flight, and the network going away. Every upload must end byte-identical.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use reelup_core::{
 };
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{random_file, sha256_hex};
+use reelup_tests::{random_file, sha256_hex, stack_behind_proxy};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
@@ -26,13 +25,6 @@ struct Rig {
     dir: tempfile::TempDir,
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
 async fn rig(url_lifetime: Duration) -> Rig {
     rig_with(url_lifetime, |_| {}).await
 }
@@ -40,13 +32,9 @@ async fn rig(url_lifetime: Duration) -> Rig {
 /// A rig whose queue options `tweak` changes from the usual ones.
 async fn rig_with(url_lifetime: Duration, tweak: impl FnOnce(&mut QueueOptions)) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store_addr = free_addr();
-    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
     let mut opts = LocalOptions::new(dir.path().join("server"));
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
     opts.url_lifetime = url_lifetime;
-    let stack = LocalStack::start(opts).await.expect("stack");
+    let (stack, proxy) = stack_behind_proxy(opts).await;
     let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
     let token = stack.token.clone();
     let http = reqwest::Client::builder()

@@ -6,15 +6,14 @@
 //! profile set to `ask` holds the video until the user chooses; and an interrupted
 //! multipart upload of a re-laid video resumes to the same object.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use reelup_core::queue::store::{ItemState, QueueStore};
-use reelup_server::{LocalOptions, LocalStack};
-use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{LocalServer, http, reelup_command, sha256_hex};
+use reelup_server::LocalOptions;
+use reelup_testkit::{Fault, FaultKind, Match};
+use reelup_tests::{LocalServer, http, reelup_command, sha256_hex, stack_behind_proxy};
 
 /// Runs ffmpeg (from apt) quietly; panics with its errors.
 fn ffmpeg(args: &[&str]) -> Vec<u8> {
@@ -442,23 +441,11 @@ fn a_profile_set_to_ask_holds_the_video_until_the_user_chooses() {
     assert_eq!(framemd5(&fetched), framemd5(&video));
 }
 
-async fn stack_behind_proxy(dir: &Path) -> (LocalStack, FaultProxy) {
-    let store_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
-    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
-    let mut opts = LocalOptions::new(dir.join("server"));
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
-    (LocalStack::start(opts).await.expect("stack"), proxy)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_faststart_multipart_upload_resumes_to_the_same_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (stack, proxy) = stack_behind_proxy(d).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(d.join("server"))).await;
     // About 27 MB: six parts of 5 MiB. Noise keeps the lossless encoder from shrinking it.
     let video = d.join("long take.mp4");
     ffmpeg(&[

@@ -2,37 +2,23 @@
 //! the files overlap on the wire (more than the two files at once the queue used to run),
 //! never more than the parts-in-flight limit, and every one arrives intact.
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use reelup_server::{LocalOptions, LocalStack};
-use reelup_testkit::{Fault, FaultKind, FaultProxy, Match};
-use reelup_tests::{random_file, reelup_command, sha256_hex};
+use reelup_server::LocalOptions;
+use reelup_testkit::{Fault, FaultKind, Match};
+use reelup_tests::{random_file, reelup_command, sha256_hex, stack_behind_proxy};
 use reqwest::Method;
 
 const KIB: usize = 1024;
 const FILES: usize = 60;
 const IN_FLIGHT: usize = 4;
 
-/// The local stack with its store behind a proxy that counts the uploads in flight.
-async fn stack_behind_proxy(dir: &Path) -> (LocalStack, FaultProxy) {
-    let store_addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
-    let proxy = FaultProxy::start(store_addr).await.expect("proxy");
-    let mut opts = LocalOptions::new(dir.join("server"));
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
-    (LocalStack::start(opts).await.expect("stack"), proxy)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_files_overlap_within_the_parts_limit_and_arrive_intact() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(dir.path()).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     // A link with some latency: each upload takes a while on the wire, so files that
     // overlap are seen overlapping (and ones that do not, are not).
     proxy.inject(Fault::always(
@@ -71,29 +57,7 @@ async fn small_files_overlap_within_the_parts_limit_and_arrive_intact() {
         "{FILES} files at {IN_FLIGHT} parts in flight: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "reelup failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
-    assert_eq!(lines.len(), FILES, "{stdout}");
-    for (line, (path, sha)) in lines.iter().zip(&files) {
-        assert_eq!(line["file"], path.to_str().expect("utf8"));
-        let url = line["url"].as_str().expect("url");
-        let body = reqwest::get(url)
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("body");
-        assert_eq!(&sha256_hex(&body), sha, "bytes behind {url}");
-    }
+    each_arrived_intact(&out, &files).await;
 
     let posts: Vec<_> = proxy
         .requests()
@@ -119,6 +83,33 @@ async fn small_files_overlap_within_the_parts_limit_and_arrive_intact() {
     );
 }
 
+/// `reelup upload --json` succeeded with one line per file, in the order given, and the
+/// bytes behind each streaming URL are the file's.
+async fn each_arrived_intact(out: &std::process::Output, files: &[(PathBuf, String)]) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "reelup failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{stdout}");
+    for (line, (path, sha)) in lines.iter().zip(files) {
+        assert_eq!(line["file"], path.to_str().expect("utf8"));
+        let url = line["url"].as_str().expect("url");
+        let body = reqwest::get(url)
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("body");
+        assert_eq!(&sha256_hex(&body), sha, "bytes behind {url}");
+    }
+}
+
 /// The `uploadId` of a part upload's query.
 fn upload_id(query: &str) -> Option<&str> {
     query
@@ -130,7 +121,7 @@ fn upload_id(query: &str) -> Option<&str> {
 async fn large_files_keep_to_files_at_once_while_small_ones_go_ahead() {
     const MIB: usize = 1024 * 1024;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stack, proxy) = stack_behind_proxy(dir.path()).await;
+    let (stack, proxy) = stack_behind_proxy(LocalOptions::new(dir.path().join("server"))).await;
     proxy.inject(Fault::always(
         Match::Any,
         FaultKind::Delay(Duration::from_millis(100)),
@@ -193,28 +184,7 @@ async fn large_files_keep_to_files_at_once_while_small_ones_go_ahead() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "reelup failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
-    assert_eq!(lines.len(), files.len(), "{stdout}");
-    for (line, (path, sha)) in lines.iter().zip(&files) {
-        assert_eq!(line["file"], path.to_str().expect("utf8"));
-        let url = line["url"].as_str().expect("url");
-        let body = reqwest::get(url)
-            .await
-            .expect("GET")
-            .bytes()
-            .await
-            .expect("body");
-        assert_eq!(&sha256_hex(&body), sha, "bytes behind {url}");
-    }
+    each_arrived_intact(&out, &files).await;
 
     assert!(
         (1..=2).contains(&most_at_once),

@@ -484,3 +484,26 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     }
     found
 }
+
+/// A loopback address nothing listens on yet (the port is free when this returns).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// The local stack of `opts`, with its store behind a fault-injecting proxy: URLs are
+/// signed for the proxy's address, so every upload goes through it.
+pub async fn stack_behind_proxy(
+    mut opts: reelup_server::LocalOptions,
+) -> (reelup_server::LocalStack, reelup_testkit::FaultProxy) {
+    let store_addr = free_addr();
+    let proxy = reelup_testkit::FaultProxy::start(store_addr)
+        .await
+        .expect("proxy");
+    opts.s3_listen = store_addr;
+    opts.store_public_endpoint = Some(proxy.url());
+    let stack = reelup_server::LocalStack::start(opts).await.expect("stack");
+    (stack, proxy)
+}
