@@ -23,31 +23,36 @@ pub fn connection(shell: Shared<'_>) -> Connection {
     shell.profiles.connection()
 }
 
-/// Every upload, newest first.
-// Async, with the reading on a blocking thread: a sync command runs on the main thread,
-// and a long History read there would hold the window still while the app starts.
-#[tauri::command]
-#[specta::specta]
-pub async fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
-    let shell = shell.inner().clone();
-    tauri::async_runtime::spawn_blocking(move || shell.uploads.list())
+/// Runs `work` on a blocking thread: a sync command runs on the main thread, and reading
+/// many rows or files there would hold the window still. `doing` names the work for the
+/// message should it panic.
+async fn off_the_main_thread<T: Send + 'static>(
+    doing: &'static str,
+    work: impl FnOnce() -> Result<T, IpcError> + Send + 'static,
+) -> Result<T, IpcError> {
+    tauri::async_runtime::spawn_blocking(work)
         .await
         .map_err(|e| {
             IpcError::new(
                 ErrorCode::Unknown,
-                format!("listing the uploads failed: {e}"),
+                format!("{doing} failed ({e}); try again, and restart Reelup if it fails again"),
             )
         })?
 }
 
-/// Async, with the reading on a blocking thread: a sync command runs on the main thread,
-/// and reading a folder of 1,000 clips there would freeze the window.
+/// Every upload, newest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_uploads(shell: Shared<'_>) -> Result<Vec<UploadItem>, IpcError> {
+    let shell = shell.inner().clone();
+    off_the_main_thread("listing the uploads", move || shell.uploads.list()).await
+}
+
+/// Off the main thread: reading a folder of 1,000 clips takes a while.
 #[tauri::command]
 pub async fn add_paths(shell: Shared<'_>, paths: Vec<PathBuf>) -> Result<AddedFiles, IpcError> {
     let shell = shell.inner().clone();
-    tauri::async_runtime::spawn_blocking(move || shell.add(paths))
-        .await
-        .map_err(|e| IpcError::new(ErrorCode::Unknown, format!("adding the files failed: {e}")))?
+    off_the_main_thread("adding the files", move || shell.add(paths)).await
 }
 
 /// A poster frame the UI drew from the item's video (a JPEG, at most 2 MiB): checked,
