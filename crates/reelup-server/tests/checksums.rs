@@ -196,6 +196,19 @@ impl Stack {
         body.as_array().expect("list").clone()
     }
 
+    /// Completes `up` from `parts` with the whole file's CRC, which must succeed, and then
+    /// the CDN route must serve exactly `whole`.
+    async fn completes_to(&self, up: &Upload, parts: &[(u32, String, String)], whole: &[u8]) {
+        let (status, done) = self
+            .complete(
+                up,
+                json!({"parts": parts_json(parts), "checksumCRC64NVME": crc(whole)}),
+            )
+            .await;
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(self.served(&up.key).await, (StatusCode::OK, whole.to_vec()));
+    }
+
     /// What the CDN route serves at `key`: its status and bytes.
     async fn served(&self, key: &str) -> (StatusCode, Vec<u8>) {
         let r = self
@@ -345,14 +358,7 @@ async fn a_part_with_a_flipped_byte_is_refused_and_not_kept() {
         .await;
     assert_eq!(status, 200);
     let parts = vec![(1, etag, crc(&good)), (2, etag2, crc(&whole[PART..]))];
-    let (status, done) = s
-        .complete(
-            &up,
-            json!({"parts": parts_json(&parts), "checksumCRC64NVME": crc(&whole)}),
-        )
-        .await;
-    assert_eq!(status, 200, "{done}");
-    assert_eq!(s.served(&up.key).await, (StatusCode::OK, whole));
+    s.completes_to(&up, &parts, &whole).await;
 }
 
 /// The store's records of each part outlive a restart, as the upload does: the checks at
@@ -455,14 +461,7 @@ async fn a_wrong_whole_object_checksum_is_refused_and_no_object_appears() {
     assert_eq!(body["error"], "bad_digest", "{body}");
     assert_eq!(s.served(&up.key).await.0, StatusCode::NOT_FOUND);
     // The upload is still open: the right checksum completes it.
-    let (status, done) = s
-        .complete(
-            &up,
-            json!({"parts": parts_json(&parts), "checksumCRC64NVME": crc(&whole)}),
-        )
-        .await;
-    assert_eq!(status, 200, "{done}");
-    assert_eq!(s.served(&up.key).await, (StatusCode::OK, whole));
+    s.completes_to(&up, &parts, &whole).await;
 }
 
 #[tokio::test]
