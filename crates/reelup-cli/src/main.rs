@@ -487,12 +487,14 @@ pub(crate) async fn drive(
     let progress = tokio::spawn(show_progress(queue.subscribe(), interactive, ids.clone()));
     // Posters are drawn as files finish, while the others upload.
     let uploads_done = CancellationToken::new();
+    let no_ffmpeg = poster::FfmpegMissing::default();
     let drawing = posters.then(|| {
         tokio::spawn(poster::as_they_finish(
             queue.clone(),
             queue.subscribe(),
             ids.iter().copied().collect(),
             uploads_done.clone(),
+            no_ffmpeg.clone(),
         ))
     });
     let run = queue.run(Some(ids.clone()), stop.clone()).await;
@@ -522,7 +524,7 @@ pub(crate) async fn drive(
             .copied()
             .filter(|id| !drawn.contains(id))
             .collect();
-        poster::add_posters(queue, &missed).await;
+        poster::add_posters(queue, &missed, &no_ffmpeg).await;
     }
     let mut failed = 0;
     for id in &ids {

@@ -141,6 +141,25 @@ fn posters_at_once() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
+/// Whether ffmpeg is known to be missing. One run of `reelup upload` shares one, across
+/// [`as_they_finish`] and [`add_posters`], so "ffmpeg not found" is said once however many
+/// paths find it missing, and nothing more is tried once one has.
+#[derive(Debug, Clone, Default)]
+pub struct FfmpegMissing(Arc<AtomicBool>);
+
+impl FfmpegMissing {
+    fn known(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Records that ffmpeg is missing; says so the first time only.
+    fn found(&self) {
+        if !self.0.swap(true, Ordering::SeqCst) {
+            eprintln!("reelup: no posters: ffmpeg not found");
+        }
+    }
+}
+
 /// Makes posters for items of `ids` as they finish, a few at once, while the rest are
 /// still uploading (drawing a frame is CPU, uploading is mostly waiting on the link), until
 /// `uploads_done`; then finishes those begun. Returns the ids it took on, so that
@@ -150,8 +169,8 @@ pub async fn as_they_finish(
     mut events: broadcast::Receiver<QueueEvent>,
     ids: HashSet<i64>,
     uploads_done: CancellationToken,
+    no_ffmpeg: FfmpegMissing,
 ) -> HashSet<i64> {
-    let no_ffmpeg = AtomicBool::new(false);
     let mut taken = HashSet::new();
     let mut drawing = FuturesUnordered::new();
     let limit = posters_at_once();
@@ -179,8 +198,7 @@ pub async fn as_they_finish(
 /// Makes and uploads a poster for each finished item of `ids` that has none, a few at
 /// once. Never fails the upload: a video with no poster is still a finished upload, so
 /// problems are said on stderr. Without ffmpeg this says so once and stops.
-pub async fn add_posters(queue: &Queue, ids: &[i64]) {
-    let no_ffmpeg = AtomicBool::new(false);
+pub async fn add_posters(queue: &Queue, ids: &[i64], no_ffmpeg: &FfmpegMissing) {
     futures::stream::iter(ids)
         .for_each_concurrent(posters_at_once(), |id| poster_for(queue, *id, &no_ffmpeg))
         .await;
@@ -188,8 +206,8 @@ pub async fn add_posters(queue: &Queue, ids: &[i64]) {
 
 /// One item's poster, if it is finished and has none. Once ffmpeg is known to be missing
 /// (`no_ffmpeg`), no more are tried, and that is said once.
-async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &AtomicBool) {
-    if no_ffmpeg.load(Ordering::SeqCst) {
+async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &FfmpegMissing) {
+    if no_ffmpeg.known() {
         return;
     }
     let Ok(item) = queue.get(id) else { return };
@@ -199,9 +217,7 @@ async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &AtomicBool) {
     let jpeg = match make_poster(&item.path).await {
         Ok(jpeg) => jpeg,
         Err(PosterError::NoFfmpeg) => {
-            if !no_ffmpeg.swap(true, Ordering::SeqCst) {
-                eprintln!("reelup: no posters: ffmpeg not found");
-            }
+            no_ffmpeg.found();
             return;
         }
         Err(e) => {
