@@ -200,7 +200,7 @@ pub async fn as_they_finish(
 /// problems are said on stderr. Without ffmpeg this says so once and stops.
 pub async fn add_posters(queue: &Queue, ids: &[i64], no_ffmpeg: &FfmpegMissing) {
     futures::stream::iter(ids)
-        .for_each_concurrent(posters_at_once(), |id| poster_for(queue, *id, &no_ffmpeg))
+        .for_each_concurrent(posters_at_once(), |id| poster_for(queue, *id, no_ffmpeg))
         .await;
 }
 
