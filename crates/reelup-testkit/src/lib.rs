@@ -101,6 +101,8 @@ pub enum Match {
     PartUploads,
     /// The UploadPart (a PUT) of this part number.
     PartNumber(u32),
+    /// Any CompleteMultipartUpload: a POST with `uploadId` in the query.
+    Completes,
 }
 
 impl Match {
@@ -111,6 +113,12 @@ impl Match {
             Match::PathContains(s) => uri.path().contains(s.as_str()),
             Match::PartUploads => method == Method::PUT && part_number(uri).is_some(),
             Match::PartNumber(n) => method == Method::PUT && part_number(uri) == Some(*n),
+            Match::Completes => {
+                method == Method::POST
+                    && uri
+                        .query()
+                        .is_some_and(|q| q.split('&').any(|p| p.starts_with("uploadId=")))
+            }
         }
     }
 }
@@ -150,6 +158,11 @@ pub enum FaultKind {
     /// Read the request body, then answer 200 with an S3 `<Error>` XML body (S3 does this on
     /// CompleteMultipartUpload), without forwarding.
     OkWithErrorBody,
+    /// Forward the request and read the store's whole answer, so the store has done the
+    /// work, then never answer: the answer is lost on the way back, as when the client
+    /// crashes or the network drops after the store acted. The store's status shows as
+    /// [`Seen::upstream_status`].
+    LoseAnswer,
 }
 
 /// A request the proxy saw, in [`FaultProxy::requests`].
@@ -165,6 +178,9 @@ pub struct Seen {
     pub status: Option<u16>,
     /// The fault applied to it, if any.
     pub fault: Option<FaultKind>,
+    /// The store's status for a request whose answer was then lost
+    /// ([`FaultKind::LoseAnswer`]), once the store answered.
+    pub upstream_status: Option<u16>,
 }
 
 struct Entry {
@@ -359,7 +375,7 @@ async fn handle(
     }
     let received = Arc::new(AtomicUsize::new(0));
     let index = shared.log_request(&parts.method, &parts.uri, fault.clone(), received.clone());
-    let result = apply(&shared, &cut, fault, parts, body, &received).await;
+    let result = apply(&shared, &cut, fault, parts, body, &received, index).await;
     if let Ok(resp) = &result {
         shared.log_status(index, resp.status());
     }
@@ -373,6 +389,7 @@ async fn apply(
     parts: http::request::Parts,
     mut body: Incoming,
     received: &Arc<AtomicUsize>,
+    index: usize,
 ) -> Result<Response<ProxyBody>, std::io::Error> {
     let Some(fault) = fault else {
         return Ok(forward(shared, parts, counted(body, received.clone())).await);
@@ -441,6 +458,17 @@ async fn apply(
                 .map_err(|never| match never {})
                 .boxed_unsync();
             Ok(forward(shared, parts, body).await)
+        }
+        FaultKind::LoseAnswer => {
+            let answer = forward(shared, parts, counted(body, received.clone())).await;
+            let status = answer.status();
+            // The whole answer, so nothing upstream waits on this proxy to read it.
+            let _ = answer.into_body().collect().await;
+            shared.log_upstream_status(index, status);
+            shared.stop.cancelled().await;
+            Err(std::io::Error::other(
+                "fault: the answer was lost until the proxy stopped",
+            ))
         }
         FaultKind::OkWithErrorBody => {
             read_all(body, received).await?;
@@ -625,10 +653,17 @@ impl Shared {
                 body_bytes: 0,
                 status: None,
                 fault,
+                upstream_status: None,
             },
             body_bytes,
         });
         log.len() - 1
+    }
+
+    fn log_upstream_status(&self, index: usize, status: StatusCode) {
+        if let Some(entry) = lock(&self.log).get_mut(index) {
+            entry.seen.upstream_status = Some(status.as_u16());
+        }
     }
 
     fn log_status(&self, index: usize, status: StatusCode) {
