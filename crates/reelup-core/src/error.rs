@@ -61,6 +61,10 @@ error_codes! {
     StorageError = "storage_error",
     StorageUnreachable = "storage_unreachable",
     Integrity = "integrity",
+    /// The store no longer holds the multipart upload an item was resuming (completed by a
+    /// run that crashed before recording it, aborted, or expired). The engine recovers by
+    /// itself; this code is seen only if the upload vanishes again in the same run.
+    UploadGone = "upload_gone",
     // The queue database.
     Queue = "queue",
     QueueUnusable = "queue_unusable",
@@ -204,6 +208,15 @@ pub enum UploadError {
     )]
     Integrity { expected: String, got: String },
 
+    #[error(
+        "the store no longer holds this multipart upload ({said}): it was completed, aborted or expired; the upload starts again"
+    )]
+    UploadGone {
+        /// Who said so, and how (`reelup-server: no_such_upload (HTTP 404)`, `S3:
+        /// NoSuchUpload (HTTP 404)`).
+        said: String,
+    },
+
     #[error("the storage server could not be reached ({reason}); check the network and try again")]
     StorageUnreachable {
         reason: String,
@@ -277,6 +290,7 @@ impl UploadError {
             Self::Storage { .. } => ErrorCode::StorageError,
             Self::StorageUnreachable { .. } => ErrorCode::StorageUnreachable,
             Self::Integrity { .. } => ErrorCode::Integrity,
+            Self::UploadGone { .. } => ErrorCode::UploadGone,
             Self::Queue(e) => e.code(),
             Self::InsecureUrl { .. } => ErrorCode::InsecureUrl,
             Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
@@ -303,6 +317,9 @@ fn explain(code: &str, message: &str) -> String {
         }
         "EntityTooLarge" => "the file is larger than the server allows",
         "InvalidPolicyDocument" => "the upload did not match the signed policy",
+        "NoSuchUpload" => {
+            "the multipart upload is gone (completed, aborted or expired); it starts again"
+        }
         _ => "",
     };
     match (message.is_empty(), hint.is_empty()) {

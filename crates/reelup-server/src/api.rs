@@ -1029,7 +1029,20 @@ async fn complete(
     // S3 cannot cap a multipart object's size, so the cap is enforced here, from what S3
     // holds, before the object comes into being. Parts signed with their length cannot
     // have grown since; for clients that declared no part size this is the only check.
-    let listed = state.store.list_parts(key, upload_id).await?;
+    let listed = match state.store.list_parts(key, upload_id).await {
+        Ok(listed) => listed,
+        Err(StoreError::S3 { ref code, .. }) if code == "NoSuchUpload" => {
+            let confirmed = completed_earlier(&state, &upload, &parts, whole).await?;
+            return Ok(completed_answer(
+                &state,
+                key,
+                confirmed,
+                whole,
+                body.link_lifetime_secs,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Up to 10,000 parts on each side: look numbers up in a set, not by scanning the list
     // once per part (10^8 comparisons a request is a lever for a token holder).
     let uploaded: std::collections::HashSet<u32> = listed.iter().map(|p| p.number).collect();
@@ -1079,8 +1092,78 @@ async fn complete(
         })
         .collect();
     let confirmed = state.store.complete(key, upload_id, &parts, whole).await?;
-    let (streaming_url, streaming_url_expires_at) =
-        state.streaming_link(key, body.link_lifetime_secs);
+    Ok(completed_answer(
+        &state,
+        key,
+        confirmed,
+        whole,
+        body.link_lifetime_secs,
+    ))
+}
+
+/// A Complete asked again after one that succeeded (its answer lost to a crash or a cut
+/// connection): S3 then answers `NoSuchUpload`, as it does for an upload aborted, expired
+/// or never made. The object tells them apart: it is this upload's if its size is the one
+/// declared (or these parts add up to) and its whole-object CRC-64/NVME is the one the
+/// client gives (a checksummed upload), or else its ETag is the one exactly these parts
+/// make. Then it is answered as the first Complete was: the store's confirmed CRC. Else
+/// `no_such_upload`, and the client starts a new upload. A store that will not say (no
+/// `s3:GetObject`) gets the same answer: the client then looks through the CDN.
+async fn completed_earlier(
+    state: &ApiState,
+    upload: &Upload<'_>,
+    parts: &[(u32, String)],
+    whole: Option<Crc64Nvme>,
+) -> ApiResult<Option<String>> {
+    let gone = || {
+        ApiError::from(StoreError::S3 {
+            status: 404,
+            code: "NoSuchUpload".into(),
+            message: String::new(),
+        })
+    };
+    let Some(object) = state.store.head(upload.key).await? else {
+        return Err(gone());
+    };
+    let size_fits = upload.declared.size.is_none_or(|size| object.size == size);
+    let same = match whole {
+        Some(crc) => object.crc64nvme.as_deref() == Some(crc.to_base64().as_str()),
+        None => multipart_etag(parts)
+            .is_some_and(|etag| object.etag.trim_matches('"').eq_ignore_ascii_case(&etag)),
+    };
+    if !(size_fits && same) {
+        return Err(gone());
+    }
+    tracing::info!(
+        key = upload.key,
+        "a repeated Complete found its object: answered as completed"
+    );
+    Ok(object.crc64nvme.filter(|_| whole.is_some()))
+}
+
+/// S3's ETag for an object made of `parts` (`md5(part MD5s)-count`), when every part's
+/// ETag is a plain MD5.
+fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    for (_, etag) in parts {
+        let mut md5 = [0u8; 16];
+        hex::decode_to_slice(etag.trim_matches('"'), &mut md5).ok()?;
+        all.update(md5);
+    }
+    Some(format!("{}-{}", hex::encode(all.finalize()), parts.len()))
+}
+
+/// The answer to a Complete that succeeded: where the object is, its streaming link, and
+/// the whole-object CRC the store confirmed.
+fn completed_answer(
+    state: &ApiState,
+    key: &str,
+    confirmed: Option<String>,
+    whole: Option<Crc64Nvme>,
+    link_lifetime_secs: Option<u64>,
+) -> Json<MultipartCompleted> {
+    let (streaming_url, streaming_url_expires_at) = state.streaming_link(key, link_lifetime_secs);
     // With signed links the bucket URL is of no use to anyone (the bucket is private), and
     // Companion clients such as Uppy show `location`: they get the signed link there too.
     let location = if streaming_url_expires_at.is_some() {
@@ -1094,7 +1177,7 @@ async fn complete(
             .extend(key.split('/'));
         location.into()
     };
-    Ok(Json(MultipartCompleted {
+    Json(MultipartCompleted {
         location: Some(location),
         key: Some(key.to_owned()),
         bucket: Some(state.store.bucket_name().to_owned()),
@@ -1103,7 +1186,7 @@ async fn complete(
         // What the store confirmed, never the client's own value echoed: a store that
         // checks nothing answers none, and the client knows the object went unchecked.
         checksum_crc64nvme: confirmed.filter(|_| whole.is_some()),
-    }))
+    })
 }
 
 /// `POST /reelup/link`: a new signed link to an object of the caller's, for the lifetime

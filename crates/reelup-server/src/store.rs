@@ -82,6 +82,18 @@ pub struct CompletePart {
 pub const CHECKSUM_ALGORITHM_HEADER: &str = "x-amz-checksum-algorithm";
 pub const CHECKSUM_TYPE_HEADER: &str = "x-amz-checksum-type";
 pub const FULL_OBJECT: &str = "FULL_OBJECT";
+/// Asks HEAD and GET for the object's stored checksum.
+const CHECKSUM_MODE_HEADER: &str = "x-amz-checksum-mode";
+
+/// What HEAD says of an object.
+#[derive(Debug, Clone)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// As the store gave it, quotes and all.
+    pub etag: String,
+    /// Its whole-object CRC-64/NVME (base64), when the store keeps one.
+    pub crc64nvme: Option<String>,
+}
 
 /// One part S3 holds for an unfinished multipart upload.
 #[derive(Debug, Clone)]
@@ -441,6 +453,49 @@ impl ObjectStore {
                 message: "HEAD of the object failed".into(),
             }),
         }
+    }
+
+    /// What the store says of the object at `key`: its size, ETag and whole-object
+    /// CRC-64/NVME (asked for with `x-amz-checksum-mode: ENABLED`, signed). `None` when
+    /// there is no object, or the store will not say (403: no `s3:GetObject`).
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        let keys = self.keys.current();
+        let mut action = self.bucket.head_object(Some(&keys.s3), key);
+        action.headers_mut().insert(CHECKSUM_MODE_HEADER, "ENABLED");
+        let url = action.sign(OWN_REQUEST_LIFETIME);
+        let resp = self
+            .http
+            .head(url)
+            .header(CHECKSUM_MODE_HEADER, "ENABLED")
+            .send()
+            .await
+            .map_err(|e| StoreError::Unreachable(without_secrets(e)))?;
+        let status = resp.status().as_u16();
+        if matches!(status, 403 | 404) {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(StoreError::S3 {
+                status,
+                code: String::new(),
+                message: "HEAD of the object failed".into(),
+            });
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        // The header itself: a HEAD has no body for reqwest to measure.
+        let Some(size) = header("content-length").and_then(|v| v.parse().ok()) else {
+            return Ok(None);
+        };
+        Ok(Some(ObjectHead {
+            size,
+            etag: header("etag").unwrap_or_default(),
+            crc64nvme: header(CRC64NVME_HEADER),
+        }))
     }
 
     pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {

@@ -108,6 +108,9 @@ impl CompanionClient {
             });
         }
         let body = resp.bytes().await.map_err(unreachable)?;
+        if let Some(said) = upload_gone(status, &body) {
+            return Err(UploadError::UploadGone { said });
+        }
         if !status.is_success() {
             // reelup-server's `{error, message}`, or either of Companion's shapes; else the
             // start of whatever came back (a proxy's HTML page).
@@ -194,6 +197,39 @@ pub fn check_presigned_url(
         what,
         host: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or("")),
     })
+}
+
+/// Whether an error answer says the multipart upload no longer exists, and who said so:
+/// reelup-server answers 404 `{"error": "no_such_upload"}`; Uppy Companion passes S3's
+/// `NoSuchUpload` on as a 500 whose `error` is the AWS SDK's exception (outside production;
+/// in production it says only "Something went wrong", and the engine learns no more).
+/// Codes, not messages, are compared.
+fn upload_gone(status: reqwest::StatusCode, body: &[u8]) -> Option<String> {
+    if status.is_success() {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match answer.get("error")? {
+        serde_json::Value::String(code) if status == 404 && code == "no_such_upload" => {
+            Some(format!(
+                "the endpoint answered no_such_upload, HTTP {}",
+                status.as_u16()
+            ))
+        }
+        serde_json::Value::Object(sdk) => {
+            let name = sdk
+                .get("name")
+                .or_else(|| sdk.get("Code"))
+                .and_then(serde_json::Value::as_str)?;
+            (name == "NoSuchUpload").then(|| {
+                format!(
+                    "the endpoint passed on S3's NoSuchUpload, HTTP {}",
+                    status.as_u16()
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The innermost error text, e.g. "Connection refused (os error 111)" rather than
@@ -308,6 +344,44 @@ impl PresignEndpoint for CompanionClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vanished_upload_is_known_by_its_code_from_either_server() {
+        use reqwest::StatusCode;
+        let reelup = br#"{"error":"no_such_upload","message":"no such multipart upload"}"#;
+        assert!(upload_gone(StatusCode::NOT_FOUND, reelup).is_some());
+        // Companion 6 outside production: the AWS SDK v3 exception as `error`.
+        let companion = br#"{"message":"The specified upload does not exist.","error":{"name":"NoSuchUpload","$fault":"client","$metadata":{"httpStatusCode":404},"Code":"NoSuchUpload"},"requestId":"x"}"#;
+        assert!(upload_gone(StatusCode::INTERNAL_SERVER_ERROR, companion).is_some());
+        // Only the code counts: the same words in a message, another code, a 404 of
+        // another kind, and Companion in production say nothing of the kind.
+        for (status, body) in [
+            (
+                StatusCode::NOT_FOUND,
+                &br#"{"error":"not_found","message":"NoSuchUpload"}"#[..],
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                &br#"{"error":"no_such_upload"}"#[..],
+            ),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &br#"{"message":"Something went wrong","requestId":"x"}"#[..],
+            ),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &br#"{"error":{"name":"AccessDenied"}}"#[..],
+            ),
+            (StatusCode::NOT_FOUND, &b"<html>NoSuchUpload</html>"[..]),
+        ] {
+            assert_eq!(
+                upload_gone(status, body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 
     #[test]
     fn presigned_urls_are_https_unless_the_endpoint_is_this_machine() {

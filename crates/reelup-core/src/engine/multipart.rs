@@ -69,24 +69,60 @@ pub(crate) trait PartLedger: Sync {
 impl<E: PresignEndpoint> FileUpload<'_, E> {
     /// Starts (or, given `resume`, carries on) the file's multipart upload with parts of
     /// `part_size`, and completes it. The object's key, or `None` if stopped.
+    ///
+    /// An upload the store no longer holds (a run that crashed after Complete but before
+    /// the queue recorded it; a store that lost it) is not a dead end: if the object is
+    /// there, made of exactly the recorded parts, the upload is done; otherwise a new
+    /// multipart upload starts, once a run.
     pub(crate) async fn multipart(
         &self,
         ledger: &impl PartLedger,
         resume: Option<MultipartUpload>,
         part_size: u64,
     ) -> Result<Option<Uploaded>, UploadError> {
-        let upload = match resume {
+        let mut upload = match resume {
             Some(upload) => upload,
             None => match self.create(ledger, part_size).await? {
                 Some(upload) => upload,
                 None => return Ok(None),
             },
         };
+        let mut started_again = false;
+        loop {
+            let gone = match self.send_and_complete(ledger, &upload).await {
+                Err(e) if e.is_upload_gone() => e,
+                other => return other,
+            };
+            if let Some(done) = self.completed_before(ledger, &upload).await? {
+                tracing::info!(key = %upload.key, "the multipart upload was completed by an earlier run");
+                return Ok(Some(done));
+            }
+            // Vanishing again within one run is not the crash this recovers from: said, not
+            // looped on.
+            if started_again {
+                return Err(gone);
+            }
+            started_again = true;
+            tracing::warn!(key = %upload.key, error = %gone, "the multipart upload is gone and its object is not there; starting a new upload");
+            upload = match self.create(ledger, part_size).await? {
+                Some(upload) => upload,
+                None => return Ok(None),
+            };
+        }
+    }
+
+    /// Brings the ledger in line with the store, sends the missing parts, completes and
+    /// checks the object.
+    async fn send_and_complete(
+        &self,
+        ledger: &impl PartLedger,
+        upload: &MultipartUpload,
+    ) -> Result<Option<Uploaded>, UploadError> {
         let plan = PartPlan::new(self.meta.size, upload.part_size);
-        let Some(done) = self.reconcile(ledger, &upload, &plan).await? else {
+        let Some(done) = self.reconcile(ledger, upload, &plan).await? else {
             return Ok(None);
         };
-        if !self.send_missing(ledger, &upload, &plan, &done).await? {
+        if !self.send_missing(ledger, upload, &plan, &done).await? {
             return Ok(None);
         }
         ledger.completing()?;
@@ -107,6 +143,21 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         else {
             return Ok(None);
         };
+        self.completed(upload, &recorded, &parts, whole, completed)
+            .await
+            .map(Some)
+    }
+
+    /// What a Complete's answer proves: the store's whole-object CRC must be ours; without
+    /// one, the object's ETag is compared with the parts'.
+    async fn completed(
+        &self,
+        upload: &MultipartUpload,
+        recorded: &[FinishedPart],
+        parts: &[CompletedPart],
+        whole: Option<String>,
+        completed: reelup_protocol::MultipartCompleted,
+    ) -> Result<Uploaded, UploadError> {
         let verified = match (&whole, completed.checksum_crc64nvme) {
             (Some(ours), Some(theirs)) if *ours == theirs => Verification::ObjectCrc64nvme,
             (Some(ours), Some(theirs)) => {
@@ -117,18 +168,69 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             }
             (Some(_), None) => Verification::PartsCrc64nvme,
             (None, _) => {
-                self.verify_object(&upload.key, &parts).await?;
-                if recorded.iter().all(|p| p.md5_checked) {
-                    Verification::PartsMd5
-                } else {
-                    Verification::Unverified
-                }
+                self.verify_object(&upload.key, parts).await?;
+                parts_verification(recorded)
             }
         };
-        Ok(Some(Uploaded {
-            key: upload.key,
+        Ok(Uploaded {
+            key: upload.key.clone(),
             verified,
-        }))
+        })
+    }
+
+    /// After the store said `upload` is gone: whether an earlier run completed it. Only an
+    /// upload with every part on record was ever completed (Complete is asked with no
+    /// fewer). Complete is asked again, since reelup-server answers a repeated Complete
+    /// from the object itself (its size and whole-object CRC); where the endpoint cannot
+    /// (Companion: S3 answers `NoSuchUpload`), the object's size and ETag, read through the
+    /// CDN, must be those of exactly the recorded parts.
+    async fn completed_before(
+        &self,
+        ledger: &impl PartLedger,
+        upload: &MultipartUpload,
+    ) -> Result<Option<Uploaded>, UploadError> {
+        let plan = PartPlan::new(self.meta.size, upload.part_size);
+        let recorded = ledger.parts()?;
+        let Ok(parts) = completed_parts(&recorded, &plan) else {
+            return Ok(None);
+        };
+        let whole = if upload.checksummed {
+            match whole_crc(&recorded) {
+                Ok(crc) => Some(crc.to_base64()),
+                Err(_) => return Ok(None),
+            }
+        } else {
+            None
+        };
+        let again = self
+            .retry
+            .run(self.stop, || {
+                self.endpoint
+                    .complete(&upload.key, &upload.upload_id, &parts, whole.as_deref())
+            })
+            .await;
+        match again {
+            Ok(Some(completed)) => {
+                return self
+                    .completed(upload, &recorded, &parts, whole, completed)
+                    .await
+                    .map(Some);
+            }
+            Ok(None) => return Ok(None),
+            Err(e) if e.is_upload_gone() => {}
+            Err(e) => return Err(e),
+        }
+        if self.object_is(&upload.key, &parts).await {
+            return Ok(Some(Uploaded {
+                key: upload.key.clone(),
+                verified: if upload.checksummed {
+                    Verification::PartsCrc64nvme
+                } else {
+                    parts_verification(&recorded)
+                },
+            }));
+        }
+        Ok(None)
     }
 
     /// Creates the multipart upload and records it.
@@ -347,6 +449,31 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         Ok(Some(()))
     }
 
+    /// Whether the object at `key`, as the CDN reports it, is made of exactly `parts`: this
+    /// file's size, and the ETag S3 gives an object of those parts. False when the CDN
+    /// cannot say (unreachable, signed links required, an ETag of another form).
+    async fn object_is(&self, key: &str, parts: &[CompletedPart]) -> bool {
+        let Some(expected) = multipart_etag(parts) else {
+            return false;
+        };
+        let url = StreamingUrlBase::new(self.cdn).url_for(key);
+        let head = self.wire.http.head(&url).timeout(Duration::from_secs(10));
+        let Ok(resp) = head.send().await else {
+            return false;
+        };
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+        };
+        // The header itself: reqwest's `content_length()` is the body's, none for a HEAD.
+        let size = header(reqwest::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        let etag = header(reqwest::header::ETAG);
+        resp.status().is_success()
+            && size == Some(self.meta.size)
+            && etag.is_some_and(|e| e.eq_ignore_ascii_case(&expected))
+    }
+
     /// Checks the finished object's ETag, as the CDN reports it, against the one S3
     /// computes for these parts: MD5 of the parts' MD5s, then `-<count>`. Where the CDN
     /// cannot be asked, or the ETag is not of that form (SSE-KMS), the per-part checks
@@ -371,6 +498,15 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// What the recorded parts' own checks add up to, for an upload checked part by part.
+fn parts_verification(recorded: &[FinishedPart]) -> Verification {
+    if recorded.iter().all(|p| p.md5_checked) {
+        Verification::PartsMd5
+    } else {
+        Verification::Unverified
     }
 }
 

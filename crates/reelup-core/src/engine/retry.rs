@@ -214,6 +214,18 @@ impl UploadError {
         }
     }
 
+    /// The store no longer holds the multipart upload: said by the endpoint
+    /// ([`UploadError::UploadGone`]) or by the store itself to a part's PUT (S3's
+    /// `NoSuchUpload`, 404). Not retried as it is: the engine checks whether the object was
+    /// completed, else starts a new upload.
+    pub fn is_upload_gone(&self) -> bool {
+        match self {
+            Self::UploadGone { .. } => true,
+            Self::Storage { code, .. } => code == "NoSuchUpload",
+            _ => false,
+        }
+    }
+
     /// A presigned URL or policy that ran out; a freshly signed one will do.
     pub fn is_expired_url(&self) -> bool {
         match self {

@@ -870,8 +870,13 @@ impl QueueStore {
         Ok(changed > 0)
     }
 
+    /// Records the item's multipart upload. A new upload has no parts: those of any upload
+    /// it replaces (one the store lost) are forgotten in the same transaction, so a crash
+    /// never leaves the new upload with the old one's parts.
     pub fn set_multipart(&self, id: i64, upload: &MultipartUpload) -> Result<(), QueueError> {
-        self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM parts WHERE item_id = ?1", [id])?;
+        tx.execute(
             "UPDATE items SET key = ?1, upload_id = ?2, part_size = ?3, checksum = ?4, updated_at = ?5 WHERE id = ?6",
             params![
                 upload.key,
@@ -882,6 +887,7 @@ impl QueueStore {
                 id
             ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
