@@ -492,3 +492,100 @@ fn every_s3_route_answers_in_companions_shape() {
         );
     }
 }
+
+/// A multipart upload lost behind a plain Companion's back (aborted, as a lifecycle rule
+/// would) after two of its parts were sent. Companion passes S3's `NoSuchUpload` on as a
+/// 500 with the SDK's exception as `error`; the client knows it by that name, finds no
+/// object, and starts a new upload, which ends byte-identical.
+#[test]
+fn an_upload_lost_behind_companion_starts_again() {
+    let (server, store) = LocalServer::start_with_store_keys();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store_addr = store
+        .s3
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("store address");
+    let proxy = runtime
+        .block_on(FaultProxy::start(store_addr))
+        .expect("proxy");
+    // Part 3 is held, so the client is killed with parts 1 and 2 recorded.
+    proxy.inject(Fault::once(Match::PartNumber(3), FaultKind::Stall));
+    let companion = Companion::start(&StoreKeys {
+        s3: proxy.url(),
+        ..store.clone()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (video, sha) = random_file(dir.path(), "take.mp4", 12 * MIB);
+    let upload = |args: &[&str]| {
+        let mut cmd = reelup_tests::reelup_command(&data.join("config"), &data);
+        cmd.args(args)
+            .args(["--multipart-threshold-mib", "5", "--part-size-mib", "5"])
+            .env("REELUP_TOKEN", &server.token)
+            .env("REELUP_ENDPOINT", &companion.endpoint)
+            .env("REELUP_CDN", &server.cdn)
+            .env("PATH", dir.path().join("no-ffmpeg"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let mut child = upload(&["upload", video.to_str().expect("utf8")])
+        .spawn()
+        .expect("spawn");
+    let queue = data.join("queue.sqlite3");
+    let recorded = || {
+        reelup_core::queue::store::QueueStore::open(&queue)
+            .ok()
+            .and_then(|q| {
+                let item = q.list().ok()?.into_iter().next()?;
+                Some((q.parts(item.id).ok()?.len(), item))
+            })
+    };
+    let started = std::time::Instant::now();
+    let item = loop {
+        if let Some((2.., item)) = recorded() {
+            break item;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no parts recorded"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "reelup ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    proxy.clear();
+    let (key, upload_id) = (item.key.expect("key"), item.upload_id.expect("uploadId"));
+    let mut abort = reqwest::Url::parse(&companion.endpoint).expect("endpoint");
+    abort
+        .path_segments_mut()
+        .expect("base")
+        .pop_if_empty()
+        .extend(["s3", "multipart", upload_id.as_str()]);
+    abort.query_pairs_mut().append_pair("key", &key);
+    let aborted = http().delete(abort).send().expect("abort");
+    assert!(aborted.status().is_success(), "abort: {}", aborted.status());
+
+    let out = upload(&["resume"]).output().expect("resume");
+    assert!(
+        out.status.success(),
+        "resume: {}\nCompanion's log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        companion.logs()
+    );
+    let (_, done) = recorded().expect("the item");
+    assert_eq!(
+        done.state,
+        reelup_core::queue::store::ItemState::Done,
+        "{done:?}"
+    );
+    let new_key = done.key.expect("key");
+    assert_ne!(new_key, key, "a new upload");
+    assert_eq!(fetch_sha256(&store.object_url(&new_key)), sha);
+}
