@@ -348,6 +348,64 @@ async fn a_queued_item_does_not_take_its_profile_token_to_the_old_endpoint() {
     drop(a);
 }
 
+/// The profiles file gets a mistake while an item of profile `work` waits (a hand edit
+/// half done). The item is held with the file's own error, naming the file and the line,
+/// not `profile_gone`; once the file is fixed, a resume uploads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_profiles_file_holds_an_item_with_its_own_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = LocalStack::start(LocalOptions::new(dir.path().join("server")))
+        .await
+        .expect("stack");
+    let config_path = dir.path().join("config/config.toml");
+    std::fs::create_dir_all(config_path.parent().expect("dir")).expect("mkdir");
+    save_profile(&config_path, &stack.endpoint);
+    let good = std::fs::read_to_string(&config_path).expect("config");
+    let store = QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue");
+    let tokens = Arc::new(TokenCache::new(Arc::new(Tokens(
+        stack.token.expose().to_owned(),
+    ))));
+    let queue = UploadQueue::for_companion(
+        store,
+        tokens,
+        reelup_core::config::targets_in(config_path.clone()),
+        options(),
+    )
+    .expect("queue");
+    let target = ProfileConfig::load(&config_path)
+        .expect("config")
+        .get("work")
+        .expect("profile")
+        .target()
+        .expect("target");
+    let (video, sha) = random_file(dir.path(), "clip.mp4", 300 * 1024);
+    let id = queue.add(&video, &target).expect("add");
+
+    let lines = good.lines().count();
+    std::fs::write(&config_path, format!("{good}parts-in-flight = \"four\"\n")).expect("break");
+    run(&queue, vec![id]).await;
+    let item = queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Failed);
+    let error = item.error.expect("an error");
+    assert_eq!(error.code, "config_invalid", "{error:?}");
+    let at = format!("{}:{}", config_path.display(), lines + 1);
+    assert!(
+        error.message.contains(&at) && error.message.contains("resume"),
+        "names the file and line ({at}) and what to do: {}",
+        error.message
+    );
+
+    std::fs::write(&config_path, &good).expect("fix");
+    assert!(queue.resume(id).expect("resume"));
+    run(&queue, vec![id]).await;
+    let item = queue.get(id).expect("item");
+    assert_eq!(item.state, ItemState::Done, "{:?}", item.error);
+    assert_eq!(
+        &sha256_hex(&fetch(item.url.as_deref().expect("url")).await),
+        &sha
+    );
+}
+
 /// Resets, a stall and a 5xx on small files' single POST: each is retried (with a fresh
 /// policy), like a part, and every file arrives byte-identical. Today's code failed a
 /// small file at its first reset (`storage_unreachable`, never retried).

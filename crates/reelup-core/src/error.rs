@@ -251,6 +251,14 @@ pub enum UploadError {
     ProfileGone { profile: String },
 
     #[error(
+        "the upload for profile {profile:?} is held: the profiles file cannot be used ({problem}); fix the file, then resume the upload"
+    )]
+    ProfilesUnusable {
+        profile: String,
+        problem: crate::config::ConfigError,
+    },
+
+    #[error(
         "the endpoint {endpoint} cannot sign links: {why}; share the plain streaming URL, or use a reelup-server with a CloudFront key ([cloudfront] in its config)"
     )]
     LinksUnavailable { endpoint: String, why: &'static str },
@@ -295,6 +303,8 @@ impl UploadError {
             Self::InsecureUrl { .. } => ErrorCode::InsecureUrl,
             Self::EndpointChanged { .. } => ErrorCode::EndpointChanged,
             Self::ProfileGone { .. } => ErrorCode::ProfileGone,
+            // The file's own code: `config_invalid` (with its line) or `config_unreadable`.
+            Self::ProfilesUnusable { problem, .. } => problem.code(),
             Self::Symlink { .. } => ErrorCode::Symlink,
             Self::LinksUnavailable { .. } => ErrorCode::LinksUnavailable,
             Self::PosterInvalid { .. } => ErrorCode::PosterInvalid,

@@ -415,11 +415,12 @@ pub fn is_loopback(url: &url::Url) -> bool {
 /// Each profile's current target, read from the profiles file at `path` at every call, so
 /// an endpoint edited in the app or with `reelup profile` counts at once. A queued item is
 /// bound to the endpoint it was queued for; this is how the queue notices a profile moved
-/// (see [`crate::UploadQueue::resume`]). `None`: no such profile, or the file is unreadable.
+/// (see [`crate::UploadQueue::resume`]). `Ok(None)`: no such profile; an error: the file
+/// cannot be read or has a mistake (with its line), which is not the same as no profile.
 pub fn targets_in(path: PathBuf) -> crate::ProfileTargets {
     std::sync::Arc::new(move |name: &str| {
-        let config = ProfileConfig::load(&path).ok()?;
-        config.get(name)?.target().ok()
+        let config = ProfileConfig::load(&path)?;
+        Ok(config.get(name).and_then(|p| p.target().ok()))
     })
 }
 

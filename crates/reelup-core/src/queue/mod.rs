@@ -109,7 +109,8 @@ enum Ended {
 
 /// Each profile's current target (endpoint, CDN, profile), by profile name; `None` when
 /// the profile is gone. See [`crate::config::targets_in`].
-pub type ProfileTargets = Arc<dyn Fn(&str) -> Option<Target> + Send + Sync>;
+pub type ProfileTargets =
+    Arc<dyn Fn(&str) -> Result<Option<Target>, crate::config::ConfigError> + Send + Sync>;
 
 pub struct UploadQueue<E> {
     store: Mutex<QueueStore>,
@@ -149,15 +150,21 @@ fn bound(profiles: Option<&ProfileTargets>, target: &Target) -> Result<(), Uploa
         return Ok(());
     };
     match profiles(profile) {
-        None => Err(UploadError::ProfileGone {
+        // A file that will not load says nothing about the profile: its own error, never
+        // "gone", and never a guess at where the token may go.
+        Err(problem) => Err(UploadError::ProfilesUnusable {
+            profile: profile.clone(),
+            problem,
+        }),
+        Ok(None) => Err(UploadError::ProfileGone {
             profile: profile.clone(),
         }),
-        Some(now) if now.endpoint != target.endpoint => Err(UploadError::EndpointChanged {
+        Ok(Some(now)) if now.endpoint != target.endpoint => Err(UploadError::EndpointChanged {
             profile: profile.clone(),
             from: target.endpoint.clone(),
             to: now.endpoint,
         }),
-        Some(_) => Ok(()),
+        Ok(Some(_)) => Ok(()),
     }
 }
 
@@ -507,8 +514,9 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         let Some(profile) = &item.target.profile else {
             return Ok(());
         };
-        let Some(now) = profiles(profile) else {
-            // Gone: the item stays bound, and fails again with `profile_gone`.
+        let Ok(Some(now)) = profiles(profile) else {
+            // Gone, or the file will not load: the item stays bound, and fails again with
+            // `profile_gone` or the file's error.
             return Ok(());
         };
         if now.endpoint != item.target.endpoint {

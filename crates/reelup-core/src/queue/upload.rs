@@ -136,6 +136,8 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     fn faststart_setting(&self, target: &crate::queue::store::Target) -> FaststartSetting {
         match (&self.profiles, &target.profile) {
             (Some(profiles), Some(name)) => profiles(name)
+                .ok()
+                .flatten()
                 .map(|t| t.faststart)
                 .unwrap_or(self.options.faststart),
             _ => self.options.faststart,
