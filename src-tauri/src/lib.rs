@@ -378,16 +378,7 @@ pub fn run() {
                 let shell = ctx.app_handle().state::<Arc<Shell>>().inner().clone();
                 // Off the webview's thread: reading a chunk of a large file takes a moment.
                 tauri::async_runtime::spawn_blocking(move || {
-                    let response = media_scheme::respond(&request, |id| {
-                        shell
-                            .uploads
-                            .queue()
-                            .ok()?
-                            .get(id)
-                            .ok()
-                            .map(|item| item.path)
-                    });
-                    responder.respond(response);
+                    responder.respond(media_scheme::serve(&shell, &request));
                 });
             },
         )

@@ -9,11 +9,19 @@
 //! media player cannot read a custom scheme itself (WebKit bug 146351: GStreamer has no
 //! source for it), so the UI fetches the ranges (CORS, for the app's origin only) into a
 //! blob and draws from that.
+//!
+//! Every answer is read from the file the item was queued with, and only from it: opened
+//! without following a link, its fingerprint (taken at queue time) checked on the open
+//! handle, then the bytes read from that handle. A clip swapped since for a link to, or a
+//! copy of, another video is refused with 409 and a reason; nothing of it is served.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use reelup_core::media::{Fingerprint, NotTheQueuedFile, open_unchanged};
 use tauri::http::{Method, Request, Response, StatusCode, header};
+
+use crate::Shell;
 
 pub const SCHEME: &str = "reelup-media";
 
@@ -78,10 +86,20 @@ fn plain(status: StatusCode, text: &str) -> Response<Vec<u8>> {
         .expect("a valid response")
 }
 
-/// Answers one request. `file_of` gives the file of a queue item by id (None: no such item).
+/// Answers one request for the app's queue: what the scheme's handler runs (off the
+/// webview's thread: it reads the disk).
+pub fn serve(shell: &Shell, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+    respond(request, |id| {
+        let item = shell.uploads.queue().ok()?.get(id).ok()?;
+        Some((item.path, item.fingerprint))
+    })
+}
+
+/// Answers one request. `file_of` gives the file of a queue item by id, with the
+/// fingerprint it was queued with (None: no such item).
 pub fn respond(
     request: &Request<Vec<u8>>,
-    file_of: impl Fn(i64) -> Option<PathBuf>,
+    file_of: impl Fn(i64) -> Option<(PathBuf, Fingerprint)>,
 ) -> Response<Vec<u8>> {
     if request.method() == Method::OPTIONS {
         // The CORS preflight of a ranged fetch.
@@ -101,14 +119,30 @@ pub fn respond(
     let Some(id) = item_id(request.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "not a queue item");
     };
-    let Some(path) = file_of(id) else {
+    let Some((path, queued)) = file_of(id) else {
         return plain(StatusCode::NOT_FOUND, "no such queue item");
     };
     // The queue holds only videos; this keeps it so whatever wrote the queue.
     if !reelup_core::is_video(&path) {
         return plain(StatusCode::NOT_FOUND, "not a video");
     }
-    match serve_file(request, &path) {
+    // Not pinned: the bytes come from the handle, and a watch folder's move into
+    // `uploaded/` must not fail because a poster is being drawn.
+    let file = match open_unchanged(&path, &queued, false) {
+        Ok(file) => file,
+        Err(e @ (NotTheQueuedFile::Link | NotTheQueuedFile::Changed)) => {
+            tracing::warn!(id, path = %path.display(), error = %e, "not serving the video for its poster");
+            return plain(
+                StatusCode::CONFLICT,
+                &format!("{e}; no poster is drawn from it"),
+            );
+        }
+        Err(e) => {
+            tracing::info!(id, error = %e, "cannot serve the video for its poster");
+            return plain(StatusCode::NOT_FOUND, &e.to_string());
+        }
+    };
+    match serve_file(request, &path, file) {
         Ok(response) => {
             tracing::debug!(
                 id,
@@ -125,13 +159,13 @@ pub fn respond(
     }
 }
 
-fn serve_file(request: &Request<Vec<u8>>, path: &Path) -> std::io::Result<Response<Vec<u8>>> {
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a file"));
-    }
-    let size = meta.len();
+/// Answers from `file`, the checked open file of `path` (whose name gives only the type).
+fn serve_file(
+    request: &Request<Vec<u8>>,
+    path: &Path,
+    mut file: std::fs::File,
+) -> std::io::Result<Response<Vec<u8>>> {
+    let size = file.metadata()?.len();
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, reelup_core::content_type_for(path))
         .header(header::ACCEPT_RANGES, "bytes")
@@ -219,6 +253,11 @@ mod tests {
         r.body(Vec::new()).expect("request")
     }
 
+    /// A file as the queue holds it: its path and the fingerprint taken then.
+    fn queued(path: &Path) -> (PathBuf, Fingerprint) {
+        (path.to_owned(), Fingerprint::of(path).expect("fingerprint"))
+    }
+
     struct Fixture {
         _dir: tempfile::TempDir,
         video: PathBuf,
@@ -244,7 +283,7 @@ mod tests {
     #[test]
     fn serves_ranges_of_a_queued_video_only() {
         let f = fixture();
-        let file_of = |id| (id == 7).then(|| f.video.clone());
+        let file_of = |id| (id == 7).then(|| queued(&f.video));
         let r = respond(
             &get("reelup-media://localhost/7", Some("bytes=100-199")),
             file_of,
@@ -289,8 +328,8 @@ mod tests {
         let other = f.other.clone();
         // Item 8 is (somehow) not a video: refused as well.
         let file_of = |id| match id {
-            7 => Some(f.video.clone()),
-            8 => Some(other.clone()),
+            7 => Some(queued(&f.video)),
+            8 => Some(queued(&other)),
             _ => None,
         };
         for uri in [
@@ -355,7 +394,7 @@ mod tests {
         let video = dir.path().join("big.mov");
         let file = std::fs::File::create(&video).expect("create");
         file.set_len(MAX_CHUNK * 2 + 5).expect("size");
-        let file_of = |_| Some(video.clone());
+        let file_of = |_| Some(queued(&video));
         let r = respond(
             &get("reelup-media://localhost/1", Some("bytes=0-")),
             file_of,

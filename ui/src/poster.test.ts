@@ -124,7 +124,7 @@ describe("reading the video from the app", () => {
     const { fetcher } = scheme(new Uint8Array(5000), 1000);
     await expect(fetchVideo("x", fetcher, 4999)).rejects.toThrow("too large");
     const refused = (async () => new Response("no such queue item", { status: 404 })) as typeof fetch;
-    await expect(fetchVideo("x", refused)).rejects.toThrow("404");
+    await expect(fetchVideo("x", refused)).rejects.toThrow("the app answered 404 for the video: no such queue item");
     const noRange = (async () => new Response("x", { status: 206 })) as typeof fetch;
     await expect(fetchVideo("x", noRange)).rejects.toThrow("Content-Range");
     expect(rangeTotal("bytes 0-9/10")).toBe(10);

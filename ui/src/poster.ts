@@ -98,7 +98,12 @@ export async function fetchVideo(src: string, fetcher: typeof fetch = fetch, max
   while (start < total) {
     const resp = await fetcher(src, { headers: { Range: `bytes=${start}-` } });
     if (resp.status === 200) return resp.blob();
-    if (resp.status !== 206) throw new Error(`the app answered ${resp.status} for the video`);
+    if (resp.status !== 206) {
+      // The app says why in plain text (a file replaced since it was queued, say): that
+      // reason is what noPoster logs.
+      const why = (await resp.text().catch(() => "")).trim().slice(0, 300);
+      throw new Error(`the app answered ${resp.status} for the video${why ? `: ${why}` : ""}`);
+    }
     const size = rangeTotal(resp.headers.get("content-range"));
     if (size === null) throw new Error("the app's answer has no Content-Range");
     if (size > maxBytes) throw new Error(`the video is ${size} bytes, too large to draw a poster from here`);

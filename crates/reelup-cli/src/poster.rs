@@ -2,6 +2,7 @@
 //! asks ffmpeg when ffmpeg is on PATH; without it, uploads go on with no posters.
 
 use std::collections::HashSet;
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use reelup_core::QueueEvent;
+use reelup_core::media::{Fingerprint, NotTheQueuedFile, open_unchanged};
 use reelup_core::queue::poster::MAX_POSTER_SIZE;
 use reelup_core::queue::store::ItemState;
 use tokio::sync::broadcast;
@@ -39,6 +41,8 @@ const POSTER_DEMUXERS: &str = "mov,matroska,avi,mxf";
 pub enum PosterError {
     NoFfmpeg,
     Ffmpeg(String),
+    /// The item's path no longer names the file that was queued (see `open_unchanged`).
+    NotTheQueuedFile(NotTheQueuedFile),
 }
 
 impl std::fmt::Display for PosterError {
@@ -46,25 +50,71 @@ impl std::fmt::Display for PosterError {
         match self {
             Self::NoFfmpeg => f.write_str("ffmpeg not found"),
             Self::Ffmpeg(why) => write!(f, "ffmpeg could not draw a frame ({why})"),
+            Self::NotTheQueuedFile(why) => write!(f, "{why}"),
         }
     }
 }
 
-/// One frame of `video` as a JPEG at most [`POSTER_WIDTH`] wide: at 1 s, or at the first
-/// frame for a video shorter than that.
-pub async fn make_poster(video: &Path) -> Result<Vec<u8>, PosterError> {
-    let at_one_second = frame_at(video, Some(POSTER_AT_SECS)).await?;
+/// The file queued at `path`, opened if it is still that file (same fingerprint, not a
+/// link); what a poster is drawn from. Before a poster, not at queue time: the file may
+/// have been swapped since the upload read it.
+pub async fn open_queued(path: &Path, queued: &Fingerprint) -> Result<std::fs::File, PosterError> {
+    let (path, queued) = (path.to_owned(), queued.clone());
+    // Pinned: on Windows ffmpeg is given the name (see `ffmpeg_input`).
+    tokio::task::spawn_blocking(move || open_unchanged(&path, &queued, true))
+        .await
+        .map_err(|e| PosterError::NotTheQueuedFile(NotTheQueuedFile::Unreadable(e.into())))?
+        .map_err(PosterError::NotTheQueuedFile)
+}
+
+/// One frame of `video` (the open file of `path`, from [`open_queued`]) as a JPEG at most
+/// [`POSTER_WIDTH`] wide: at 1 s, or at the first frame for a video shorter than that.
+pub async fn make_poster(path: &Path, video: &std::fs::File) -> Result<Vec<u8>, PosterError> {
+    let at_one_second = frame_at(path, video, Some(POSTER_AT_SECS)).await?;
     if !at_one_second.is_empty() {
         return Ok(at_one_second);
     }
-    let first = frame_at(video, None).await?;
+    let first = frame_at(path, video, None).await?;
     if first.is_empty() {
         return Err(PosterError::Ffmpeg("the file has no video frame".into()));
     }
     Ok(first)
 }
 
-async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError> {
+/// ffmpeg's input: the open file itself, as its stdin, named so that ffmpeg opens it as a
+/// seekable file (an MP4 with its index at the end needs seeking; `pipe:` cannot). The path
+/// is never opened again, so a file swapped after [`open_queued`] checked it is not what
+/// ffmpeg reads. On Windows, which has no such name, the path is given, and it still names
+/// the checked file: `video` was opened with its name pinned (`open_unchanged`), so the
+/// file can be neither replaced nor renamed until ffmpeg is done (untested here).
+fn ffmpeg_input(
+    path: &Path,
+    video: &std::fs::File,
+) -> Result<(std::ffi::OsString, Stdio), PosterError> {
+    let unreadable = |e| PosterError::NotTheQueuedFile(NotTheQueuedFile::Unreadable(e));
+    // `file:` so a name starting with a dash or naming a protocol is read as a file.
+    let mut arg = std::ffi::OsString::from("file:");
+    match reelup_core::platform::own_stdin_path() {
+        Some(stdin) => {
+            // Where ffmpeg starts reading when the open file is shared (macOS's /dev/fd).
+            let mut shared: &std::fs::File = video;
+            shared.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+            arg.push(stdin);
+            Ok((arg, Stdio::from(video.try_clone().map_err(unreadable)?)))
+        }
+        None => {
+            arg.push(path.as_os_str());
+            Ok((arg, Stdio::null()))
+        }
+    }
+}
+
+async fn frame_at(
+    path: &Path,
+    video: &std::fs::File,
+    at: Option<f64>,
+) -> Result<Vec<u8>, PosterError> {
+    let (input, stdin) = ffmpeg_input(path, video)?;
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-v", "error"]);
     // Only video containers, and only local files: see POSTER_DEMUXERS.
@@ -78,12 +128,7 @@ async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError>
         // Before -i: a fast seek to the nearest keyframe, then decoding up to `at`.
         cmd.arg("-ss").arg(format!("{at}"));
     }
-    // `file:` so a name starting with a dash or naming a protocol is read as a file.
-    cmd.arg("-i").arg({
-        let mut arg = std::ffi::OsString::from("file:");
-        arg.push(video.as_os_str());
-        arg
-    });
+    cmd.arg("-i").arg(input);
     cmd.args([
         "-frames:v",
         "1",
@@ -100,7 +145,8 @@ async fn frame_at(video: &Path, at: Option<f64>) -> Result<Vec<u8>, PosterError>
         "mjpeg",
         "pipe:1",
     ]);
-    cmd.stdin(Stdio::null())
+    // -nostdin above: ffmpeg reads its stdin only as the input file, never as commands.
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -214,7 +260,11 @@ async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &FfmpegMissing) {
     if item.state != ItemState::Done || item.poster_url.is_some() {
         return;
     }
-    let jpeg = match make_poster(&item.path).await {
+    let made = match open_queued(&item.path, &item.fingerprint).await {
+        Ok(video) => make_poster(&item.path, &video).await,
+        Err(e) => Err(e),
+    };
+    let jpeg = match made {
         Ok(jpeg) => jpeg,
         Err(PosterError::NoFfmpeg) => {
             no_ffmpeg.found();

@@ -3,7 +3,8 @@
 //! (sysinfo, gethostname, directories, keyring) to a `cfg` branch, so that what is built
 //! and tested on Linux is the code the other platforms run.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
+use std::path::Path;
 
 /// Whether a process of this machine with this id still runs (a lease's owner). Through
 /// sysinfo: /proc on Linux, libproc on macOS, the process list on Windows. Where the
@@ -70,6 +71,99 @@ pub fn watch_backend_hint() -> &'static str {
 /// Windows show the icon's own colours; Windows takes the same PNG frames (Tauri makes
 /// the 16/32 px icon from them).
 pub const TRAY_ICON_IS_TEMPLATE: bool = cfg!(target_os = "macos");
+
+/// Opens `path` for reading without following a link at its last component: the file
+/// that is there, or an error, never the file a link points to. What each platform does:
+///
+/// - Unix (Linux, macOS): `O_NOFOLLOW`, so a link fails to open (`ELOOP`, which
+///   [`is_link_refusal`] recognises); `O_NONBLOCK` too, so a FIFO put in the file's place
+///   cannot hold the open for ever (it has no effect on reading a regular file).
+/// - Windows: `FILE_FLAG_OPEN_REPARSE_POINT`, so a symbolic link or junction is opened
+///   itself, and refused here ([`is_link_refusal`] recognises that too). With `pin_name`,
+///   the file is opened sharing only reading, so while the handle is open it can be
+///   neither written, renamed nor deleted, and its name keeps naming it (for a program
+///   that can be given only the name). Other reparse points (OneDrive's cloud
+///   placeholders) are not links and are read through the handle; untested here.
+///
+/// `pin_name` does nothing on Unix, where a child can be handed the open file itself
+/// ([`own_stdin_path`]); elsewhere it would stop the file being moved (into `uploaded/`)
+/// while it is open, so it is only for a short-lived reader that needs the name.
+///
+/// Directories on the way are followed on every platform (a home folder or `/tmp` is a link
+/// on some machines: macOS's `/var`); callers that must know they have the file they
+/// expected check what they read, as [`crate::media::open_unchanged`] does.
+pub fn open_no_follow(path: &Path, pin_name: bool) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = pin_name;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        options.open(path)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        /// winbase.h: open the reparse point itself, not what it points to.
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        /// winnt.h: others may read the file while it is open, but not write, rename or
+        /// delete it, so the name keeps naming this file until the handle is closed.
+        const FILE_SHARE_READ: u32 = 0x0000_0001;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+        if pin_name {
+            options.share_mode(FILE_SHARE_READ);
+        }
+        let file = options.open(path)?;
+        if file.metadata()?.file_type().is_symlink() {
+            return Err(std::io::Error::other(LinkRefused));
+        }
+        Ok(file)
+    }
+}
+
+/// What [`open_no_follow`] answers for a link on Windows (Unix has `ELOOP`).
+#[cfg(windows)]
+#[derive(Debug)]
+struct LinkRefused;
+
+#[cfg(windows)]
+impl std::fmt::Display for LinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("is a symbolic link or junction, which is not followed")
+    }
+}
+
+#[cfg(windows)]
+impl std::error::Error for LinkRefused {}
+
+/// Whether an error of [`open_no_follow`] means the path is a link.
+pub fn is_link_refusal(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(windows)]
+    {
+        e.get_ref().is_some_and(|inner| inner.is::<LinkRefused>())
+    }
+}
+
+/// A name under which a child process opens the file it was given as its standard input
+/// as a new, seekable open of that same file (ffmpeg's `file:` protocol must seek in an
+/// MP4 whose index is at the end): `/proc/self/fd/0` on Linux (a fresh open of the inode,
+/// with its own position, even after the name it was opened by points elsewhere),
+/// `/dev/fd/0` on macOS and the other Unixes (the same open file, position shared: it is
+/// rewound before each child). Windows has no such name: None.
+pub fn own_stdin_path() -> Option<&'static str> {
+    if cfg!(target_os = "linux") {
+        Some("/proc/self/fd/0")
+    } else if cfg!(unix) {
+        Some("/dev/fd/0")
+    } else {
+        None
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -163,6 +163,11 @@ pub enum FaultKind {
     /// crashes or the network drops after the store acted. The store's status shows as
     /// [`Seen::upstream_status`].
     LoseAnswer,
+    /// Forward the request, then hold the answer (the store has done what was asked; the
+    /// client does not know yet) until [`FaultProxy::release_one`]. A test waits for it
+    /// with [`FaultProxy::held`], acts in that window (changes a file the client will read
+    /// next, say), then releases it: no timing involved.
+    HoldAnswer,
 }
 
 /// A request the proxy saw, in [`FaultProxy::requests`].
@@ -200,6 +205,10 @@ struct Shared {
     /// and the most there ever were at once.
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
+    /// Answers held by [`FaultKind::HoldAnswer`] now.
+    held: watch::Sender<usize>,
+    /// One permit per held answer to let go.
+    releases: tokio::sync::Semaphore,
 }
 
 /// Counts a request in flight until dropped (answered, failed or abandoned).
@@ -239,6 +248,8 @@ impl FaultProxy {
             stop: CancellationToken::new(),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
+            held: watch::Sender::new(0),
+            releases: tokio::sync::Semaphore::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(FaultProxy {
@@ -280,6 +291,18 @@ impl FaultProxy {
     /// the head of their answer), since it started: how many uploads overlapped.
     pub fn peak_in_flight(&self) -> usize {
         self.shared.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits until an answer is held by [`FaultKind::HoldAnswer`].
+    pub async fn held(&self) {
+        let mut held = self.shared.held.subscribe();
+        // The sender lives in `shared`, which `self` keeps: this cannot fail.
+        let _ = held.wait_for(|n| *n > 0).await;
+    }
+
+    /// Lets one held answer (the oldest waiting, or the next to be held) go to the client.
+    pub fn release_one(&self) {
+        self.shared.releases.add_permits(1);
     }
 
     /// The requests seen so far, oldest first, including those still in flight.
@@ -469,6 +492,20 @@ async fn apply(
             Err(std::io::Error::other(
                 "fault: the answer was lost until the proxy stopped",
             ))
+        }
+        FaultKind::HoldAnswer => {
+            let answer = forward(shared, parts, counted(body, received.clone())).await;
+            shared.held.send_modify(|n| *n += 1);
+            let released = tokio::select! {
+                permit = shared.releases.acquire() => permit.map(|p| p.forget()).is_ok(),
+                () = shared.stop.cancelled() => false,
+            };
+            shared.held.send_modify(|n| *n -= 1);
+            if released {
+                Ok(answer)
+            } else {
+                Err(std::io::Error::other("fault: held until the proxy stopped"))
+            }
         }
         FaultKind::OkWithErrorBody => {
             read_all(body, received).await?;
@@ -708,6 +745,8 @@ mod tests {
             stop: CancellationToken::new(),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
+            held: watch::Sender::new(0),
+            releases: tokio::sync::Semaphore::new(0),
         };
         let u = uri("/");
         assert_eq!(shared.take_fault(&Method::PUT, &u), Some(FaultKind::Stall));

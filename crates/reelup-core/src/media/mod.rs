@@ -8,7 +8,7 @@ pub mod faststart;
 mod fingerprint;
 
 pub use details::{VideoDetails, details_line, details_metadata, read_details};
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, NotTheQueuedFile, open_unchanged};
 
 use std::path::{Path, PathBuf};
 
