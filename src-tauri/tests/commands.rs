@@ -7,31 +7,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use reelup_app::{Shell, handler};
-use reelup_core::Secret;
-use reelup_core::credentials::{CredentialError, CredentialStore};
+use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken};
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
 use tauri::webview::InvokeRequest;
 
 /// Keeps tokens in memory: these tests are about the commands, not the keyring.
 #[derive(Default)]
-struct MemoryKeyring(Mutex<HashMap<String, String>>);
+struct MemoryKeyring(Mutex<HashMap<String, StoredToken>>);
 
 impl CredentialStore for MemoryKeyring {
-    fn get(&self, profile: &str) -> Result<Option<Secret>, CredentialError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(profile)
-            .cloned()
-            .map(Secret::new))
+    fn get(&self, profile: &str) -> Result<Option<StoredToken>, CredentialError> {
+        Ok(self.0.lock().unwrap().get(profile).cloned())
     }
-    fn set(&self, profile: &str, token: &Secret) -> Result<(), CredentialError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(profile.into(), token.expose().into());
+    fn set(&self, profile: &str, token: &StoredToken) -> Result<(), CredentialError> {
+        self.0.lock().unwrap().insert(profile.into(), token.clone());
         Ok(())
     }
     fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
@@ -172,7 +162,10 @@ fn profiles_are_saved_checked_and_tokens_never_come_back() {
         !s.to_string().contains(token),
         "settings never carry the token"
     );
-    assert_eq!(rig.keyring.0.lock().unwrap()["local"], token);
+    let stored = rig.keyring.0.lock().unwrap()["local"].clone();
+    assert_eq!(stored.token.expose(), token);
+    // Bound to where the profile pointed when it was pasted.
+    assert_eq!(stored.endpoint.as_deref(), Some("http://127.0.0.1:9"));
     assert!(
         files_containing(rig.dir.path(), token).is_empty(),
         "token on disk"

@@ -148,7 +148,12 @@ export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "f
  *  A value typed by the user is refused; `IpcError::field` says which, where it is a
  *  profile's.
  */
-"invalid_input" | "no_profile" | "profile_gone" | "no_cdn" | "no_keyring" | "keyring_locked" | "keyring_failed" | "invite_link_invalid" | "invite_invalid" | "invite_expired" | "invite_used" | "invite_revoked" | "clipboard" | "opener" | "autostart" | "update_signature" | "update_unreachable" | "update_manifest" | "update_install" | "update_disabled" | "update_none" | 
+"invalid_input" | "no_profile" | "profile_gone" | "no_cdn" | "no_keyring" | "keyring_locked" | "keyring_failed" | 
+/**
+ *  The profile's stored token was stored for another endpoint than the profile's now:
+ *  it is not sent (log in to the new endpoint, or set the endpoint back).
+ */
+"token_endpoint_mismatch" | "invite_link_invalid" | "invite_invalid" | "invite_expired" | "invite_used" | "invite_revoked" | "clipboard" | "opener" | "autostart" | "update_signature" | "update_unreachable" | "update_manifest" | "update_install" | "update_disabled" | "update_none" | 
 /**
  *  A code this version does not know (stored by another version), or an error with
  *  none recorded.
