@@ -181,6 +181,10 @@ impl ProfileSettings {
         self.config().get(name).is_some()
     }
 
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        self.config().get(name).cloned()
+    }
+
     /// Reads the profiles file again after something else wrote it (an accepted invite),
     /// and forgets cached tokens, which may have changed with it.
     pub fn reload(&self) {

@@ -136,8 +136,11 @@ fn not_an_invite(reason: impl Into<String>) -> InviteError {
 }
 
 impl Invite {
-    /// Reads an invite link. Unknown parameters are ignored (later versions may add some);
-    /// a parameter given twice is refused, since it could mean two things.
+    /// Reads an invite link: exactly `reelup://connect?` with `endpoint`, `cdn`, `code` and
+    /// optionally `name`, each once. Anything else is refused with what is wrong: a link is
+    /// what the consent panel shows, so nothing in it may go unread (an unknown parameter
+    /// could mean something to a later version that this one would not show), and a
+    /// parameter given twice could mean two things.
     pub fn parse(link: &str) -> Result<Self, InviteError> {
         let link = link.trim();
         if link.len() > MAX_LINK_LEN {
@@ -154,12 +157,17 @@ impl Invite {
                 url.scheme()
             )));
         }
-        // `reelup://connect?..` (host) or `reelup:connect?..` (path), as platforms pass it.
-        let target = match url.host_str() {
-            Some(host) => (url.path().trim_matches('/').is_empty()).then_some(host),
-            None => Some(url.path().trim_matches('/')),
-        };
-        if !target.is_some_and(|t| t.eq_ignore_ascii_case("connect")) {
+        // Exactly `reelup://connect?...`: the form `reelup-server` prints and the OS hands
+        // over. No user name, port, path or fragment, which no invite has.
+        let exact = url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("connect"))
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.port().is_none()
+            && matches!(url.path(), "" | "/")
+            && url.fragment().is_none();
+        if !exact {
             return Err(not_an_invite(
                 "it is not a connect link (reelup://connect?...)",
             ));
@@ -171,7 +179,13 @@ impl Invite {
                 "cdn" => &mut cdn,
                 "code" => &mut code,
                 "name" => &mut name,
-                _ => continue,
+                other => {
+                    return Err(not_an_invite(format!(
+                        "it has a parameter {:?} that invites do not have (they have endpoint, \
+                         cdn, code and name)",
+                        other.chars().take(40).collect::<String>()
+                    )));
+                }
             };
             if slot.replace(value.into_owned()).is_some() {
                 return Err(not_an_invite(format!("it gives {key} twice")));
@@ -470,7 +484,7 @@ mod tests {
     fn parses_the_link_format() {
         let l = link(&format!(
             "endpoint=https%3A%2F%2Fuploads.example.com%2F&cdn=https%3A%2F%2Fd1.cloudfront.net\
-             &code={CODE}&name=studio&future=1"
+             &code={CODE}&name=studio"
         ));
         let i = Invite::parse(&l).expect("parses");
         assert_eq!(i.endpoint, "https://uploads.example.com");
@@ -478,9 +492,9 @@ mod tests {
         assert_eq!(i.code.expose(), CODE);
         assert_eq!(i.name.as_deref(), Some("studio"));
         assert!(!format!("{i:?}").contains(CODE), "the code is redacted");
-        // Loopback may be http; the path form and upper case scheme work too.
+        // Loopback may be http; an upper case scheme and host work too.
         let local = format!(
-            "REELUP:connect?endpoint=http://127.0.0.1:7300&cdn=http://127.0.0.1:7300/cdn&code={CODE}"
+            "REELUP://Connect?endpoint=http://127.0.0.1:7300&cdn=http://127.0.0.1:7300/cdn&code={CODE}"
         );
         let i = Invite::parse(&local).expect("parses");
         assert_eq!(i.endpoint, "http://127.0.0.1:7300");
@@ -531,6 +545,56 @@ mod tests {
                 "endpoint twice",
             ),
             ("x".repeat(MAX_LINK_LEN + 1), "far more"),
+            // Not exactly reelup://connect with the known parameters.
+            (
+                format!("reelup:connect?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect/x?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://u@connect?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect:1?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect?endpoint=https://e.example.com&{ok_rest}#x"),
+                "not a connect link",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&{ok_rest}&future=1"
+                )),
+                "parameter \"future\"",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&{ok_rest}&Endpoint=x"
+                )),
+                "parameter \"Endpoint\"",
+            ),
+            // User info makes a URL read as one host and connect to another.
+            (
+                link(&format!(
+                    "endpoint=https%3A%2F%2Fuploads.studio.example%40evil.example&{ok_rest}"
+                )),
+                "connecting to evil.example",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&cdn=https://cdn.studio.example@evil.example&code={CODE}"
+                )),
+                "connecting to evil.example",
+            ),
+            (
+                link(&format!("endpoint=http://evil%5C@localhost/&{ok_rest}")),
+                "backslash",
+            ),
         ] {
             let err = Invite::parse(&bad).expect_err(&bad);
             assert_eq!(err.code(), ErrorCode::InviteLinkInvalid);
