@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,40 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+# The feed's authority (after `//`, up to the first `/`, `?` or `#`): a plain host (ASCII
+# letters, digits, dots and dashes; an IDN written as punycode) or a bracketed IPv6
+# address, and an optional port. Nothing else: no user info, no percent-escapes.
+AUTHORITY = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+
+
+def feed_problem(feed: str) -> str | None:
+    """Why the app must not be built with `feed` as its update feed, or None.
+
+    The app reads the feed URL with the `url` crate (WHATWG's URL standard, through Tauri's
+    updater); this script reads it with urllib. The two disagree on some text:
+    `http://evil\\@localhost/` is host `evil` to WHATWG (which reads `\\` as `/`) and
+    loopback to urllib (which reads `evil\\` as a user name), so the script would allow
+    plain http to a host the app takes for another. Rather than parse it a third way, only
+    URLs on which both parsers must agree are taken: plain ASCII with no whitespace, no
+    backslash, no user info, and an authority that is just a host and a port.
+    """
+    if "\\" in feed:
+        return "has a backslash, which the app's URL parser reads as '/' and Python's does not; write the URL with '/' only"
+    if not feed.isascii() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in feed):
+        return "has spaces, control or non-ASCII characters; write it in plain ASCII (an IDN host as punycode)"
+    parts = urllib.parse.urlsplit(feed)
+    if parts.scheme not in ("https", "http") or not feed.lower().startswith(f"{parts.scheme}://"):
+        return "must start with https:// (plain http only on loopback, for tests)"
+    if "@" in parts.netloc:
+        return "has a user name or password before its host (user@host), which hides where it connects; remove the part up to and including '@'"
+    authority = AUTHORITY.fullmatch(parts.netloc)
+    if not authority or (authority["port"] and int(authority["port"]) > 65535):
+        return "must name a plain host (letters, digits, '.', '-'; an IDN as punycode) or [IPv6], and an optional port, with nothing else before the path"
+    if parts.scheme == "http" and not is_loopback(feed):
+        return "must be https (plain http only on loopback, for tests)"
+    return None
+
+
 def overlay(cli: str) -> dict:
     if not os.path.isfile(cli):
         die(f"{cli} does not exist: build it with `cargo build --release -p reelup-cli`")
@@ -50,9 +85,10 @@ def overlay(cli: str) -> dict:
         config["version"] = os.environ["REELUP_VERSION"]
     feed = os.environ.get("REELUP_UPDATE_FEED")
     if feed:
+        problem = feed_problem(feed)
+        if problem:
+            die(f"REELUP_UPDATE_FEED={feed!r} {problem}")
         scheme = urllib.parse.urlsplit(feed).scheme
-        if scheme != "https" and not (scheme == "http" and is_loopback(feed)):
-            die(f"REELUP_UPDATE_FEED={feed} must be https (plain http only on loopback, for tests)")
         # The Tauri CLI signs what the updater installs only when there is an update
         # channel; without one, `manifest` signs the packages itself.
         config["bundle"]["createUpdaterArtifacts"] = True
@@ -117,6 +153,11 @@ def manifest(bundle: pathlib.Path, out: pathlib.Path) -> None:
         shutil.copy2(dmg, out / dmg.name)
     feed = os.environ.get("REELUP_UPDATE_FEED")
     base = os.environ.get("REELUP_UPDATE_BASE") or (feed.rsplit("/", 1)[0] if feed else None)
+    # latest.json points the app at its packages: held to the same rule as the feed.
+    for name, url in (("REELUP_UPDATE_FEED", feed), ("REELUP_UPDATE_BASE", base)):
+        problem = url and feed_problem(url)
+        if problem:
+            die(f"{name}={url!r} {problem}")
     version = os.environ.get("REELUP_VERSION")
     platforms = {}
     for artifact, keys, ver in artifacts:

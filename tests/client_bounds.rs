@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelup_core::config::{Profile, ProfileConfig};
-use reelup_core::credentials::{CredentialError, CredentialStore, TokenCache};
+use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken, TokenCache};
 use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_core::{
     CompanionClient, CompletedPart, FileMeta, ListedPart, MultipartCompleted, MultipartStart,
@@ -245,10 +245,15 @@ async fn a_whole_object_crc_other_than_the_parts_combined_fails_the_upload() {
 struct Tokens(String);
 
 impl CredentialStore for Tokens {
-    fn get(&self, _profile: &str) -> Result<Option<Secret>, CredentialError> {
-        Ok(Some(Secret::new(self.0.clone())))
+    // A bare token (as stored before tokens were bound): bound to whichever endpoint asks
+    // first, which is what this test needs, since both servers take the same token.
+    fn get(&self, _profile: &str) -> Result<Option<StoredToken>, CredentialError> {
+        Ok(Some(StoredToken {
+            endpoint: None,
+            token: Secret::new(self.0.clone()),
+        }))
     }
-    fn set(&self, _profile: &str, _token: &Secret) -> Result<(), CredentialError> {
+    fn set(&self, _profile: &str, _token: &StoredToken) -> Result<(), CredentialError> {
         Ok(())
     }
     fn delete(&self, _profile: &str) -> Result<bool, CredentialError> {

@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 
+use reelup_core::config::host_of_text;
 use reelup_core::credentials::invite::{self, Invite, InviteError};
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -27,9 +28,20 @@ pub fn preview(
 ) -> Result<crate::ipc::InvitePreview, IpcError> {
     let invite = Invite::parse(link)?;
     let profile = invite::profile_name_for(&invite, None)?;
+    let existing = profiles.profile(&profile);
+    // `Invite::parse` took only URLs with a host, so these are never empty.
+    let host = |url: &str| host_of_text(url).unwrap_or_else(|| url.to_owned());
     Ok(crate::ipc::InvitePreview {
         link: link.trim().to_owned(),
-        replaces: profiles.has_profile(&profile),
+        host: host(&invite.endpoint),
+        cdn_host: host(&invite.cdn),
+        replaces: existing.is_some(),
+        previous_host: existing.as_ref().map(|p| host(&p.endpoint)),
+        watch_folders: existing
+            .iter()
+            .flat_map(|p| &p.watch)
+            .map(|w| w.path.display().to_string())
+            .collect(),
         endpoint: invite.endpoint,
         cdn: invite.cdn,
         profile,

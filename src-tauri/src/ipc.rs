@@ -384,19 +384,47 @@ pub struct AvailableUpdate {
 }
 
 /// What an invite link would connect to, shown for the user to agree to before anything
-/// is redeemed. Never carries the one-time code. Sent when an invite link is opened (from a
-/// browser, a chat, or the command line); nothing is connected until the user agrees.
-#[derive(Debug, Clone, Serialize, Type, Event)]
+/// is redeemed. Sent when an invite link is opened (from a browser, a chat, or the command
+/// line); nothing is connected until the user agrees.
+// Deserialize: only so tests can read what the command answered back into this type.
+#[derive(Clone, Serialize, Deserialize, Type, Event)]
 #[tauri_specta(event_name = "reelup://invite")]
 #[serde(rename_all = "camelCase")]
 pub struct InvitePreview {
-    /// The link itself, to hand back to `accept_invite` once the user agrees.
+    /// The link itself, to hand back to `accept_invite` once the user agrees. It holds the
+    /// one-time code, so `Debug` leaves it out.
     pub link: String,
     pub endpoint: String,
+    /// Where the endpoint connects, as the panel shows it: the host on its own (an
+    /// internationalised name as punycode), with the port when not the default.
+    pub host: String,
     pub cdn: String,
+    /// The CDN's host, as `host`.
+    pub cdn_host: String,
     pub profile: String,
     /// Whether a profile of that name exists already (its endpoint and CDN would change).
     pub replaces: bool,
+    /// The existing profile's host now, when it `replaces` one.
+    pub previous_host: Option<String>,
+    /// The existing profile's watch folders: once accepted, they upload to `host`.
+    pub watch_folders: Vec<String>,
+}
+
+/// By hand, so that the link's one-time code never reaches a log or a panic message.
+impl std::fmt::Debug for InvitePreview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvitePreview")
+            .field("link", &"***")
+            .field("endpoint", &self.endpoint)
+            .field("host", &self.host)
+            .field("cdn", &self.cdn)
+            .field("cdn_host", &self.cdn_host)
+            .field("profile", &self.profile)
+            .field("replaces", &self.replaces)
+            .field("previous_host", &self.previous_host)
+            .field("watch_folders", &self.watch_folders)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Type)]

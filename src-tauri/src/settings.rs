@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use reelup_core::config::{self, AppSettings, Profile, ProfileConfig, ProfileError, WatchFolder};
-use reelup_core::credentials::{self, CredentialStore, TokenCache};
+use reelup_core::credentials::{self, CredentialStore, StoredToken, TokenCache};
 use reelup_core::endpoint::identity::check_endpoint;
 use reelup_core::queue::store::Target;
 use reelup_core::watch::uploads::FolderTarget;
@@ -181,6 +181,10 @@ impl ProfileSettings {
         self.config().get(name).is_some()
     }
 
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        self.config().get(name).cloned()
+    }
+
     /// Reads the profiles file again after something else wrote it (an accepted invite),
     /// and forgets cached tokens, which may have changed with it.
     pub fn reload(&self) {
@@ -218,8 +222,12 @@ impl ProfileSettings {
             .iter()
             .map(|p| ProfileView {
                 profile: to_input(p),
+                // A token stored for another endpoint is never sent: as good as none.
                 has_token: match self.keyring.get(&p.name) {
-                    Ok(t) => t.is_some(),
+                    Ok(t) => t.is_some_and(|t| {
+                        t.endpoint
+                            .is_none_or(|e| credentials::same_endpoint(&e, &p.endpoint))
+                    }),
                     Err(e) => {
                         keyring_problem = Some(e.to_string());
                         false
@@ -362,7 +370,7 @@ impl ProfileSettings {
 
     /// Stores a token straight in the keyring; nothing else keeps it.
     pub fn set_token(&self, profile: &str, token: &str) -> Result<(), IpcError> {
-        self.known(profile)?;
+        let p = self.known(profile)?;
         let token = token.trim();
         if token.is_empty() {
             return Err(IpcError::new(
@@ -370,7 +378,12 @@ impl ProfileSettings {
                 "the token is empty; paste the token your endpoint's admin gave you",
             ));
         }
-        self.keyring.set(profile, &Secret::new(token))?;
+        // Bound to where the profile points now: if the profile is later moved, the token
+        // stays with this endpoint (see `credentials::token_for`).
+        self.keyring.set(
+            profile,
+            &StoredToken::bound(&p.endpoint, Secret::new(token)),
+        )?;
         self.tokens.forget(profile);
         Ok(())
     }
@@ -390,7 +403,7 @@ impl ProfileSettings {
         poster_key: Option<String>,
     ) -> Result<SignedLink, IpcError> {
         let p = self.known(profile)?;
-        let token = credentials::token_for(self.keyring.as_ref(), profile)?;
+        let token = credentials::token_for(self.keyring.as_ref(), profile, &p.endpoint)?;
         let client = reelup_core::CompanionClient::new(reqwest::Client::new(), &p.endpoint, token);
         let request = |key| reelup_core::LinkRequest {
             key,
@@ -413,7 +426,7 @@ impl ProfileSettings {
     /// Asks the endpoint whether the stored token works.
     pub async fn test_connection(&self, profile: &str) -> Result<ConnectionCheck, IpcError> {
         let p = self.known(profile)?;
-        let token = credentials::token_for(self.keyring.as_ref(), profile)?;
+        let token = credentials::token_for(self.keyring.as_ref(), profile, &p.endpoint)?;
         let http = reqwest::Client::new();
         Ok(
             match check_endpoint(&http, &p.endpoint, p.flavour, token.as_ref()).await {

@@ -7,31 +7,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use reelup_app::{Shell, handler};
-use reelup_core::Secret;
-use reelup_core::credentials::{CredentialError, CredentialStore};
+use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken};
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
 use tauri::webview::InvokeRequest;
 
 /// Keeps tokens in memory: these tests are about the commands, not the keyring.
 #[derive(Default)]
-struct MemoryKeyring(Mutex<HashMap<String, String>>);
+struct MemoryKeyring(Mutex<HashMap<String, StoredToken>>);
 
 impl CredentialStore for MemoryKeyring {
-    fn get(&self, profile: &str) -> Result<Option<Secret>, CredentialError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(profile)
-            .cloned()
-            .map(Secret::new))
+    fn get(&self, profile: &str) -> Result<Option<StoredToken>, CredentialError> {
+        Ok(self.0.lock().unwrap().get(profile).cloned())
     }
-    fn set(&self, profile: &str, token: &Secret) -> Result<(), CredentialError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(profile.into(), token.expose().into());
+    fn set(&self, profile: &str, token: &StoredToken) -> Result<(), CredentialError> {
+        self.0.lock().unwrap().insert(profile.into(), token.clone());
         Ok(())
     }
     fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
@@ -172,7 +162,10 @@ fn profiles_are_saved_checked_and_tokens_never_come_back() {
         !s.to_string().contains(token),
         "settings never carry the token"
     );
-    assert_eq!(rig.keyring.0.lock().unwrap()["local"], token);
+    let stored = rig.keyring.0.lock().unwrap()["local"].clone();
+    assert_eq!(stored.token.expose(), token);
+    // Bound to where the profile pointed when it was pasted.
+    assert_eq!(stored.endpoint.as_deref(), Some("http://127.0.0.1:9"));
     assert!(
         files_containing(rig.dir.path(), token).is_empty(),
         "token on disk"
@@ -470,6 +463,78 @@ fn an_invite_link_is_read_without_being_redeemed() {
     // Nothing was written: the profile is as it was.
     let text = std::fs::read_to_string(rig.dir.path().join("config/config.toml")).expect("read");
     assert!(!text.contains("cdn.example.com"), "{text}");
+}
+
+/// The consent panel's facts: where the link connects (the host on its own, IDN as
+/// punycode), and, for a profile that exists, where it points now and which watch folders
+/// will start uploading to the new host. A link whose URLs hide their host behind user info,
+/// or that is not exactly reelup://connect with the known parameters, is refused.
+#[test]
+fn an_invite_preview_names_the_host_and_the_folders_that_would_move() {
+    let rig = rig_with_config(Some(
+        "default = \"studio\"\n\n[profiles.studio]\nendpoint = \"https://up.example.com\"\n\n\
+         [[profiles.studio.watch]]\npath = \"/rec/a\"\n\n[[profiles.studio.watch]]\npath = \"/rec/b\"\n",
+    ));
+    let code = "A".repeat(40);
+    let link = format!(
+        "reelup://connect?endpoint=https%3A%2F%2Fb%C3%BCcher.example%3A8443&cdn=https%3A%2F%2Fcdn.example.com&code={code}&name=studio"
+    );
+    let preview = rig
+        .invoke("inspect_invite", json!({ "link": link }))
+        .expect("inspect_invite");
+    assert_eq!(preview["host"], "xn--bcher-kva.example:8443");
+    assert_eq!(preview["cdnHost"], "cdn.example.com");
+    assert_eq!(preview["previousHost"], "up.example.com");
+    assert_eq!(preview["watchFolders"], json!(["/rec/a", "/rec/b"]));
+
+    for (bad, says) in [
+        (
+            format!(
+                "reelup://connect?endpoint=https%3A%2F%2Fup.example.com%40evil.example&cdn=https%3A%2F%2Fc.example.com&code={code}"
+            ),
+            "connecting to evil.example",
+        ),
+        (
+            format!(
+                "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fc.example.com&code={code}&then=x"
+            ),
+            "parameter \"then\"",
+        ),
+        (
+            format!(
+                "reelup://evil?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fc.example.com&code={code}"
+            ),
+            "not a connect link",
+        ),
+    ] {
+        let err = rig
+            .invoke("inspect_invite", json!({ "link": bad }))
+            .unwrap_err();
+        assert_eq!(err["code"], "invite_link_invalid", "{bad}: {err}");
+        assert!(
+            err["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{err}"
+        );
+    }
+}
+
+/// The preview carries the link back to the page, so its `Debug` (what a log line or a
+/// panic would print) must not show the one-time code.
+#[test]
+fn an_invite_preview_never_shows_its_code_in_debug() {
+    let rig = rig_with_config(None);
+    let code = "C0de".repeat(10);
+    let link = format!(
+        "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3A%2F%2Fcdn.example.com&code={code}"
+    );
+    let value = rig
+        .invoke("inspect_invite", json!({ "link": link }))
+        .expect("inspect_invite");
+    assert_eq!(value["link"], link, "the page gets the link to hand back");
+    let preview: reelup_app::ipc::InvitePreview = serde_json::from_value(value).expect("shape");
+    let shown = format!("{preview:?}");
+    assert!(!shown.contains(&code), "{shown}");
+    assert!(shown.contains("up.example.com"), "{shown}");
 }
 
 /// Saving a profile from Settings keeps the watch-folder fields the form does not show:

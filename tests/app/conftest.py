@@ -240,14 +240,22 @@ def keyring(session_bus, tmp_path_factory):
 
 
 def secret_lookup(bus: str, profile: str) -> str | None:
-    """The token stored for a Reelup profile, read straight from the Secret Service."""
+    """The token stored for a Reelup profile, read straight from the Secret Service: the
+    token of the entry, which also names the endpoint it is bound to, or a bare token as
+    older versions stored it."""
     out = subprocess.run(
         ["secret-tool", "lookup", "service", KEYRING_SERVICE, "username", profile],
         env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus},
         capture_output=True,
         text=True,
     )
-    return out.stdout if out.returncode == 0 and out.stdout else None
+    if out.returncode != 0 or not out.stdout:
+        return None
+    try:
+        entry = json.loads(out.stdout)
+    except ValueError:
+        return out.stdout
+    return entry["token"] if isinstance(entry, dict) and "reelup-token" in entry else out.stdout
 
 
 @pytest.fixture(scope="session")

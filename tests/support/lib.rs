@@ -351,8 +351,12 @@ pub struct KeyringSession {
 impl KeyringSession {
     pub fn start() -> Self {
         let home = tempfile::tempdir().expect("keyring home");
+        // No display for the daemons: a locked collection then fails at once instead of
+        // waiting on an unlock prompt (gcr-prompter) that nobody will answer.
         let mut dbus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -438,8 +442,18 @@ impl KeyringSession {
             .expect("secret-tool (apt: libsecret-tools) must be installed")
     }
 
-    /// The token stored for a Reelup profile, read straight from the Secret Service.
+    /// The token stored for a Reelup profile, read straight from the Secret Service (the
+    /// token of a bound entry, or a bare token as older versions stored it).
     pub fn stored_token(&self, profile: &str) -> Option<String> {
+        let entry = self.stored_entry(profile)?;
+        match serde_json::from_str::<serde_json::Value>(&entry) {
+            Ok(v) if v.get("reelup-token").is_some() => v["token"].as_str().map(str::to_owned),
+            _ => Some(entry),
+        }
+    }
+
+    /// A Reelup profile's keyring entry as stored, read straight from the Secret Service.
+    pub fn stored_entry(&self, profile: &str) -> Option<String> {
         let out = self.secret_tool(&[
             "lookup",
             "service",
@@ -452,6 +466,139 @@ impl KeyringSession {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
             .filter(|t| !t.is_empty())
     }
+}
+
+impl KeyringSession {
+    /// Stores `secret` as a Reelup profile's entry, as the `keyring` crate files it.
+    pub fn store_entry(&self, profile: &str, secret: &str) {
+        use std::io::Write;
+        let mut child = Command::new("secret-tool")
+            .args([
+                "store",
+                "--label=reelup test",
+                "service",
+                "dev.reelup.Reelup",
+                "username",
+                profile,
+                "target",
+                "default",
+                "application",
+                "rust-keyring",
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("secret-tool (apt: libsecret-tools) must be installed");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(secret.as_bytes())
+            .expect("write the secret");
+        assert!(child.wait().expect("secret-tool").success());
+    }
+
+    /// Locks the login collection, as a screen lock or `secret-tool lock` does: reading a
+    /// stored secret or storing a new one then needs an unlock prompt, which fails here
+    /// (no display), so the keyring refuses.
+    pub fn lock(&self) {
+        let out = Command::new("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                "array:objpath:/org/freedesktop/secrets/collection/login",
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .output()
+            .expect("dbus-send");
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+/// `(method, path, authorization)` of one request an [`HttpSpy`] saw.
+pub type SeenRequest = (String, String, Option<String>);
+
+/// A plain HTTP server on loopback that answers every request with `answer(method, path)`
+/// and records each request's `Authorization` header: a hostile endpoint, to show what a
+/// client sends it. Runs until the test process ends.
+pub struct HttpSpy {
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>,
+}
+
+impl HttpSpy {
+    pub fn start(answer: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, answer) = (seen.clone(), std::sync::Arc::new(answer));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (log, answer) = (log.clone(), answer.clone());
+                std::thread::spawn(move || serve_one(conn, &log, answer.as_ref()));
+            }
+        });
+        Self { url, seen }
+    }
+
+    /// `(method, path, authorization)` of every request so far.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether any request carried `secret` in its Authorization header.
+    pub fn saw(&self, secret: &str) -> bool {
+        self.requests()
+            .iter()
+            .any(|(_, _, auth)| auth.as_deref().is_some_and(|a| a.contains(secret)))
+    }
+}
+
+fn serve_one(
+    conn: std::net::TcpStream,
+    log: &std::sync::Mutex<Vec<SeenRequest>>,
+    answer: &(dyn Fn(&str, &str) -> (u16, String) + Send + Sync),
+) {
+    use std::io::Write;
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut conn = conn;
+    // One request per connection (the answer says `Connection: close`).
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let (mut auth, mut length) = (None, 0usize);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "authorization" => auth = Some(value.trim().to_owned()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((method.clone(), path.clone(), auth));
+    let (status, text) = answer(&method, &path);
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
 }
 
 impl Drop for KeyringSession {

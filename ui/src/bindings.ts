@@ -148,7 +148,12 @@ export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "f
  *  A value typed by the user is refused; `IpcError::field` says which, where it is a
  *  profile's.
  */
-"invalid_input" | "no_profile" | "profile_gone" | "no_cdn" | "no_keyring" | "keyring_locked" | "keyring_failed" | "invite_link_invalid" | "invite_invalid" | "invite_expired" | "invite_used" | "invite_revoked" | "clipboard" | "opener" | "autostart" | "update_signature" | "update_unreachable" | "update_manifest" | "update_install" | "update_disabled" | "update_none" | 
+"invalid_input" | "no_profile" | "profile_gone" | "no_cdn" | "no_keyring" | "keyring_locked" | "keyring_failed" | 
+/**
+ *  The profile's stored token was stored for another endpoint than the profile's now:
+ *  it is not sent (log in to the new endpoint, or set the endpoint back).
+ */
+"token_endpoint_mismatch" | "invite_link_invalid" | "invite_invalid" | "invite_expired" | "invite_used" | "invite_revoked" | "clipboard" | "opener" | "autostart" | "update_signature" | "update_unreachable" | "update_manifest" | "update_install" | "update_disabled" | "update_none" | 
 /**
  *  A code this version does not know (stored by another version), or an error with
  *  none recorded.
@@ -190,17 +195,31 @@ export type IndexPosition =
 
 /**
  *  What an invite link would connect to, shown for the user to agree to before anything
- *  is redeemed. Never carries the one-time code. Sent when an invite link is opened (from a
- *  browser, a chat, or the command line); nothing is connected until the user agrees.
+ *  is redeemed. Sent when an invite link is opened (from a browser, a chat, or the command
+ *  line); nothing is connected until the user agrees.
  */
 export type InvitePreview = {
-	/**  The link itself, to hand back to `accept_invite` once the user agrees. */
+	/**
+	 *  The link itself, to hand back to `accept_invite` once the user agrees. It holds the
+	 *  one-time code, so `Debug` leaves it out.
+	 */
 	link: string,
 	endpoint: string,
+	/**
+	 *  Where the endpoint connects, as the panel shows it: the host on its own (an
+	 *  internationalised name as punycode), with the port when not the default.
+	 */
+	host: string,
 	cdn: string,
+	/**  The CDN's host, as `host`. */
+	cdnHost: string,
 	profile: string,
 	/**  Whether a profile of that name exists already (its endpoint and CDN would change). */
 	replaces: boolean,
+	/**  The existing profile's host now, when it `replaces` one. */
+	previousHost: string | null,
+	/**  The existing profile's watch folders: once accepted, they upload to `host`. */
+	watchFolders: string[],
 };
 
 /**

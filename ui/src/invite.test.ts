@@ -8,9 +8,13 @@ const LINK = "reelup://connect?endpoint=https%3A%2F%2Fup.example.com&cdn=https%3
 const PREVIEW: InvitePreview = {
   link: LINK,
   endpoint: "https://up.example.com",
+  host: "up.example.com",
   cdn: "https://cdn.example.com",
+  cdnHost: "cdn.example.com",
   profile: "up-example-com",
   replaces: false,
+  previousHost: null,
+  watchFolders: [],
 };
 
 async function boot(extra: Record<string, unknown> = {}) {
@@ -91,5 +95,50 @@ describe("invite links", () => {
     await settle();
     expect(byTestId("invite-error").textContent).toBe("This is not a Reelup invite link.");
     expect(visible("invite-confirm")).toBe(false);
+  });
+
+  it("shows the host on its own and never focuses Connect", async () => {
+    await boot();
+    const before = document.activeElement;
+    await appEvents.reelupInvite.emit({
+      ...PREVIEW,
+      endpoint: "https://xn--bcher-kva.example:8443",
+      host: "xn--bcher-kva.example:8443",
+    });
+    await settle();
+    expect(byTestId("invite-host").textContent).toBe("xn--bcher-kva.example:8443");
+    expect(document.activeElement).not.toBe(byTestId("invite-accept"));
+    expect(document.activeElement).toBe(byTestId("invite-cancel"));
+    expect(before).not.toBe(byTestId("invite-accept"));
+    // Enter on what has focus cancels; it never redeems.
+    expect(visible("invite-watch")).toBe(false);
+  });
+
+  it("says which watch folders of a re-pointed profile would upload to the new host", async () => {
+    const calls = await boot();
+    await appEvents.reelupInvite.emit({
+      ...PREVIEW,
+      profile: "studio",
+      replaces: true,
+      previousHost: "uploads.studio.example",
+      host: "evil.example",
+      endpoint: "https://evil.example",
+      watchFolders: ["/rec/a", "/rec/b"],
+    });
+    await settle();
+    expect(byTestId("invite-profile").textContent).toBe(
+      "studio (exists: moves from uploads.studio.example to evil.example)",
+    );
+    expect(visible("invite-watch")).toBe(true);
+    expect(byTestId("invite-watch-title").textContent).toBe("These 2 watch folders will start uploading to evil.example:");
+    const items = [...byTestId("invite-watch-list").querySelectorAll("li")].map((li) => li.textContent);
+    expect(items).toEqual(["/rec/a", "/rec/b"]);
+    expect(document.activeElement).toBe(byTestId("invite-cancel"));
+    expect(commandCalls(calls, "accept_invite")).toHaveLength(0);
+
+    // A new preview without folders hides the list again.
+    await appEvents.reelupInvite.emit(PREVIEW);
+    await settle();
+    expect(visible("invite-watch")).toBe(false);
   });
 });

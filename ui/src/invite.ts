@@ -17,9 +17,13 @@ export class InviteView {
     link: HTMLInputElement;
     open: HTMLButtonElement;
     confirm: HTMLElement;
+    host: HTMLElement;
     endpoint: HTMLElement;
     cdn: HTMLElement;
     profile: HTMLElement;
+    watch: HTMLElement;
+    watchTitle: HTMLElement;
+    watchList: HTMLElement;
     accept: HTMLButtonElement;
     cancel: HTMLButtonElement;
     error: HTMLElement;
@@ -37,9 +41,13 @@ export class InviteView {
       link: t<HTMLInputElement>("invite-link"),
       open: t<HTMLButtonElement>("invite-open"),
       confirm: t("invite-confirm"),
+      host: t("invite-host"),
       endpoint: t("invite-endpoint"),
       cdn: t("invite-cdn"),
       profile: t("invite-profile"),
+      watch: t("invite-watch"),
+      watchTitle: t("invite-watch-title"),
+      watchList: t("invite-watch-list"),
       accept: t<HTMLButtonElement>("invite-accept"),
       cancel: t<HTMLButtonElement>("invite-cancel"),
       error: t("invite-error"),
@@ -59,19 +67,43 @@ export class InviteView {
     box.hidden = !text;
   }
 
-  /** Shows what a link would do, for the user to agree to (from the field or from outside). */
+  /**
+   * Shows what a link would do, for the user to agree to (from the field or from outside):
+   * the host it connects to on its own (punycode for an internationalised name, so a
+   * look-alike shows), and for a profile that exists, where it points now and which watch
+   * folders would start uploading to the new host. Focus goes to Cancel, never to Connect:
+   * a link opened from outside must not be one Enter away from being accepted.
+   */
   show(preview: InvitePreview): void {
     this.pending = preview;
     this.el.link.value = "";
+    this.el.host.textContent = preview.host;
     this.el.endpoint.textContent = preview.endpoint;
-    this.el.cdn.textContent = preview.cdn;
-    this.el.profile.textContent = preview.replaces
-      ? `${preview.profile} (exists: its endpoint and CDN will change)`
-      : `${preview.profile} (new)`;
+    this.el.cdn.textContent = preview.cdnHost === preview.host ? preview.cdn : `${preview.cdn} (${preview.cdnHost})`;
+    if (!preview.replaces) {
+      this.el.profile.textContent = `${preview.profile} (new)`;
+    } else if (preview.previousHost && preview.previousHost !== preview.host) {
+      this.el.profile.textContent = `${preview.profile} (exists: moves from ${preview.previousHost} to ${preview.host})`;
+    } else {
+      this.el.profile.textContent = `${preview.profile} (exists: its endpoint and CDN will change)`;
+    }
+    const folders = preview.replaces ? preview.watchFolders : [];
+    this.el.watchList.replaceChildren(
+      ...folders.map((f) => {
+        const li = document.createElement("li");
+        li.textContent = f;
+        return li;
+      }),
+    );
+    this.el.watchTitle.textContent =
+      folders.length === 1
+        ? `This watch folder will start uploading to ${preview.host}:`
+        : `These ${folders.length} watch folders will start uploading to ${preview.host}:`;
+    this.el.watch.hidden = folders.length === 0;
     this.el.confirm.hidden = false;
     this.message("error", null);
     this.message("status", null);
-    this.el.accept.focus();
+    this.el.cancel.focus();
   }
 
   clear(): void {

@@ -151,7 +151,7 @@ pub async fn upload_link(item: &QueueItem) -> Option<Result<(String, u64), Strin
 /// A client for the profile's endpoint with its token, for `reelup link` and the links
 /// `reelup upload` prints.
 fn signing_client(profile: &reelup_core::config::Profile) -> Result<CompanionClient, String> {
-    let token = token_for(crate::keyring().as_ref(), &profile.name)
+    let token = token_for(crate::keyring().as_ref(), &profile.name, &profile.endpoint)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             format!(

@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reelup_core::config::{
     ConfigError, Profile, ProfileConfig, ProfileError, ProfileField, check_url, default_config_path,
 };
-use reelup_core::credentials::{OsKeyring, TokenCache};
+use reelup_core::credentials::{CredentialError, OsKeyring, TokenCache, token_for};
 use reelup_core::media::faststart::{FaststartSetting, Layout};
 use reelup_core::queue::store::{
     ItemState, Operation, QueueItem, QueueStore, Target, default_queue_path,
@@ -399,7 +399,16 @@ async fn upload(
             check_url(cdn, "--cdn")?;
             Target::new(endpoint, cdn)
         }
-        (_, _, Some(p)) => p.target().map_err(profile_error)?,
+        (_, _, Some(p)) => {
+            // A token stored for another endpoint is never sent (the queue sends none);
+            // say why now rather than leave the endpoint to answer 401.
+            if let Err(e @ CredentialError::BoundElsewhere { .. }) =
+                token_for(keyring().as_ref(), &p.name, &p.endpoint)
+            {
+                return Err(e.to_string());
+            }
+            p.target().map_err(profile_error)?
+        }
         _ => return Err("name a profile with --profile, or give --endpoint and --cdn".into()),
     };
     let mut ids = Vec::new();

@@ -196,6 +196,14 @@ pub fn run(cmd: ProfileCommand, selected: Option<&str>) -> Result<ExitCode, Stri
                 .map_err(crate::profile_error)?;
             print!("{p}");
             let token = match keyring().get(&p.name) {
+                Ok(Some(reelup_core::credentials::StoredToken {
+                    endpoint: Some(for_endpoint),
+                    ..
+                })) if !reelup_core::credentials::same_endpoint(&for_endpoint, &p.endpoint) => {
+                    format!(
+                        "in the OS keyring, but for {for_endpoint}, so it is not sent (run `reelup login`)"
+                    )
+                }
                 Ok(Some(_)) => "in the OS keyring".to_owned(),
                 Ok(None) => "none (run `reelup login`)".to_owned(),
                 Err(e) => format!("unknown: {e}"),
@@ -267,8 +275,12 @@ pub async fn login(args: LoginArgs, selected: Option<&str>) -> Result<ExitCode, 
     )
     .await
     .map_err(|e| e.to_string())?;
+    // Bound to the endpoint it was just checked with: it is never sent anywhere else.
     keyring()
-        .set(&profile.name, &token)
+        .set(
+            &profile.name,
+            &reelup_core::credentials::StoredToken::bound(&profile.endpoint, token),
+        )
         .map_err(|e| e.to_string())?;
     match (who.user, who.prefix) {
         (Some(user), Some(prefix)) => eprintln!(

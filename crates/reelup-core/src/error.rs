@@ -87,6 +87,9 @@ error_codes! {
     NoKeyring = "no_keyring",
     KeyringLocked = "keyring_locked",
     KeyringFailed = "keyring_failed",
+    /// The profile's stored token was stored for another endpoint than the profile's now:
+    /// it is not sent (log in to the new endpoint, or set the endpoint back).
+    TokenEndpointMismatch = "token_endpoint_mismatch",
     // Invite links.
     InviteLinkInvalid = "invite_link_invalid",
     InviteInvalid = "invite_invalid",

@@ -18,7 +18,8 @@ pub use companion::{
     PostPolicy, SignedPart, SignedPartBatch, StsCredentials,
 };
 pub use reelup_routes::{
-    Health, LinkPolicy, LinkRequest, LinkResponse, RedeemRequest, RedeemResponse, WhoAmI,
+    Health, LinkPolicy, LinkRequest, LinkResponse, RedeemRequest, RedeemResponse, TOKEN_HEX_LEN,
+    TOKEN_PREFIX, WhoAmI, is_server_token,
 };
 pub use secret::Secret;
 pub use streaming::StreamingUrlBase;

@@ -29,6 +29,21 @@ pub struct RedeemRequest {
     pub code: Secret,
 }
 
+/// How every token a reelup-server issues starts (`reelup-server token add|invite`, and
+/// the token an invite redeems for).
+pub const TOKEN_PREFIX: &str = "rlp_";
+/// Hex digits after [`TOKEN_PREFIX`]: 32 bytes (random, or an HMAC-SHA256).
+pub const TOKEN_HEX_LEN: usize = 64;
+
+/// Whether `token` has the one shape a reelup-server issues: `rlp_` and 64 lowercase hex
+/// digits. A client takes nothing else from `POST /invites/redeem`, so a hostile server
+/// cannot make it store (or choke a keyring with) a token of its own making.
+pub fn is_server_token(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == TOKEN_HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// `POST /invites/redeem`'s answer: the token the code stood for, and whose it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeemResponse {

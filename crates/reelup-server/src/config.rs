@@ -852,8 +852,24 @@ fn valid_bucket(s: &str) -> bool {
 
 /// Endpoints must be https so tokens and signatures never cross a network in the clear;
 /// loopback is allowed for local stores and tests.
+///
+/// No user info (`https://a@b` connects to b, which a reader takes for a) and no
+/// backslashes (read as `/` by some parsers and not others): what the file says is where
+/// the server connects, and what invite links show.
 pub(crate) fn check_url(s: &str, must_be_https: bool) -> Result<(), String> {
+    if s.contains('\\') {
+        return Err(format!(
+            "{s:?} has a backslash; write the URL with '/' only"
+        ));
+    }
     let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{s:?} has a user name or password before its host (it connects to {}); remove the \
+             part up to and including '@'",
+            url.host_str().unwrap_or("")
+        ));
+    }
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => Ok(()),
@@ -1036,6 +1052,35 @@ mod tests {
             "{err}"
         );
         assert!(err.problems[1].message.contains("must be an https URL"));
+    }
+
+    #[test]
+    fn urls_with_user_info_or_backslashes_are_refused() {
+        for (key, bad, says) in [
+            (
+                "cdn_base_url",
+                "https://cdn.studio.example@evil.example",
+                "connects to evil.example",
+            ),
+            ("public_url", "https://u:p@uploads.example.com", "user name"),
+            ("endpoint", "http://evil\\@localhost/", "backslash"),
+            (
+                "sts_endpoint",
+                "https://sts.example.com\\@evil",
+                "backslash",
+            ),
+        ] {
+            let text = if key == "cdn_base_url" {
+                format!("bucket = \"videos\"\ncdn_base_url = {bad:?}\n")
+            } else if key == "sts_endpoint" {
+                format!("{MINIMAL}[credentials]\nsts_endpoint = {bad:?}\n")
+            } else {
+                format!("{key} = {bad:?}\n{MINIMAL}")
+            };
+            let err = parse(&text, &[]).expect_err(bad);
+            let shown = err.to_string();
+            assert!(shown.contains(says), "{key} = {bad}: {shown}");
+        }
     }
 
     #[test]

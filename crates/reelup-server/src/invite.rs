@@ -143,7 +143,11 @@ impl Invite {
     pub fn token(&self, secret: &ServerSecret) -> String {
         let mut mac = secret.mac(TOKEN_DOMAIN);
         mac.update(&self.nonce);
-        format!("rlp_{}", hex::encode(mac.finalize().into_bytes()))
+        format!(
+            "{}{}",
+            reelup_protocol::TOKEN_PREFIX,
+            hex::encode(mac.finalize().into_bytes())
+        )
     }
 
     /// Where the bucket records that this invite was used.
@@ -276,6 +280,8 @@ mod tests {
         let opened = Invite::open(&secret, &issued.code, at(1_000_001)).expect("opens");
         assert_eq!(opened, issued.invite);
         assert_eq!(opened.token(&secret), issued.token);
+        // The only shape a client stores from POST /invites/redeem.
+        assert!(reelup_protocol::is_server_token(&issued.token));
         assert!(issued.token.starts_with("rlp_") && issued.token.len() == 68);
         assert!(!issued.code.contains(&issued.token[4..]));
         assert!(opened.marker_key().starts_with(".reelup/invites/"));

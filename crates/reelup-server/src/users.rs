@@ -68,11 +68,12 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// A new token: `rlp_` and 32 random bytes in hex. Printed once, never stored.
+/// A new token: `rlp_` and 32 random bytes in hex. Printed once, never stored. Clients
+/// take only this shape from an invite ([`reelup_protocol::is_server_token`]).
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("rlp_{}", hex::encode(bytes))
+    format!("{}{}", reelup_protocol::TOKEN_PREFIX, hex::encode(bytes))
 }
 
 impl Users {
@@ -129,6 +130,14 @@ impl Users {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_tokens_have_the_shape_clients_accept() {
+        for _ in 0..32 {
+            let t = new_token();
+            assert!(reelup_protocol::is_server_token(&t), "{t}");
+        }
+    }
 
     #[test]
     fn tokens_authenticate_their_user_only() {

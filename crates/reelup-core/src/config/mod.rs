@@ -284,6 +284,17 @@ pub enum UrlProblem {
     PlainHttp,
     #[error("has scheme {0:?}; use an https:// URL")]
     Scheme(String),
+    /// `https://uploads.studio.example@evil.example` connects to evil.example: what comes
+    /// before `@` is a user name, which reads like a host to a person.
+    #[error(
+        "has a user name or password before its host (connecting to {host}); remove the part \
+         up to and including '@', and check that {host} is really where you mean to upload"
+    )]
+    UserInfo { host: String },
+    /// Browsers and the `url` crate read `\` as `/`; other parsers do not, so the same
+    /// text can name two hosts.
+    #[error("has a backslash (\\); write the URL with '/' only")]
+    Backslash,
 }
 
 /// A value of a profile that cannot be saved: which setting ([`ProfileProblem::field`]) and
@@ -378,13 +389,40 @@ pub fn check_name(name: &str) -> Result<(), ProfileProblem> {
 
 /// Endpoints and CDNs carry tokens and streaming URLs: https, except on this machine.
 pub fn url_problem(text: &str) -> Result<(), UrlProblem> {
+    if text.contains('\\') {
+        return Err(UrlProblem::Backslash);
+    }
     let url = url::Url::parse(text).map_err(|e| UrlProblem::NotAUrl(e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlProblem::UserInfo {
+            host: host_of(&url),
+        });
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
         "http" => Err(UrlProblem::PlainHttp),
         other => Err(UrlProblem::Scheme(other.to_owned())),
     }
+}
+
+/// Where a URL connects, as a person should read it: the host on its own (an
+/// internationalised name as punycode, as it is looked up, so look-alike letters show),
+/// with the port when it is not the scheme's default.
+pub fn host_of(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// [`host_of`] for URL text; `None` if it is not a URL with a host.
+pub fn host_of_text(text: &str) -> Option<String> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| u.host_str().is_some())
+        .map(|u| host_of(&u))
 }
 
 /// [`url_problem`] for a value that is not a profile's (the CLI's `--endpoint`), with
@@ -1039,6 +1077,53 @@ mod tests {
                 name: "zz".into(),
                 known
             }
+        );
+    }
+
+    #[test]
+    fn urls_with_user_info_or_backslashes_are_refused_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut c = ProfileConfig::empty(&path);
+        for (bad, says) in [
+            (
+                "https://uploads.studio.example@evil.example",
+                "connecting to evil.example",
+            ),
+            (
+                "https://user:pw@uploads.example.com",
+                "user name or password",
+            ),
+            ("https://:pw@uploads.example.com", "user name or password"),
+            ("http://evil\\@localhost/", "backslash"),
+            ("https://uploads.example.com\\@evil.example", "backslash"),
+        ] {
+            // A profile's endpoint and CDN, as the app and `reelup profile` save them.
+            let e = c.save_profile(None, Profile::new("a", bad)).expect_err(bad);
+            assert_eq!(e.field(), Some(ProfileField::Endpoint), "{bad}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+            let mut p = Profile::new("a", "https://uploads.example.com");
+            p.cdn = Some(bad.into());
+            let e = c.save_profile(None, p).expect_err(bad);
+            assert_eq!(e.field(), Some(ProfileField::Cdn), "{bad}");
+            // `--endpoint` of the CLI.
+            assert!(check_url(bad, "--endpoint").unwrap_err().contains(says));
+            // A hand-edited file: refused at its line.
+            let text = format!("[profiles.a]\nendpoint = {bad:?}\n");
+            let e = ProfileConfig::parse(&path, &text).expect_err(bad);
+            assert!(
+                matches!(e, ConfigError::Invalid { line: 2, .. }) && e.to_string().contains(says),
+                "{bad}: {e}"
+            );
+        }
+        // The host a person should read: punycode for IDN, the port when not the default.
+        assert_eq!(
+            host_of_text("https://bücher.example:8443/x").as_deref(),
+            Some("xn--bcher-kva.example:8443")
+        );
+        assert_eq!(
+            host_of_text("https://UPLOADS.example.com:443").as_deref(),
+            Some("uploads.example.com")
         );
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reelup_protocol::{ErrorBody, RedeemRequest, RedeemResponse};
 
 use crate::config::{ConfigError, Flavour, Profile, ProfileConfig, check_name, check_url};
-use crate::credentials::{CredentialError, CredentialStore};
+use crate::credentials::{CredentialError, CredentialStore, StoredToken};
 use crate::endpoint::identity::{CheckError, check_endpoint};
 use crate::{ErrorCode, Secret};
 
@@ -136,8 +136,11 @@ fn not_an_invite(reason: impl Into<String>) -> InviteError {
 }
 
 impl Invite {
-    /// Reads an invite link. Unknown parameters are ignored (later versions may add some);
-    /// a parameter given twice is refused, since it could mean two things.
+    /// Reads an invite link: exactly `reelup://connect?` with `endpoint`, `cdn`, `code` and
+    /// optionally `name`, each once. Anything else is refused with what is wrong: a link is
+    /// what the consent panel shows, so nothing in it may go unread (an unknown parameter
+    /// could mean something to a later version that this one would not show), and a
+    /// parameter given twice could mean two things.
     pub fn parse(link: &str) -> Result<Self, InviteError> {
         let link = link.trim();
         if link.len() > MAX_LINK_LEN {
@@ -154,12 +157,17 @@ impl Invite {
                 url.scheme()
             )));
         }
-        // `reelup://connect?..` (host) or `reelup:connect?..` (path), as platforms pass it.
-        let target = match url.host_str() {
-            Some(host) => (url.path().trim_matches('/').is_empty()).then_some(host),
-            None => Some(url.path().trim_matches('/')),
-        };
-        if !target.is_some_and(|t| t.eq_ignore_ascii_case("connect")) {
+        // Exactly `reelup://connect?...`: the form `reelup-server` prints and the OS hands
+        // over. No user name, port, path or fragment, which no invite has.
+        let exact = url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("connect"))
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.port().is_none()
+            && matches!(url.path(), "" | "/")
+            && url.fragment().is_none();
+        if !exact {
             return Err(not_an_invite(
                 "it is not a connect link (reelup://connect?...)",
             ));
@@ -171,7 +179,13 @@ impl Invite {
                 "cdn" => &mut cdn,
                 "code" => &mut code,
                 "name" => &mut name,
-                _ => continue,
+                other => {
+                    return Err(not_an_invite(format!(
+                        "it has a parameter {:?} that invites do not have (they have endpoint, \
+                         cdn, code and name)",
+                        other.chars().take(40).collect::<String>()
+                    )));
+                }
             };
             if slot.replace(value.into_owned()).is_some() {
                 return Err(not_an_invite(format!("it gives {key} twice")));
@@ -276,10 +290,25 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
     })?;
     if (200..300).contains(&status) {
         return match serde_json::from_str::<RedeemResponse>(&text) {
-            Ok(RedeemResponse { token, user }) if !token.expose().is_empty() => {
+            // Only the shape a reelup-server issues: a hostile or broken server cannot make
+            // this machine store a token of its choosing (one too long for the Windows
+            // Credential Manager, say, to fail the keyring write on purpose).
+            Ok(RedeemResponse { token, user })
+                if reelup_protocol::is_server_token(token.expose()) && valid_user(&user) =>
+            {
                 Ok(Redeemed { token, user })
             }
-            _ => Err(InviteError::Server {
+            Ok(_) => Err(InviteError::Server {
+                endpoint,
+                status,
+                detail: format!(
+                    "the answer's token or user is not what a reelup-server gives out (a token is \
+                     {}{} hex digits, a user 1-64 letters, digits, '-' or '_'); nothing was saved",
+                    reelup_protocol::TOKEN_PREFIX,
+                    reelup_protocol::TOKEN_HEX_LEN
+                ),
+            }),
+            Err(_) => Err(InviteError::Server {
                 endpoint,
                 status,
                 detail: "the answer has no token and user".into(),
@@ -309,6 +338,15 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
     })
 }
 
+/// A user name as reelup-server allows them (`valid_name` there): it is shown to the
+/// user, so a server cannot put arbitrary text in the app's messages.
+fn valid_user(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Connects this machine with an invite link: what `reelup login --invite` and the app's
 /// "open invite link" both call.
 ///
@@ -316,13 +354,21 @@ pub async fn redeem(http: &reqwest::Client, invite: &Invite) -> Result<Redeemed,
 ///    ([`profile_name_for`]); checks the keyring answers. Any problem here stops it before
 ///    the one-time code is spent.
 /// 2. Redeems the code. If that fails, nothing has been written.
-/// 3. Creates the profile (flavour reelup-server, the link's endpoint and CDN), or updates
+/// 3. Stores the token in `keyring` under the profile's name, bound to the link's endpoint
+///    ([`crate::credentials::StoredToken`]). If that fails, nothing else is written: the
+///    profile still points where it did, with the token it had.
+/// 4. Creates the profile (flavour reelup-server, the link's endpoint and CDN), or updates
 ///    the endpoint and CDN of an existing one, keeping its other settings; makes it the
-///    default when there is no default.
-/// 4. Stores the token in `keyring` under the profile's name.
+///    default when there is no default. If that fails, the keyring entry is put back as it
+///    was (and the profiles file too), so the profile and its token never disagree.
 /// 5. Tests the connection with the token (`GET {endpoint}/whoami`, as `reelup login`
 ///    does). If that fails, the profile and token stay saved and
 ///    [`InviteError::ConnectionTest`] says so.
+///
+/// The order matters: were the profile re-pointed first and the keyring write then
+/// refused, the profile would name the new server while the keyring held the old server's
+/// token. The binding of a token to its endpoint would still keep that token from the new
+/// server, but the profile would be left pointing at a server it has no token for.
 pub async fn accept(
     http: &reqwest::Client,
     link: &str,
@@ -341,16 +387,39 @@ pub async fn accept(
     profile.cdn = Some(invite.cdn.clone());
     profile.flavour = Flavour::ReelupServer;
     profile.validate().map_err(ConfigError::from)?;
-    // A keyring that is missing or locked would only be found after the code is spent.
-    keyring.get(&name)?;
+    // A keyring that is missing or locked would only be found after the code is spent;
+    // what it holds now is what a failed step 4 puts back.
+    let previous_token = keyring.get(&name)?;
+    let previous_file = FileBefore::read(config_path)?;
 
     let redeemed = redeem(http, &invite).await?;
 
-    config.save_profile(Some(&name), profile)?;
-    if config.default.is_none() {
-        config.set_default(&name)?;
+    keyring.set(
+        &name,
+        &StoredToken::bound(&invite.endpoint, redeemed.token.clone()),
+    )?;
+    let saved = config
+        .save_profile(Some(&name), profile)
+        .and_then(|()| match config.default {
+            None => config.set_default(&name),
+            Some(_) => Ok(()),
+        });
+    if let Err(e) = saved {
+        let keyring_back = match &previous_token {
+            Some(t) => keyring.set(&name, t),
+            None => keyring.delete(&name).map(|_| ()),
+        };
+        let file_back = previous_file.restore(config_path);
+        if let Err(k) = &keyring_back {
+            // The new token stays bound to the new endpoint, so even now it is not sent
+            // to the old one; the user is told to log in again.
+            tracing::warn!(profile = %name, error = %k, "could not put the old token back");
+        }
+        if let Err(f) = &file_back {
+            tracing::warn!(profile = %name, error = %f, "could not put the profiles file back");
+        }
+        return Err(e.into());
     }
-    keyring.set(&name, &redeemed.token)?;
     let who = check_endpoint(
         http,
         &invite.endpoint,
@@ -370,6 +439,37 @@ pub async fn accept(
     })
 }
 
+/// The profiles file as it was before an invite changed it, to put back if the invite
+/// cannot finish.
+struct FileBefore(Option<Vec<u8>>);
+
+impl FileBefore {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Self(Some(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self(None)),
+            Err(e) => Err(ConfigError::Unreadable {
+                path: path.to_owned(),
+                message: format!("{e}; check the file's permissions"),
+            }),
+        }
+    }
+
+    fn restore(&self, path: &Path) -> std::io::Result<()> {
+        match &self.0 {
+            Some(bytes) => {
+                let tmp = path.with_extension("toml.restore");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, path)
+            }
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +484,7 @@ mod tests {
     fn parses_the_link_format() {
         let l = link(&format!(
             "endpoint=https%3A%2F%2Fuploads.example.com%2F&cdn=https%3A%2F%2Fd1.cloudfront.net\
-             &code={CODE}&name=studio&future=1"
+             &code={CODE}&name=studio"
         ));
         let i = Invite::parse(&l).expect("parses");
         assert_eq!(i.endpoint, "https://uploads.example.com");
@@ -392,9 +492,9 @@ mod tests {
         assert_eq!(i.code.expose(), CODE);
         assert_eq!(i.name.as_deref(), Some("studio"));
         assert!(!format!("{i:?}").contains(CODE), "the code is redacted");
-        // Loopback may be http; the path form and upper case scheme work too.
+        // Loopback may be http; an upper case scheme and host work too.
         let local = format!(
-            "REELUP:connect?endpoint=http://127.0.0.1:7300&cdn=http://127.0.0.1:7300/cdn&code={CODE}"
+            "REELUP://Connect?endpoint=http://127.0.0.1:7300&cdn=http://127.0.0.1:7300/cdn&code={CODE}"
         );
         let i = Invite::parse(&local).expect("parses");
         assert_eq!(i.endpoint, "http://127.0.0.1:7300");
@@ -445,6 +545,56 @@ mod tests {
                 "endpoint twice",
             ),
             ("x".repeat(MAX_LINK_LEN + 1), "far more"),
+            // Not exactly reelup://connect with the known parameters.
+            (
+                format!("reelup:connect?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect/x?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://u@connect?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect:1?endpoint=https://e.example.com&{ok_rest}"),
+                "not a connect link",
+            ),
+            (
+                format!("reelup://connect?endpoint=https://e.example.com&{ok_rest}#x"),
+                "not a connect link",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&{ok_rest}&future=1"
+                )),
+                "parameter \"future\"",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&{ok_rest}&Endpoint=x"
+                )),
+                "parameter \"Endpoint\"",
+            ),
+            // User info makes a URL read as one host and connect to another.
+            (
+                link(&format!(
+                    "endpoint=https%3A%2F%2Fuploads.studio.example%40evil.example&{ok_rest}"
+                )),
+                "connecting to evil.example",
+            ),
+            (
+                link(&format!(
+                    "endpoint=https://e.example.com&cdn=https://cdn.studio.example@evil.example&code={CODE}"
+                )),
+                "connecting to evil.example",
+            ),
+            (
+                link(&format!("endpoint=http://evil%5C@localhost/&{ok_rest}")),
+                "backslash",
+            ),
         ] {
             let err = Invite::parse(&bad).expect_err(&bad);
             assert_eq!(err.code(), ErrorCode::InviteLinkInvalid);

@@ -188,7 +188,7 @@ impl UploadQueue<crate::CompanionClient> {
             store,
             move |target: &Target| {
                 let token = match bound(Some(&connect_profiles), target) {
-                    Ok(()) => tokens.token(target.profile.as_deref()),
+                    Ok(()) => tokens.token(target.profile.as_deref(), &target.endpoint),
                     Err(e) => {
                         tracing::warn!(error = %e, "sending no token");
                         None
