@@ -1078,7 +1078,24 @@ async fn complete(
             crc64nvme: part_crcs.get(&number).copied(),
         })
         .collect();
-    let confirmed = state.store.complete(key, upload_id, &parts, whole).await?;
+    // In a task of its own: when the client goes away, axum drops this handler, and the
+    // store's Complete must not be dropped with it half-way (the client could not tell
+    // whether it happened). The task runs to its end whatever the client does.
+    let store = state.store.clone();
+    let (owned_key, owned_id) = (key.to_owned(), upload_id.to_owned());
+    let confirmed = tokio::spawn(async move {
+        store
+            .complete(&owned_key, &owned_id, &parts, whole)
+            .await
+    })
+    .await
+    .map_err(|e| ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code: "storage_error",
+        message: format!(
+            "the server's call to complete the upload failed ({e}); list its parts and complete it again"
+        ),
+    })??;
     let (streaming_url, streaming_url_expires_at) =
         state.streaming_link(key, body.link_lifetime_secs);
     // With signed links the bucket URL is of no use to anyone (the bucket is private), and
