@@ -1,6 +1,7 @@
 //! Multipart uploads against the local stack, over real HTTP, when things go wrong: the
 //! stack killed and started again in the middle of an upload, a client that goes away
-//! while its Complete runs, an upload that no longer exists, a slow conditional PUT.
+//! while its Complete runs, an upload that no longer exists, a slow conditional PUT, and a
+//! client that declares a size but no part size.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -455,5 +456,61 @@ async fn a_slow_conditional_put_does_not_stall_an_invite_redemption() {
     assert!(!slow.is_finished(), "the slow PUT is still going on");
     slow.abort();
     drop(tx);
+    stack.shutdown().await;
+}
+
+/// A client that declares its file's size but no part size gets one (`partSize` in the
+/// create answer), and every part URL is signed with its exact length: the store refuses
+/// a part of any other length, as it does for a client that declared both. Part URLs used
+/// to carry no length then, and an 8 MiB part was taken for a 1-byte upload.
+#[tokio::test]
+async fn a_declared_size_bounds_every_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = LocalStack::start(LocalOptions::new(dir.path().to_owned()))
+        .await
+        .expect("stack");
+    let routes = routes_of(&stack);
+
+    let (status, body) = routes
+        .create(json!({"filename": "tiny.mp4", "type": "video/mp4", "size": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let tiny = upload_of(&body);
+    // Refused in words, or by closing the connection before reading the body; either way
+    // the store holds no such part.
+    if let Ok((status, _, code)) = routes.try_put_part(&tiny, 1, vec![0u8; 8 * MIB]).await {
+        assert!(
+            status.is_client_error(),
+            "an 8 MiB part of a 1-byte upload was answered {status} {code}"
+        );
+    }
+    let (status, listed) = routes.list_parts(&tiny).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+    assert_eq!(body["partSize"], json!(PART), "{body}");
+    let (status, body) = routes.sign(&tiny, 2).await;
+    assert_eq!(status, 400, "part 2 of a 1-byte upload: {body}");
+    let (status, etag, code) = routes.put_part(&tiny, 1, vec![9u8]).await;
+    assert_eq!(status, 200, "{code}");
+    let (status, body) = routes.complete(&tiny, &[etag]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(routes.object(&tiny.key).await, Some(vec![9u8]));
+
+    // A larger file: parts of the derived size, the last one the rest, nothing else.
+    let data = file(PART + 3, 4);
+    let (status, body) = routes
+        .create(json!({"filename": "clip.mp4", "type": "video/mp4", "size": data.len()}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partSize"], json!(PART), "{body}");
+    let up = upload_of(&body);
+    let (status, _, code) = routes.put_part(&up, 2, data[PART - 1..].to_vec()).await;
+    assert!(
+        status.is_client_error(),
+        "a 4-byte last part: {status} {code}"
+    );
+    let etags = routes.put_parts(&up, &data).await;
+    let (status, body) = routes.complete(&up, &etags).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(routes.object(&up.key).await.as_deref() == Some(&data[..]));
     stack.shutdown().await;
 }
