@@ -240,6 +240,18 @@ impl From<StoreError> for ApiError {
                     "the store refused the object: its checksum does not match the one declared ({message}); the upload is still open: check the file and complete again, or upload it again"
                 ),
             },
+            // Complete is sent with If-None-Match: *; keys are new UUIDs, so an object at
+            // the key means this one was made already (or another write raced it).
+            StoreError::S3 { code, .. }
+                if code == "PreconditionFailed" || code == "ConditionalRequestConflict" =>
+            {
+                Self {
+                    status: StatusCode::CONFLICT,
+                    code: "object_exists",
+                    message: "an object is already stored at this key, and an upload never replaces one; check the object, or upload the file again under a new key"
+                        .into(),
+                }
+            }
             StoreError::S3 { code, .. } if code == "NoSuchUpload" => Self {
                 status: StatusCode::NOT_FOUND,
                 code: "no_such_upload",

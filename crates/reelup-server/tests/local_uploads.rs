@@ -514,3 +514,50 @@ async fn a_declared_size_bounds_every_part() {
     assert!(routes.object(&up.key).await.as_deref() == Some(&data[..]));
     stack.shutdown().await;
 }
+
+/// A Complete never replaces an object already at its key: the routes send it with
+/// `If-None-Match: *`, the local store answers 412 as S3 does, and the client is told
+/// `object_exists` (409); the object stays as it was. Completes used to be unconditional,
+/// and the store replaced whatever was there.
+#[tokio::test]
+async fn a_complete_never_replaces_an_object() {
+    const STORE_KEY: &str = "REELUPNOREPLACE";
+    const STORE_SECRET: &str = "no-replace-test-store-secret";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = LocalOptions::new(dir.path().to_owned());
+    opts.store_keys = Some((STORE_KEY.into(), reelup_protocol::Secret::new(STORE_SECRET)));
+    let stack = LocalStack::start(opts).await.expect("stack");
+    let routes = routes_of(&stack);
+    // The store as another writer with its keys sees it.
+    let store = reelup_server::store::ObjectStore::new(
+        stack.s3_endpoint.parse().expect("store URL"),
+        reelup_server::local::BUCKET,
+        reelup_server::local::REGION,
+        reelup_server::credentials::SigningKeys::fixed(STORE_KEY, STORE_SECRET),
+        true,
+        Duration::from_secs(300),
+    )
+    .expect("store");
+
+    let data = file(1000, 5);
+    let up = routes.create_sized(data.len()).await;
+    let etags = routes.put_parts(&up, &data).await;
+    assert!(
+        store
+            .put_if_absent(&up.key, b"already here".to_vec())
+            .await
+            .expect("PUT"),
+        "the key was free"
+    );
+    let (status, body) = routes.complete(&up, &etags).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("object_exists")),
+        "{body}"
+    );
+    assert_eq!(
+        routes.object(&up.key).await.as_deref(),
+        Some(&b"already here"[..])
+    );
+    stack.shutdown().await;
+}
