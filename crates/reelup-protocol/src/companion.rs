@@ -190,6 +190,13 @@ pub struct MultipartStart {
         skip_serializing_if = "Option::is_none"
     )]
     pub checksum_algorithm: Option<String>,
+    /// Reelup's extension: the size of every part but the last, whose exact length the
+    /// server signs into each part URL. The client's own `partSize`, or, when it declared
+    /// only `size`, the one the server chose for it (S3's 5 MiB, or larger for a file
+    /// that would need over 10,000 parts); parts of any other length are refused.
+    /// Companion sends none.
+    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
 }
 
 /// `GET /s3/multipart/{uploadId}/{partNumber}`'s answer: one presigned part URL.
@@ -506,6 +513,7 @@ mod tests {
             upload_id: "u1.tag".into(),
             bucket: Some("b".into()),
             checksum_algorithm: None,
+            part_size: None,
         };
         assert_eq!(
             text(&start),
@@ -513,10 +521,11 @@ mod tests {
         );
         let checked = MultipartStart {
             checksum_algorithm: Some(CRC64NVME.into()),
+            part_size: Some(5_242_880),
             ..start
         };
         assert!(
-            text(&checked).ends_with(r#","checksumAlgorithm":"CRC64NVME"}"#),
+            text(&checked).ends_with(r#","checksumAlgorithm":"CRC64NVME","partSize":5242880}"#),
             "{}",
             text(&checked)
         );

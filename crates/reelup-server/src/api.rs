@@ -240,6 +240,18 @@ impl From<StoreError> for ApiError {
                     "the store refused the object: its checksum does not match the one declared ({message}); the upload is still open: check the file and complete again, or upload it again"
                 ),
             },
+            // Complete is sent with If-None-Match: *; keys are new UUIDs, so an object at
+            // the key means this one was made already (or another write raced it).
+            StoreError::S3 { code, .. }
+                if code == "PreconditionFailed" || code == "ConditionalRequestConflict" =>
+            {
+                Self {
+                    status: StatusCode::CONFLICT,
+                    code: "object_exists",
+                    message: "an object is already stored at this key, and an upload never replaces one; check the object, or upload the file again under a new key"
+                        .into(),
+                }
+            }
             StoreError::S3 { code, .. } if code == "NoSuchUpload" => Self {
                 status: StatusCode::NOT_FOUND,
                 code: "no_such_upload",
@@ -656,11 +668,25 @@ async fn params(
     }))
 }
 
+/// The part size of an upload that declared its size but no part size, so that every
+/// part's length can be signed: S3's smallest part (5 MiB), or for a file too large to fit
+/// in 10,000 of those (S3's limit), its size over 10,000 rounded up to a whole MiB. Small
+/// parts keep a retried or resumed part cheap; the client is told the size in the create
+/// answer.
+fn derived_part_size(size: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    size.div_ceil(u64::from(MAX_PART_NUMBER))
+        .div_ceil(MIB)
+        .saturating_mul(MIB)
+        .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+}
+
 /// Checks what a client declared at create (`size` and `partSize`, Reelup's extensions)
-/// against the limits and S3's rules. Companion clients declare neither and are held to
-/// `max_object_size` at complete.
+/// against the limits and S3's rules, and derives a part size when only the size was
+/// declared. Companion clients declare neither and are held to `max_object_size` at
+/// complete.
 fn checked_declared(limits: &UploadLimits, body: &CreateMultipart) -> ApiResult<Declared> {
-    let declared = Declared {
+    let mut declared = Declared {
         size: body.size,
         part_size: body.part_size,
         crc64nvme: false,
@@ -687,12 +713,18 @@ fn checked_declared(limits: &UploadLimits, body: &CreateMultipart) -> ApiResult<
                 "{size} bytes in parts of {part_size} would take more than {MAX_PART_NUMBER} parts, S3's limit; use larger parts"
             )));
         }
+    } else {
+        // Once a size is declared every part is bounded: its exact length is signed into
+        // its URL, so no part can be larger than the file needs, nor change its size
+        // between the server's ListParts and its Complete.
+        declared.part_size = Some(derived_part_size(size));
     }
     Ok(declared)
 }
 
 /// The highest part number an upload may use: what its declared size needs at its part
-/// size; with a size alone, what it could need at S3's smallest part size; else S3's limit.
+/// size; with a size alone (uploadIds sealed before part sizes were derived), what it
+/// could need at S3's smallest part size; else S3's limit.
 fn last_part(declared: Declared) -> u32 {
     let parts = match (declared.size, declared.part_size) {
         (Some(size), Some(part_size)) => size.div_ceil(part_size),
@@ -749,6 +781,7 @@ async fn create_multipart(
         key,
         bucket: Some(state.store.bucket_name().to_owned()),
         checksum_algorithm: declared.crc64nvme.then(|| CRC64NVME.to_owned()),
+        part_size: declared.part_size,
     }))
 }
 
@@ -1083,6 +1116,7 @@ async fn complete(
         }
         return Err(refusal);
     }
+    let listed_parts = parts.clone();
     let parts: Vec<CompletePart> = parts
         .into_iter()
         .map(|(number, etag)| CompletePart {
@@ -1091,7 +1125,32 @@ async fn complete(
             crc64nvme: part_crcs.get(&number).copied(),
         })
         .collect();
-    let confirmed = state.store.complete(key, upload_id, &parts, whole).await?;
+    // In a task of its own: when the client goes away, axum drops this handler, and the
+    // store's Complete must not be dropped with it half-way (the client could not tell
+    // whether it happened). The task runs to its end whatever the client does.
+    let store = state.store.clone();
+    let (owned_key, owned_id) = (key.to_owned(), upload_id.to_owned());
+    let completing = tokio::spawn(async move {
+        store
+            .complete(&owned_key, &owned_id, &parts, whole)
+            .await
+    })
+    .await
+    .map_err(|e| ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code: "storage_error",
+        message: format!(
+            "the server's call to complete the upload failed ({e}); list its parts and complete it again"
+        ),
+    })?;
+    let confirmed = match completing {
+        Ok(confirmed) => confirmed,
+        // Completed by a request that raced this one between the listing and now.
+        Err(StoreError::S3 { ref code, .. }) if code == "NoSuchUpload" => {
+            completed_earlier(&state, &upload, &listed_parts, whole).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(completed_answer(
         &state,
         key,
@@ -1367,6 +1426,21 @@ mod tests {
         };
         assert_eq!((last_part(size_only), part_length(size_only, 1)), (3, None));
         assert_eq!(last_part(Declared::default()), 10_000);
+    }
+
+    #[test]
+    fn derived_part_sizes_are_s3s_smallest_or_fit_in_10000_parts() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(derived_part_size(0), 5 * MIB);
+        assert_eq!(derived_part_size(1), 5 * MIB);
+        assert_eq!(derived_part_size(50_000 * MIB), 5 * MIB);
+        assert_eq!(derived_part_size(50_000 * MIB + 1), 6 * MIB);
+        for size in [1, 5 * MIB, 123_456_789_012, MAX_OBJECT_SIZE] {
+            let part = derived_part_size(size);
+            assert!(size.div_ceil(part) <= u64::from(MAX_PART_NUMBER), "{size}");
+            assert!((MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part), "{size}");
+            assert_eq!(part % MIB, 0, "{size}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod checked_store;
+mod commit;
 mod part_ledger;
 mod verified_body;
 
@@ -46,6 +47,11 @@ pub const PART_LEDGER_DIR: &str = "s3-parts";
 pub const LINK_KEY_FILE: &str = "cloudfront-key.pem";
 /// The key-pair ID the local stack's links carry and its CDN route trusts.
 pub const LOCAL_KEY_PAIR_ID: &str = "KREELUPLOCAL";
+/// The embedded store's access key and secret key (one a line, mode 0600), kept so that
+/// multipart uploads in progress survive a restart: s3s-fs binds an upload to the access key
+/// that created it, and refused (AccessDenied) every part and Complete of an upload made
+/// before a restart while new keys were drawn at each start.
+pub const STORE_KEYS_FILE: &str = "store-keys";
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -57,8 +63,9 @@ pub struct LocalOptions {
     /// The bearer token clients must send; by default one kept in the data dir.
     pub token: Option<Secret>,
     pub url_lifetime: Duration,
-    /// Keys of the embedded store. By default new random ones at every start, known only to
-    /// this process; set them to put another signer (e.g. Uppy Companion) on the same store.
+    /// Keys of the embedded store. By default random ones made at the first start and kept
+    /// in the data dir ([`STORE_KEYS_FILE`]), known only to this process and its owner; set
+    /// them to put another signer (e.g. Uppy Companion) on the same store.
     pub store_keys: Option<(String, Secret)>,
     /// The store's address as clients and signatures see it, when something sits in front
     /// of it (a fault-injecting proxy in tests); it must forward the Host header unchanged.
@@ -188,6 +195,53 @@ fn link_key(data_dir: &Path) -> anyhow::Result<crate::cloudfront::LinkSigner> {
     Ok(signer)
 }
 
+/// The store's keys kept in the data dir, or new random ones written there (0600).
+fn store_keys(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let path = data_dir.join(STORE_KEYS_FILE);
+    let parse = |text: &str| {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        match (lines.next(), lines.next(), lines.next()) {
+            (Some(key), Some(secret), None) => Ok((key.to_owned(), secret.to_owned())),
+            _ => Err(anyhow::anyhow!(
+                "{} is not the local store's keys (an access key and a secret key, one a line); \
+                 delete it and start again to have new ones made (uploads in progress then \
+                 start over)",
+                path.display()
+            )),
+        }
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let keys = (
+        format!("REELUPLOCAL{}", random_hex(4).to_uppercase()),
+        random_hex(20),
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let created = opts.open(&path).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, format!("{}\n{}\n", keys.0, keys.1).as_bytes())?;
+        file.sync_all()
+    });
+    match created {
+        Ok(()) => Ok(keys),
+        // Another process made them first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            parse(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "creating {}; let the server write to its data dir, or choose another with --data-dir",
+                path.display()
+            )
+        }),
+    }
+}
+
 /// The dev user's invited devices so far, plus `token` (a new invite's), written back.
 fn invited_tokens(data_dir: &Path, token: &str) -> anyhow::Result<Vec<[u8; 32]>> {
     let path = data_dir.join(INVITED_FILE);
@@ -239,10 +293,7 @@ impl LocalStack {
 
         let (access_key, secret_key) = match opts.store_keys {
             Some((key, secret)) => (key, secret.expose().to_owned()),
-            None => (
-                format!("REELUPLOCAL{}", random_hex(4).to_uppercase()),
-                random_hex(20),
-            ),
+            None => store_keys(&opts.data_dir)?,
         };
         let fs = s3s_fs::FileSystem::new(&s3_root)
             .map_err(|e| anyhow::anyhow!("cannot open the local store: {e:?}"))?;
@@ -428,21 +479,11 @@ async fn serve_s3(
     cancel: CancellationToken,
 ) {
     let rule = LoopbackHost { port: None };
-    // s3s-fs checks `If-None-Match: *` and then writes, so two conditional writes of one
-    // key at once could both succeed. They are taken one at a time here (there are few:
-    // used-invite markers), which makes them atomic as on S3.
-    let conditional = Arc::new(tokio::sync::Mutex::new(()));
+    // Conditional writes are made atomic by the store itself, which locks only around the
+    // check and the commit (`local/commit.rs`), never for a request's body.
     let handle = move |req: http::Request<hyper::body::Incoming>, _peer: SocketAddr| {
         let service = service.clone();
-        let conditional = conditional.clone();
         async move {
-            let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
-            let _one_at_a_time =
-                if writes && req.headers().contains_key(http::header::IF_NONE_MATCH) {
-                    Some(conditional.lock_owned().await)
-                } else {
-                    None
-                };
             if let Some(message) = rule.check(&req) {
                 tracing::warn!(%message, "local store: refused a request for another host name");
                 let mut resp = http::Response::new(s3s::Body::from(message));

@@ -360,12 +360,38 @@ impl ObjectStore {
     /// Completes with the client's own part numbers (rusty-s3's body would renumber them
     /// and has no checksums). With `whole`, the whole object's CRC-64/NVME goes in signed
     /// headers for the store to check, and what the store answers for it is returned.
+    ///
+    /// Sent with `If-None-Match: *` (signed): the store makes the object only if none is at
+    /// the key (S3: 412 PreconditionFailed, or 409 ConditionalRequestConflict when another
+    /// write of the key races it), so a Complete never replaces an object already handed
+    /// out. A store that does not implement conditional writes (501 NotImplemented) is
+    /// asked again without, and the log says so.
     pub async fn complete(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletePart],
         whole: Option<Crc64Nvme>,
+    ) -> Result<Option<String>, StoreError> {
+        match self.complete_with(key, upload_id, parts, whole, true).await {
+            Err(StoreError::S3 { status: 501, .. }) => {
+                tracing::warn!(
+                    "the object store does not implement If-None-Match on CompleteMultipartUpload; completing without it, so a completed object could be replaced"
+                );
+                self.complete_with(key, upload_id, parts, whole, false)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn complete_with(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletePart],
+        whole: Option<Crc64Nvme>,
+        create_only: bool,
     ) -> Result<Option<String>, StoreError> {
         let keys = self.keys.current();
         let mut action = self.bucket.complete_multipart_upload(
@@ -374,13 +400,16 @@ impl ObjectStore {
             upload_id,
             std::iter::empty(),
         );
-        let headers: Vec<(&str, String)> = match whole {
+        let mut headers: Vec<(&str, String)> = match whole {
             Some(crc) => vec![
                 (CRC64NVME_HEADER, crc.to_base64()),
                 (CHECKSUM_TYPE_HEADER, FULL_OBJECT.to_owned()),
             ],
             None => Vec::new(),
         };
+        if create_only {
+            headers.push(("if-none-match", "*".to_owned()));
+        }
         for (name, value) in &headers {
             action.headers_mut().insert(*name, value.clone());
         }

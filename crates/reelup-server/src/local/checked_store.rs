@@ -8,81 +8,57 @@
 //! - CreateMultipartUpload ignores the checksum algorithm and type.
 //! - CompleteMultipartUpload checks neither the listed ETags nor any checksum.
 //!
-//! [`CheckedStore`] delegates every call to s3s-fs and adds, as S3 does:
+//! - UploadPart and CompleteMultipartUpload answer AccessDenied (403) for an upload that
+//!   is gone or was made with other store keys, and ListParts lists nothing (200); S3
+//!   answers NoSuchUpload (404).
+//! - CompleteMultipartUpload is not atomic, and a conditional PutObject is not either
+//!   ([`super::commit`] says how and what is done instead).
+//!
+//! [`CheckedStore`] delegates every other call to s3s-fs and adds, as S3 does:
 //! - UploadPart and PutObject: Content-MD5 and `x-amz-checksum-{crc32,crc32c,sha1,sha256,
 //!   crc64nvme}` (headers or aws-chunked trailers) are checked as the body streams
 //!   ([`super::verified_body`]); a mismatch is BadDigest and nothing is written.
 //! - UploadPart: the part's ETag, size and CRC-64/NVME are recorded
 //!   ([`super::part_ledger`]); CreateMultipartUpload records the checksum algorithm.
-//! - CompleteMultipartUpload, before s3s-fs joins anything: a listed ETag that is not the
+//! - UploadPart, ListParts, CompleteMultipartUpload and AbortMultipartUpload of an upload
+//!   the store does not hold: NoSuchUpload (404).
+//! - CompleteMultipartUpload, done here ([`super::commit`]), all or nothing, in a task
+//!   that a client going away cannot stop; `If-None-Match: *` is PreconditionFailed (412)
+//!   when an object is at the key. Before anything is joined: a listed ETag that is not the
 //!   stored part's is InvalidPart, a listed part CRC-64/NVME that is not the stored one is
 //!   InvalidPart, and a declared whole-object `x-amz-checksum-crc64nvme` that differs from
 //!   the parts' CRCs combined is BadDigest. A CRC64NVME upload's answer carries
 //!   `ChecksumCRC64NVME` and `ChecksumType: FULL_OBJECT`, and HeadObject and GetObject
 //!   return that checksum afterwards. No part is read again.
+//! - PutObject with `If-None-Match: *`: streamed under a staging name with no lock held,
+//!   then moved into place if the key is still free, PreconditionFailed (412) if not.
 //! - ListParts: each part's ETag (and CRC-64/NVME for a CRC64NVME upload), which s3s-fs
 //!   leaves out.
+
+use std::sync::Arc;
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use uuid::Uuid;
 
+use super::commit::{Disk, STAGING_BUCKET};
 use super::part_ledger::{PartLedger, PartRecord, UploadRecord};
 use super::verified_body::{self, VerifiedBody};
 use crate::checksum::Crc64Nvme;
 
 pub struct CheckedStore {
     inner: s3s_fs::FileSystem,
-    /// s3s-fs's root, where it keeps each object's ETag and checksums.
-    root: std::path::PathBuf,
-    ledger: PartLedger,
+    /// s3s-fs's files, the part records, and the locks of Complete and conditional writes;
+    /// shared with the tasks that finish a Complete.
+    disk: Arc<Disk>,
 }
 
 impl CheckedStore {
     pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path, ledger: PartLedger) -> Self {
         Self {
             inner,
-            root: root.to_owned(),
-            ledger,
+            disk: Arc::new(Disk::new(root, ledger)),
         }
-    }
-
-    /// Records a completed object's CRC-64/NVME where s3s-fs 0.14.1 keeps an object's
-    /// checksums (`.bucket-<b64>.object-<b64>.internal.json` in its root, read back by
-    /// HeadObject and GetObject), dropping any other object's checksums left there: s3s-fs
-    /// keeps those when a multipart upload replaces an object. `tests/checksums.rs` reads
-    /// it back through HEAD, so a change of that layout fails a test.
-    async fn keep_object_checksum(
-        &self,
-        bucket: &str,
-        key: &str,
-        crc: Crc64Nvme,
-    ) -> std::io::Result<()> {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let path = self.root.join(format!(
-            ".bucket-{}.object-{}.internal.json",
-            b64(bucket),
-            b64(key)
-        ));
-        let mut info: serde_json::Map<String, serde_json::Value> =
-            match tokio::fs::read(&path).await {
-                Ok(bytes) => serde_json::from_slice(&bytes)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
-                Err(e) => return Err(e),
-            };
-        info.retain(|name, _| !name.starts_with("checksum_"));
-        info.insert("checksum_crc64nvme".into(), crc.to_base64().into());
-        // s3s-fs's own temporary-file pattern, which it removes at start if left behind.
-        let tmp = self
-            .root
-            .join(format!(".tmp.reelup-{}.internal.part", Uuid::new_v4()));
-        tokio::fs::write(&tmp, serde_json::to_vec(&info)?).await?;
-        let renamed = tokio::fs::rename(&tmp, &path).await;
-        if renamed.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        renamed
     }
 }
 
@@ -175,10 +151,52 @@ impl S3 for CheckedStore {
         input.content_md5 = None;
         let (body, outcome) = verified(input.body.take(), declared, req.trailing_headers.clone());
         req.input.body = body;
-        self.inner
+        let create_only = match &req.input.if_none_match {
+            None => false,
+            Some(c) if c.is_any() => true,
+            Some(_) => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "If-None-Match takes only * on a write"
+                ));
+            }
+        };
+        if !create_only {
+            return self
+                .inner
+                .put_object(req)
+                .await
+                .map_err(|e| refused_or(e, &outcome));
+        }
+        // If-None-Match: *, atomic as on S3 but with no lock held while the body streams:
+        // refused at once when the key is taken, else written under a staging name and
+        // moved into place under the commit lock if the key is still free then.
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let object = self.disk.object_file(&bucket, &key).ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "the key {key:?} is not one the local store can hold"
+            )
+        })?;
+        if tokio::fs::try_exists(&object).await.unwrap_or(false) {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold (If-None-Match: *: an object exists at this key)"
+            ));
+        }
+        let staged = Uuid::new_v4().to_string();
+        let discard = self.disk.discard_on_drop(&staged);
+        req.input.bucket = STAGING_BUCKET.to_owned();
+        req.input.key.clone_from(&staged);
+        req.input.if_none_match = None;
+        let resp = self
+            .inner
             .put_object(req)
             .await
-            .map_err(|e| refused_or(e, &outcome))
+            .map_err(|e| refused_or(e, &outcome))?;
+        self.disk.commit_staged(&staged, &bucket, &key).await?;
+        drop(discard);
+        Ok(resp)
     }
 
     async fn create_multipart_upload(
@@ -199,7 +217,8 @@ impl S3 for CheckedStore {
                 algorithm: algorithm.as_ref().map(|a| a.as_str().to_owned()),
                 checksum_type: checksum_type.as_ref().map(|t| t.as_str().to_owned()),
             };
-            self.ledger
+            self.disk
+                .ledger
                 .record_upload(id, &record)
                 .await
                 .map_err(ledger_error)?;
@@ -213,8 +232,9 @@ impl S3 for CheckedStore {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        // S3 answers NoSuchUpload for an upload it does not hold; s3s-fs, AccessDenied.
+        let id = self.disk.upload_exists(&req.input.upload_id).await?;
         let input = &mut req.input;
-        let id = Uuid::parse_str(&input.upload_id).ok();
         let part = input.part_number;
         let declared = verified_body::Declared {
             md5: content_md5(input.content_md5.as_deref())?,
@@ -238,13 +258,14 @@ impl S3 for CheckedStore {
         let verdict = outcome
             .verdict()
             .ok_or_else(|| s3_error!(InternalError, "the part's body was not read to its end"))?;
-        if let (Some(id), Some(etag)) = (id, resp.output.e_tag.as_ref()) {
+        if let Some(etag) = resp.output.e_tag.as_ref() {
             let record = PartRecord {
                 etag: trimmed(etag.value()).to_owned(),
                 size: verdict.size,
                 crc64nvme: verdict.crc64nvme.0,
             };
-            self.ledger
+            self.disk
+                .ledger
                 .record_part(id, part, &record)
                 .await
                 .map_err(ledger_error)?;
@@ -263,17 +284,15 @@ impl S3 for CheckedStore {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let Ok(id) = Uuid::parse_str(&req.input.upload_id) else {
-            return self.inner.complete_multipart_upload(req).await;
-        };
-        let upload = self.ledger.upload(id).await.map_err(ledger_error)?;
+        let id = self.disk.upload_exists(&req.input.upload_id).await?;
+        let upload = self.disk.ledger.upload(id).await.map_err(ledger_error)?;
         let listed = req
             .input
             .multipart_upload
             .as_ref()
             .and_then(|m| m.parts.as_deref())
             .unwrap_or_default();
-        // The parts' CRCs combined in the order listed (s3s-fs joins them in that order);
+        // The parts' CRCs combined in the order listed (the order they are joined in);
         // None once a part has no record (stored before this wrapper kept them).
         let mut whole: Option<Crc64Nvme> = None;
         let mut all_recorded = true;
@@ -281,7 +300,13 @@ impl S3 for CheckedStore {
             let Some(number) = part.part_number else {
                 continue;
             };
-            let Some(stored) = self.ledger.part(id, number).await.map_err(ledger_error)? else {
+            let Some(stored) = self
+                .disk
+                .ledger
+                .part(id, number)
+                .await
+                .map_err(ledger_error)?
+            else {
                 all_recorded = false;
                 continue;
             };
@@ -330,43 +355,23 @@ impl S3 for CheckedStore {
             .and_then(|u| u.algorithm.as_deref())
             .is_some_and(|a| a == ChecksumAlgorithm::CRC64NVME)
             || req.input.checksum_crc64nvme.is_some();
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let mut resp = self.inner.complete_multipart_upload(req).await?;
-        if let (true, Some(crc)) = (full_object, whole)
-            && let Err(e) = self.keep_object_checksum(&bucket, &key, crc).await
-        {
-            tracing::warn!(error = %e, "local store: could not keep a completed object's checksum");
-        }
-        if let Err(e) = self.ledger.forget(id).await {
-            tracing::warn!(error = %e, "local store: could not drop a finished upload's part records");
-        }
-        if let (true, Some(crc)) = (full_object, whole) {
-            let answer = move |o: &mut CompleteMultipartUploadOutput| {
-                o.checksum_crc64nvme = Some(crc.to_base64());
-                o.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
-            };
-            answer(&mut resp.output);
-            // s3s-fs answers through a future (S3's keep-alive); its output is the body.
-            if let Some(future) = resp.output.future.take() {
-                resp.output.future = Some(Box::pin(async move {
-                    let mut output = future.await?;
-                    answer(&mut output);
-                    Ok(output)
-                }));
-            }
-        }
-        Ok(resp)
+        // In a task of its own: when the client goes away, s3s drops this request's
+        // future, and a Complete must then still finish (or not start), never stop half-way.
+        let output = tokio::spawn(self.disk.clone().complete(req.input, whole, full_object))
+            .await
+            .map_err(|e| s3_error!(InternalError, "the local store's Complete failed: {e}"))??;
+        Ok(S3Response::new(output))
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let id = Uuid::parse_str(&req.input.upload_id).ok();
+        // Not while a Complete of it runs: that one finishes first, and this one then
+        // finds no upload.
+        let (id, _settled) = self.disk.settled(&req.input.upload_id).await?;
         let resp = self.inner.abort_multipart_upload(req).await?;
-        if let Some(id) = id
-            && let Err(e) = self.ledger.forget(id).await
-        {
+        if let Err(e) = self.disk.ledger.forget(id).await {
             tracing::warn!(error = %e, "local store: could not drop an aborted upload's part records");
         }
         Ok(resp)
@@ -473,10 +478,11 @@ impl S3 for CheckedStore {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let id = Uuid::parse_str(&req.input.upload_id).ok();
+        // s3s-fs lists no parts (200) for an upload it does not hold; S3 says NoSuchUpload.
+        let (id, _settled) = self.disk.settled(&req.input.upload_id).await?;
         let mut resp = self.inner.list_parts(req).await?;
-        let Some(id) = id else { return Ok(resp) };
         let crc64nvme = self
+            .disk
             .ledger
             .upload(id)
             .await
@@ -491,7 +497,13 @@ impl S3 for CheckedStore {
             let Some(number) = part.part_number else {
                 continue;
             };
-            if let Some(stored) = self.ledger.part(id, number).await.map_err(ledger_error)? {
+            if let Some(stored) = self
+                .disk
+                .ledger
+                .part(id, number)
+                .await
+                .map_err(ledger_error)?
+            {
                 part.e_tag = Some(ETag::Strong(stored.etag.clone()));
                 if crc64nvme {
                     part.checksum_crc64nvme = Some(stored.crc().to_base64());
