@@ -139,7 +139,13 @@ export type ErrorCode = "file_not_found" | "file_unreadable" | "not_a_file" | "f
  *  The endpoint cannot sign CloudFront links: a plain Companion, or a reelup-server
  *  without a CloudFront key.
  */
-"links_unavailable" | "storage_error" | "storage_unreachable" | "integrity" | "queue" | "queue_unusable" | "no_such_item" | 
+"links_unavailable" | "storage_error" | "storage_unreachable" | "integrity" | 
+/**
+ *  The store no longer holds the multipart upload an item was resuming (completed by a
+ *  run that crashed before recording it, aborted, or expired). The engine recovers by
+ *  itself; this code is seen only if the upload vanishes again in the same run.
+ */
+"upload_gone" | "queue" | "queue_unusable" | "no_such_item" | 
 /**  Removing an item that is still queued, uploading or paused. */
 "still_active" | 
 /**  Poster frame bytes that are not a JPEG of an acceptable size. */
