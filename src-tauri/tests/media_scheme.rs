@@ -10,29 +10,19 @@ use std::sync::{Arc, Mutex};
 
 use reelup_app::Shell;
 use reelup_app::media_scheme::serve;
-use reelup_core::Secret;
-use reelup_core::credentials::{CredentialError, CredentialStore};
+use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken};
 use tauri::http::{Request, Response, StatusCode, header};
 
 /// Keeps tokens in memory: no keyring is involved in serving a file.
 #[derive(Default)]
-struct MemoryKeyring(Mutex<HashMap<String, String>>);
+struct MemoryKeyring(Mutex<HashMap<String, StoredToken>>);
 
 impl CredentialStore for MemoryKeyring {
-    fn get(&self, profile: &str) -> Result<Option<Secret>, CredentialError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(profile)
-            .cloned()
-            .map(Secret::new))
+    fn get(&self, profile: &str) -> Result<Option<StoredToken>, CredentialError> {
+        Ok(self.0.lock().unwrap().get(profile).cloned())
     }
-    fn set(&self, profile: &str, token: &Secret) -> Result<(), CredentialError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(profile.into(), token.expose().into());
+    fn set(&self, profile: &str, token: &StoredToken) -> Result<(), CredentialError> {
+        self.0.lock().unwrap().insert(profile.into(), token.clone());
         Ok(())
     }
     fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
