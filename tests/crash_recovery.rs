@@ -111,10 +111,12 @@ fn is_part(s: &Seen) -> bool {
 }
 
 fn is_create(s: &Seen) -> bool {
+    // `?uploads` (rusty-s3 signs it as `uploads=1`).
     s.method == Method::POST
-        && s.query
-            .as_deref()
-            .is_some_and(|q| q.split('&').any(|p| p == "uploads" || p == "uploads="))
+        && s.query.as_deref().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p == "uploads" || p.starts_with("uploads="))
+        })
 }
 
 fn is_complete(s: &Seen) -> bool {
