@@ -292,8 +292,11 @@ fn mp4_frame_rate(track: &mp4parse::Track) -> Option<f64> {
     rounded_rate(scale as f64 / f64::from(common.sample_delta))
 }
 
+/// A frame rate to 3 decimals; none unless that is a real rate: a rate under 0.0005 fps
+/// (a hostile timescale) rounds to 0, which is no rate (found by fuzzing).
 fn rounded_rate(fps: f64) -> Option<f64> {
-    (fps.is_finite() && fps > 0.0 && fps < 10_000.0).then(|| (fps * 1000.0).round() / 1000.0)
+    let rounded = (fps * 1000.0).round() / 1000.0;
+    (fps.is_finite() && rounded > 0.0 && fps < 10_000.0).then_some(rounded)
 }
 
 fn video_codec_name(codec: mp4parse::CodecType, entry: Option<[u8; 4]>) -> String {

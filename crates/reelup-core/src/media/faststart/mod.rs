@@ -332,8 +332,11 @@ impl Scan {
                     });
                 }
             }
-            (offset + moov_len)
-                .checked_sub(gone)
+            // A hostile offset near u64::MAX must be an error, not a wrap (release) or a
+            // panic (debug): found by fuzzing.
+            offset
+                .checked_add(moov_len)
+                .and_then(|moved| moved.checked_sub(gone))
                 .ok_or_else(|| Mp4Problem::Corrupt {
                     what: format!("chunk offset {offset} is out of range"),
                     at: moov.start,
