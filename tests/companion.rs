@@ -87,15 +87,7 @@ fn reelup_cli_uploads_through_a_real_companion() {
 fn a_byte_damaged_on_the_way_through_companion_is_caught_by_md5_and_sent_again() {
     let (server, store) = LocalServer::start_with_store_keys();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let store_addr = store
-        .s3
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("store address");
-    let proxy = runtime
-        .block_on(FaultProxy::start(store_addr))
-        .expect("proxy");
+    let proxy = proxy_in_front_of(&store, &runtime);
     proxy.inject(Fault::once(
         Match::PartNumber(2),
         FaultKind::FlipByte { at: 54_321 },
@@ -159,6 +151,20 @@ fn a_byte_damaged_on_the_way_through_companion_is_caught_by_md5_and_sent_again()
         let key = line["key"].as_str().expect("key");
         assert_eq!(&fetch_sha256(&store.object_url(key)), sha, "{line}");
     }
+}
+
+/// A fault proxy in front of the local store (a Companion pointed at it goes through it),
+/// running on `runtime`.
+fn proxy_in_front_of(store: &StoreKeys, runtime: &tokio::runtime::Runtime) -> FaultProxy {
+    let store_addr = store
+        .s3
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("store address");
+    runtime
+        .block_on(FaultProxy::start(store_addr))
+        .expect("proxy")
 }
 
 /// One server's answers to every S3 route, in the order a client calls them.
@@ -501,15 +507,7 @@ fn every_s3_route_answers_in_companions_shape() {
 fn an_upload_lost_behind_companion_starts_again() {
     let (server, store) = LocalServer::start_with_store_keys();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let store_addr = store
-        .s3
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("store address");
-    let proxy = runtime
-        .block_on(FaultProxy::start(store_addr))
-        .expect("proxy");
+    let proxy = proxy_in_front_of(&store, &runtime);
     // Part 3 is held, so the client is killed with parts 1 and 2 recorded.
     proxy.inject(Fault::once(Match::PartNumber(3), FaultKind::Stall));
     let companion = Companion::start(&StoreKeys {
