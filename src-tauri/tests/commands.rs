@@ -2,32 +2,16 @@
 //! shapes the UI gets back, errors as `{code, message}`, and tokens that never come back.
 //! The real keyring and the real window are covered by tests/app (pytest, tauri-driver).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reelup_app::{Shell, handler};
-use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken};
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, MockRuntime, mock_builder};
 use tauri::webview::InvokeRequest;
 
-/// Keeps tokens in memory: these tests are about the commands, not the keyring.
-#[derive(Default)]
-struct MemoryKeyring(Mutex<HashMap<String, StoredToken>>);
-
-impl CredentialStore for MemoryKeyring {
-    fn get(&self, profile: &str) -> Result<Option<StoredToken>, CredentialError> {
-        Ok(self.0.lock().unwrap().get(profile).cloned())
-    }
-    fn set(&self, profile: &str, token: &StoredToken) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().insert(profile.into(), token.clone());
-        Ok(())
-    }
-    fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
-        Ok(self.0.lock().unwrap().remove(profile).is_some())
-    }
-}
+mod support;
+use support::MemoryKeyring;
 
 struct Rig {
     _app: tauri::App<MockRuntime>,

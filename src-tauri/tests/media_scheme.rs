@@ -4,31 +4,15 @@
 
 #![cfg(unix)]
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reelup_app::Shell;
 use reelup_app::media_scheme::serve;
-use reelup_core::credentials::{CredentialError, CredentialStore, StoredToken};
 use tauri::http::{Request, Response, StatusCode, header};
 
-/// Keeps tokens in memory: no keyring is involved in serving a file.
-#[derive(Default)]
-struct MemoryKeyring(Mutex<HashMap<String, StoredToken>>);
-
-impl CredentialStore for MemoryKeyring {
-    fn get(&self, profile: &str) -> Result<Option<StoredToken>, CredentialError> {
-        Ok(self.0.lock().unwrap().get(profile).cloned())
-    }
-    fn set(&self, profile: &str, token: &StoredToken) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().insert(profile.into(), token.clone());
-        Ok(())
-    }
-    fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
-        Ok(self.0.lock().unwrap().remove(profile).is_some())
-    }
-}
+mod support;
+use support::MemoryKeyring;
 
 /// The app's shell with a profile and its own queue under `dir` (never started: nothing
 /// is uploaded; the scheme serves queued items whatever their state).
