@@ -168,6 +168,23 @@ async fn a_clip_swapped_for_a_link_after_its_upload_gets_no_poster() {
         "the reason is said: {}",
         run.stderr
     );
+    // The item keeps the reason: in the run's line, and in `reelup queue` later.
+    assert!(
+        run.line["noPoster"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("the file is a symbolic link now")),
+        "the item says why it has no poster: {}",
+        run.line
+    );
+    let listed = reelup_command(&data.join("config"), &data)
+        .arg("queue")
+        .output()
+        .expect("reelup queue");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("\tno poster: the file is a symbolic link now"),
+        "`reelup queue` says why: {listed}"
+    );
     let posts = proxy
         .requests()
         .iter()

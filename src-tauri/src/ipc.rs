@@ -135,6 +135,10 @@ pub struct UploadItem {
     /// The poster frame's streaming URL, once uploaded. This event is sent again when it is
     /// set, so History shows the poster as soon as it is there.
     pub poster_url: Option<String>,
+    /// Why a finished upload has no poster, in words, when something stopped one being
+    /// drawn (the file at its path is no longer the one queued); this event is sent again
+    /// when it is found.
+    pub no_poster: Option<String>,
     /// Duration, picture size, frame rate and codecs; None when the file's container could
     /// not be read.
     pub details: Option<VideoDetails>,

@@ -89,17 +89,30 @@ fn plain(status: StatusCode, text: &str) -> Response<Vec<u8>> {
 /// Answers one request for the app's queue: what the scheme's handler runs (off the
 /// webview's thread: it reads the disk).
 pub fn serve(shell: &Shell, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
-    respond(request, |id| {
-        let item = shell.uploads.queue().ok()?.get(id).ok()?;
-        Some((item.path, item.fingerprint))
-    })
+    respond(
+        request,
+        |id| {
+            let item = shell.uploads.queue().ok()?.get(id).ok()?;
+            Some((item.path, item.fingerprint))
+        },
+        // Kept on the item, so History says why this video has no poster.
+        |id, why| {
+            if let Ok(queue) = shell.uploads.queue()
+                && let Err(e) = queue.no_poster(id, &why.to_string())
+            {
+                tracing::warn!(id, error = %e, "cannot record why there is no poster");
+            }
+        },
+    )
 }
 
 /// Answers one request. `file_of` gives the file of a queue item by id, with the
-/// fingerprint it was queued with (None: no such item).
+/// fingerprint it was queued with (None: no such item); `refused` hears of an item whose
+/// path no longer names the file queued (a link, another file), which gets no poster.
 pub fn respond(
     request: &Request<Vec<u8>>,
     file_of: impl Fn(i64) -> Option<(PathBuf, Fingerprint)>,
+    refused: impl Fn(i64, &NotTheQueuedFile),
 ) -> Response<Vec<u8>> {
     if request.method() == Method::OPTIONS {
         // The CORS preflight of a ranged fetch.
@@ -132,6 +145,7 @@ pub fn respond(
         Ok(file) => file,
         Err(e @ (NotTheQueuedFile::Link | NotTheQueuedFile::Changed)) => {
             tracing::warn!(id, path = %path.display(), error = %e, "not serving the video for its poster");
+            refused(id, &e);
             return plain(
                 StatusCode::CONFLICT,
                 &format!("{e}; no poster is drawn from it"),
@@ -287,6 +301,7 @@ mod tests {
         let r = respond(
             &get("reelup-media://localhost/7", Some("bytes=100-199")),
             file_of,
+            |_, _| {},
         );
         assert_eq!(r.status(), 206);
         assert_eq!(r.body(), &f.bytes[100..200]);
@@ -300,14 +315,20 @@ mod tests {
         let r = respond(
             &get("reelup-media://localhost/7", Some("bytes=9990-")),
             file_of,
+            |_, _| {},
         );
         assert_eq!(r.body(), &f.bytes[9990..]);
         let r = respond(
             &get("reelup-media://localhost/7", Some("bytes=-10")),
             file_of,
+            |_, _| {},
         );
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 9990-9999/10000");
-        let r = respond(&get("http://reelup-media.localhost/7", None), file_of);
+        let r = respond(
+            &get("http://reelup-media.localhost/7", None),
+            file_of,
+            |_, _| {},
+        );
         assert_eq!((r.status(), r.body().len()), (StatusCode::OK, 10_000));
         for bad in [
             "bytes=10000-",
@@ -316,7 +337,11 @@ mod tests {
             "items=0-1",
             "bytes=-0",
         ] {
-            let r = respond(&get("reelup-media://localhost/7", Some(bad)), file_of);
+            let r = respond(
+                &get("reelup-media://localhost/7", Some(bad)),
+                file_of,
+                |_, _| {},
+            );
             assert_eq!(r.status(), 416, "{bad}");
             assert!(r.body().is_empty());
         }
@@ -346,18 +371,22 @@ mod tests {
             "reelup-media://localhost/99999999999999999999",
             "reelup-media://localhost/",
         ] {
-            let r = respond(&get(uri, None), file_of);
+            let r = respond(&get(uri, None), file_of, |_, _| {});
             assert_eq!(r.status(), 404, "{uri}");
             assert_ne!(r.body(), b"not for the webview", "{uri}");
         }
         let path = format!("reelup-media://localhost{}", f.video.display());
-        assert_eq!(respond(&get(&path, None), file_of).status(), 404, "{path}");
+        assert_eq!(
+            respond(&get(&path, None), file_of, |_, _| {}).status(),
+            404,
+            "{path}"
+        );
         let post = Request::builder()
             .method(Method::POST)
             .uri("reelup-media://localhost/7")
             .body(Vec::new())
             .expect("request");
-        assert_eq!(respond(&post, file_of).status(), 405);
+        assert_eq!(respond(&post, file_of, |_, _| {}).status(), 405);
         // The preflight of a ranged fetch: granted to the app's page only.
         let preflight = |origin: &str| {
             Request::builder()
@@ -367,10 +396,10 @@ mod tests {
                 .body(Vec::new())
                 .expect("request")
         };
-        let r = respond(&preflight("tauri://localhost"), file_of);
+        let r = respond(&preflight("tauri://localhost"), file_of, |_, _| {});
         assert_eq!(r.status(), 204);
         assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS], "Range");
-        let r = respond(&preflight("https://evil.example"), file_of);
+        let r = respond(&preflight("https://evil.example"), file_of, |_, _| {});
         assert!(
             !r.headers()
                 .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
@@ -381,7 +410,7 @@ mod tests {
             .header(header::ORIGIN, "https://evil.example")
             .body(Vec::new())
             .expect("request");
-        let r = respond(&foreign, file_of);
+        let r = respond(&foreign, file_of, |_, _| {});
         assert!(
             !r.headers()
                 .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
@@ -398,6 +427,7 @@ mod tests {
         let r = respond(
             &get("reelup-media://localhost/1", Some("bytes=0-")),
             file_of,
+            |_, _| {},
         );
         assert_eq!(r.status(), 206);
         assert_eq!(r.body().len() as u64, MAX_CHUNK);
@@ -406,7 +436,7 @@ mod tests {
             format!("bytes 0-{}/{}", MAX_CHUNK - 1, MAX_CHUNK * 2 + 5)
         );
         assert_eq!(r.headers()[header::CONTENT_TYPE], "video/quicktime");
-        let r = respond(&get("reelup-media://localhost/1", None), file_of);
+        let r = respond(&get("reelup-media://localhost/1", None), file_of, |_, _| {});
         assert_eq!(r.status(), 206);
         assert_eq!(r.body().len() as u64, MAX_CHUNK);
     }

@@ -100,6 +100,7 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
         finished_at: item.finished_at,
         details: item.details.as_ref().map(Into::into),
         poster_url: item.poster_url.clone(),
+        no_poster: item.no_poster.clone(),
         index_position: item.index_position,
         layout: item.layout,
         verified: item.verified,
@@ -204,7 +205,7 @@ impl Uploads {
                         Ok(QueueEvent::Changed { item }) => this.changed(&app, &item),
                         Ok(QueueEvent::Added { items }) => this.added(&app, &items),
                         // Only the item's view changes: no state moved, nothing to count.
-                        Ok(QueueEvent::Poster { id, .. }) => {
+                        Ok(QueueEvent::Poster { id, .. } | QueueEvent::NoPoster { id, .. }) => {
                             if let Ok(item) = queue.get(id) {
                                 ipc::emit(&app, ipc_item(&item));
                             }

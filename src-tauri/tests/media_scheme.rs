@@ -96,6 +96,14 @@ fn a_clip_swapped_for_a_link_to_a_private_video_serves_none_of_it() {
     std::fs::remove_file(&clip).expect("rm");
     std::os::unix::fs::symlink(&private, &clip).expect("symlink");
     assert_refused(&fetch(&shell, id), "the clip swapped for a link");
+    let item = shell.uploads.queue().expect("queue").get(id).expect("item");
+    assert!(
+        item.no_poster
+            .as_deref()
+            .is_some_and(|why| why.starts_with("the file is a symbolic link now")),
+        "the item says why it has no poster: {:?}",
+        item.no_poster
+    );
 
     // The clip's folder swapped for a link to a folder whose clip.mp4 is the private
     // video: the folder is followed (a path's folders may be links on any machine), and
@@ -107,4 +115,17 @@ fn a_clip_swapped_for_a_link_to_a_private_video_serves_none_of_it() {
     std::fs::copy(&private, dir.path().join("private/second.mp4")).expect("cp");
     std::os::unix::fs::symlink(dir.path().join("private"), &drop).expect("symlink");
     assert_refused(&fetch(&shell, second_id), "the folder swapped for a link");
+    let item = shell
+        .uploads
+        .queue()
+        .expect("queue")
+        .get(second_id)
+        .expect("item");
+    assert!(
+        item.no_poster
+            .as_deref()
+            .is_some_and(|why| why.contains("since it was queued")),
+        "the item says why it has no poster: {:?}",
+        item.no_poster
+    );
 }

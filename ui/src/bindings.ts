@@ -371,6 +371,12 @@ export type UploadItem = {
 	 */
 	posterUrl: string | null,
 	/**
+	 *  Why a finished upload has no poster, in words, when something stopped one being
+	 *  drawn (the file at its path is no longer the one queued); this event is sent again
+	 *  when it is found.
+	 */
+	noPoster: string | null,
+	/**
 	 *  Duration, picture size, frame rate and codecs; None when the file's container could
 	 *  not be read.
 	 */

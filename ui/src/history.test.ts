@@ -83,6 +83,16 @@ describe("HistoryView", () => {
     expect(byTestId("verified", row(3)).textContent).toMatch(/^not verified/);
   });
 
+  it("says why an upload has no poster, until a poster comes", () => {
+    const why = "the file is a symbolic link now (or was replaced by one since it was queued)";
+    history.upsertMany([doneItem({ id: 1, noPoster: why }), doneItem({ id: 2 })]);
+    expect(byTestId("no-poster", row(1)).hidden).toBe(false);
+    expect(byTestId("no-poster", row(1)).textContent).toBe(`no poster: ${why}`);
+    expect(byTestId("no-poster", row(2)).hidden).toBe(true);
+    history.upsert(doneItem({ id: 1, noPoster: why, posterUrl: "https://cdn.example.com/u/1.poster.jpg" }));
+    expect(byTestId("no-poster", row(1)).hidden).toBe(true);
+  });
+
   it("searches name, key and link, ignoring case", () => {
     history.upsertMany([
       doneItem({ id: 1, name: "Holiday.mp4", key: "a/1.mp4", url: "https://cdn.example.com/a/1.mp4" }),

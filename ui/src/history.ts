@@ -52,6 +52,8 @@ interface Row {
   keyEl: HTMLElement;
   verified: Text;
   verifiedEl: HTMLElement;
+  noPoster: Text;
+  noPosterEl: HTMLElement;
   url: HTMLOutputElement;
   urlText: Text;
   buttons: HTMLButtonElement[];
@@ -276,6 +278,8 @@ export class HistoryView {
           h("span", { class: "key", testid: "key" }, text()),
           // What was compared on the way: "verified: CRC64NVME of the whole file".
           h("span", { class: "verified", testid: "verified" }, text()),
+          // Why there is no poster, when something stopped one (the file was swapped).
+          h("span", { class: "no-poster", testid: "no-poster" }, text()),
         ),
         h(
           "div",
@@ -314,8 +318,9 @@ export class HistoryView {
     const root = HistoryView.rowTemplate().cloneNode(true) as HTMLLIElement;
     const [thumb, body, actions] = root.children as unknown as [HTMLImageElement, HTMLElement, HTMLElement];
     const [top, meta, urlLine] = body.children as unknown as [HTMLElement, HTMLElement, HTMLElement];
-    const [date, profileEl, keyEl, verifiedEl] = meta.children as unknown as [
+    const [date, profileEl, keyEl, verifiedEl, noPosterEl] = meta.children as unknown as [
       HTMLTimeElement,
+      HTMLElement,
       HTMLElement,
       HTMLElement,
       HTMLElement,
@@ -347,6 +352,8 @@ export class HistoryView {
       keyEl,
       verified: verifiedEl.firstChild as Text,
       verifiedEl,
+      noPoster: noPosterEl.firstChild as Text,
+      noPosterEl,
       url,
       urlText: url.firstChild as Text,
       buttons,
@@ -369,6 +376,11 @@ export class HistoryView {
     row.keyEl.hidden = item.key === null;
     setText(row.verified, item.verifiedText ?? "");
     row.verifiedEl.hidden = item.verifiedText === null;
+    const noPoster = item.posterUrl === null && item.noPoster !== null ? `no poster: ${item.noPoster}` : "";
+    setText(row.noPoster, noPoster);
+    row.noPosterEl.title = noPoster;
+    row.noPosterEl.hidden = noPoster === "";
+    row.thumb.title = noPoster;
     const url = item.url ?? "";
     setText(row.urlText, url);
     row.url.title = url;

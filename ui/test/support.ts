@@ -71,6 +71,7 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     layout: null,
     verified: null,
     verifiedText: null,
+    noPoster: null,
     ...over,
   };
 }

@@ -556,7 +556,7 @@ pub(crate) async fn drive(
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "expiresAt": expires_at, "size": item.size, "poster": item.poster_url, "index_position": item.index_position, "layout": item.layout, "verified": item.verified })
+                        serde_json::json!({ "id": item.id, "file": item.path, "key": item.key, "url": url, "expiresAt": expires_at, "size": item.size, "poster": item.poster_url, "noPoster": item.no_poster, "index_position": item.index_position, "layout": item.layout, "verified": item.verified })
                     );
                 } else {
                     println!("{}\t{url}", item.path.display());
@@ -736,8 +736,14 @@ fn print_item(item: &QueueItem, json: bool) {
             .verified
             .map(|v| format!("\t{}", v.describe()))
             .unwrap_or_default();
+        // Why a finished upload has no poster, when something stopped it.
+        let no_poster = item
+            .no_poster
+            .as_ref()
+            .map(|why| format!("\tno poster: {why}"))
+            .unwrap_or_default();
         println!(
-            "{}\t{}\t{}\t{}\t{}{details}{verified}",
+            "{}\t{}\t{}\t{}\t{}{details}{verified}{no_poster}",
             item.id,
             item.state.as_str(),
             item.path.display(),

@@ -272,6 +272,10 @@ async fn poster_for(queue: &Queue, id: i64, no_ffmpeg: &FfmpegMissing) {
         }
         Err(e) => {
             eprintln!("reelup: {}: no poster: {e}", item.path.display());
+            // Kept on the item too, so `reelup queue` (and the app) say why later.
+            if let Err(e) = queue.no_poster(id, &e.to_string()) {
+                eprintln!("reelup: {}: {e}", item.path.display());
+            }
             return;
         }
     };

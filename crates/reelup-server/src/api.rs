@@ -547,8 +547,11 @@ fn clean_metadata(filename: &str, given: &BTreeMap<String, String>) -> Vec<(Stri
     out.into_iter().collect()
 }
 
+/// Printable ASCII is kept as it is, unless it holds `=?`, which stores and SDKs read as
+/// the start of an RFC 2047 encoded word (s3s 0.14 decodes such values, refuses ones it
+/// cannot decode, and panics on `=?=`): percent-encoded then, like non-ASCII.
 fn header_safe(value: &str) -> String {
-    if value.chars().all(|c| (' '..='~').contains(&c)) {
+    if value.chars().all(|c| (' '..='~').contains(&c)) && !value.contains("=?") {
         value.to_owned()
     } else {
         percent_encode(value)
@@ -1450,5 +1453,14 @@ mod tests {
             &BTreeMap::from([("Bad Name".into(), "x".into())]),
         );
         assert_eq!(m, vec![("name".to_owned(), "%C3%A9t%C3%A9.mp4".to_owned())]);
+        // What reads as an RFC 2047 encoded word is encoded too, so no store decodes it.
+        for (name, stored) in [
+            ("=?=", "%3D%3F%3D"),
+            ("=?utf-8?B?w6k=?=.mp4", "%3D%3Futf-8%3FB%3Fw6k%3D%3F%3D.mp4"),
+            ("a=b?.mp4", "a=b?.mp4"),
+        ] {
+            let m = clean_metadata(name, &BTreeMap::new());
+            assert_eq!(m, vec![("name".to_owned(), stored.to_owned())], "{name}");
+        }
     }
 }

@@ -768,39 +768,43 @@ fn json_value() -> impl Strategy<Value = Value> {
 #[test]
 fn filenames_give_keys_of_their_user_only() {
     let s = Stack::start();
+    let check = |filename: String| {
+        prop_assume!(!filename.is_empty());
+        let (status, body) = s.send(
+            s.http
+                .post(format!("{}/s3/multipart", s.endpoint()))
+                .json(&json!({"filename": filename, "type": "video/mp4"})),
+        )?;
+        prop_assert_eq!(status, 200, "{}", body);
+        let key = body["key"].as_str().expect("key");
+        prop_assert!(
+            alice_owns(key) && !bob_owns(key),
+            "{} for {:?}",
+            key,
+            filename
+        );
+        let (status, body) = s.send(s.http.get(format!(
+            "{}/s3/params?filename={}&type=video%2Fmp4",
+            s.endpoint(),
+            enc(&filename)
+        )))?;
+        prop_assert_eq!(status, 200, "{}", body);
+        let key = body["fields"]["key"].as_str().expect("key");
+        prop_assert!(
+            alice_owns(key) && !bob_owns(key),
+            "{} for {:?}",
+            key,
+            filename
+        );
+        Ok(())
+    };
+    // Found by this test at 1 run in 20: names a store reads as RFC 2047 encoded words
+    // (s3s panicked on `=?=`, and the create answered 502).
+    for found in ["=?=", "=?utf-8?B?w6k=?=", "=?x?Z?abc?=", "=?utf-8?Q?=ZZ?="] {
+        check(found.to_owned()).unwrap_or_else(|e| panic!("{found:?}: {e}"));
+    }
     let mut runner = TestRunner::new(cases(64));
-    runner
-        .run(&any::<String>(), |filename| {
-            prop_assume!(!filename.is_empty());
-            let (status, body) = s.send(
-                s.http
-                    .post(format!("{}/s3/multipart", s.endpoint()))
-                    .json(&json!({"filename": filename, "type": "video/mp4"})),
-            )?;
-            prop_assert_eq!(status, 200, "{}", body);
-            let key = body["key"].as_str().expect("key");
-            prop_assert!(
-                alice_owns(key) && !bob_owns(key),
-                "{} for {:?}",
-                key,
-                filename
-            );
-            let (status, body) = s.send(s.http.get(format!(
-                "{}/s3/params?filename={}&type=video%2Fmp4",
-                s.endpoint(),
-                enc(&filename)
-            )))?;
-            prop_assert_eq!(status, 200, "{}", body);
-            let key = body["fields"]["key"].as_str().expect("key");
-            prop_assert!(
-                alice_owns(key) && !bob_owns(key),
-                "{} for {:?}",
-                key,
-                filename
-            );
-            Ok(())
-        })
-        .unwrap();
+    runner.run(&any::<String>(), check).unwrap();
 }
 
 #[test]

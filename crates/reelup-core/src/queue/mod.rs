@@ -98,6 +98,8 @@ pub enum QueueEvent {
     },
     /// An item's poster frame was uploaded; `url` is where it streams from.
     Poster { id: i64, url: String },
+    /// An item was found to have no poster, and why (see [`QueueItem::no_poster`]).
+    NoPoster { id: i64, why: String },
 }
 
 /// How one run of one item ended, short of an error.

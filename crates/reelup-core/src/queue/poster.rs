@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::store::QueueError;
 use super::{QueueEvent, UploadQueue, bound};
 use crate::engine::Retrier;
 use crate::engine::transfer::{storage_failure, storage_unreachable};
@@ -125,6 +126,18 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             });
         }
         Ok(url)
+    }
+
+    /// Records why item `id` gets no poster (the file at its path is not the one queued,
+    /// say), for the item to say, and tells subscribers with [`QueueEvent::NoPoster`].
+    pub fn no_poster(&self, id: i64, why: &str) -> Result<(), QueueError> {
+        if self.store().set_no_poster(id, why)? {
+            let _ = self.events.send(QueueEvent::NoPoster {
+                id,
+                why: why.to_owned(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use crate::engine::{FinishedPart, MultipartUpload, Verification};
 use crate::media::faststart::{FaststartSetting, IndexPosition, Layout};
 use crate::{Fingerprint, VideoDetails};
 
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 
 pub use crate::queue::state::{ItemState, Operation};
 
@@ -75,6 +75,10 @@ pub struct QueueItem {
     /// Where the poster frame (a JPEG beside the video, under the same prefix) streams
     /// from; `None` until one is uploaded, and for videos no poster could be made of.
     pub poster_url: Option<String>,
+    /// Why the finished item has no poster, in words, when that is more than "none could be
+    /// drawn yet": the file at its path is no longer the one queued, or no frame could be
+    /// drawn from it. Cleared when a poster is uploaded.
+    pub no_poster: Option<String>,
     /// Where the file keeps its index (`moov`), once looked at.
     pub index_position: Option<IndexPosition>,
     /// How its bytes go up: as they are, or re-laid with the index first. Chosen (by the
@@ -312,6 +316,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              PRAGMA user_version = 7;",
         )?;
     }
+    if version < 8 {
+        // v8: why a finished item has no poster, when that is worth saying (the file was
+        // swapped after it was queued; ffmpeg could not draw a frame).
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN no_poster TEXT;
+             PRAGMA user_version = 8;",
+        )?;
+    }
     Ok(())
 }
 
@@ -325,7 +337,8 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 const ITEM_COLUMNS: &str = "id, path, size, mtime_ns, sample_sha256, endpoint, cdn, state, \
      error_code, error_message, error_retryable, key, upload_id, part_size, url, \
      (SELECT coalesce(sum(size), 0) FROM parts WHERE item_id = items.id), profile, created_at, \
-     finished_at, details, poster_url, index_position, layout, checksum, verified";
+     finished_at, details, poster_url, index_position, layout, checksum, verified, \
+     no_poster";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let code: Option<String> = r.get(8)?;
@@ -413,6 +426,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
         verified: r
             .get::<_, Option<String>>(24)?
             .and_then(|s| Verification::parse(&s)),
+        no_poster: r.get(25)?,
     })
 }
 
@@ -1011,8 +1025,18 @@ impl QueueStore {
     /// its poster was on the way).
     pub fn set_poster_url(&self, id: i64, url: &str) -> Result<bool, QueueError> {
         let n = self.conn.execute(
-            "UPDATE items SET poster_url = ?1 WHERE id = ?2",
+            "UPDATE items SET poster_url = ?1, no_poster = NULL WHERE id = ?2",
             params![url, id],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records why the item has no poster (see [`QueueItem::no_poster`]); false when the
+    /// item is gone or already has a poster, which a late reason must not contradict.
+    pub fn set_no_poster(&self, id: i64, why: &str) -> Result<bool, QueueError> {
+        let n = self.conn.execute(
+            "UPDATE items SET no_poster = ?1 WHERE id = ?2 AND poster_url IS NULL",
+            params![why, id],
         )?;
         Ok(n == 1)
     }
@@ -1522,11 +1546,26 @@ mod tests {
             schema_version(&store.conn).expect("version"),
             SCHEMA_VERSION
         );
-        // The new column is there and kept.
+        // The new columns are there and kept: a reason for no poster, until a poster
+        // comes, after which no late reason contradicts it.
+        assert!(
+            store
+                .set_no_poster(items[0].id, "the file changed")
+                .expect("set")
+        );
+        assert_eq!(
+            store.get(items[0].id).expect("get").no_poster.as_deref(),
+            Some("the file changed")
+        );
         assert!(
             store
                 .set_poster_url(items[0].id, "http://c/old.poster.jpg")
                 .expect("set")
+        );
+        assert_eq!(store.get(items[0].id).expect("get").no_poster, None);
+        assert!(
+            !store.set_no_poster(items[0].id, "late").expect("set"),
+            "a reason does not stand beside a poster"
         );
         drop(store);
         let store = QueueStore::open(&path).expect("reopen");
