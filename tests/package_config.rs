@@ -7,7 +7,7 @@
 use std::process::Command;
 
 fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    reelup_tests::manifest_dir()
         .parent()
         .expect("repo root")
         .to_owned()

@@ -4,11 +4,11 @@
 //!
 //! `./dev bindings` (which sets `REELUP_WRITE_BINDINGS=1` for this test) writes the file.
 
-use std::path::Path;
+mod support;
 
 #[test]
 fn the_checked_in_bindings_are_current() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = support::manifest_dir().join("..");
     let checked_in = root.join(reelup_app::bindings::PATH);
     if std::env::var_os("REELUP_WRITE_BINDINGS").is_some() {
         reelup_app::bindings::export(&checked_in).expect("write the bindings");

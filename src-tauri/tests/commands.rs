@@ -274,7 +274,7 @@ fn the_webview_cannot_add_paths() {
 /// commands are in the generated `bindings.ts` (as `__TAURI_INVOKE("...")`, hence the
 /// lowercase scan); a direct `invoke` anywhere else counts too.
 fn ui_invokes() -> std::collections::BTreeSet<String> {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src");
+    let ui = support::manifest_dir().join("../ui/src");
     let mut found = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(&ui).expect("ui/src").flatten() {
         let path = entry.path();
@@ -312,10 +312,8 @@ fn ui_invokes() -> std::collections::BTreeSet<String> {
 
 #[test]
 fn the_capability_grants_only_what_the_ui_invokes() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities/main.json"),
-    )
-    .expect("capability");
+    let text = std::fs::read_to_string(support::manifest_dir().join("capabilities/main.json"))
+        .expect("capability");
     let capability: Value = serde_json::from_str(&text).expect("json");
     let granted: Vec<String> = capability["permissions"]
         .as_array()

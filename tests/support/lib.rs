@@ -234,13 +234,7 @@ pub struct Companion {
 impl Companion {
     /// Where start.mjs and its package.json live.
     pub fn dir() -> PathBuf {
-        // Read at run time: with the build dir shared between clones (as ./dev and CI do),
-        // a test binary built in one clone may run from another, and a path baked in at
-        // compile time would point at the wrong, or a deleted, checkout.
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-            .join("companion")
+        manifest_dir().join("companion")
     }
 
     pub fn start(store: &StoreKeys) -> Self {
@@ -653,4 +647,13 @@ pub async fn stack_behind_proxy(
     opts.store_public_endpoint = Some(proxy.url());
     let stack = reelup_server::LocalStack::start(opts).await.expect("stack");
     (stack, proxy)
+}
+
+/// The tests' folder (`tests/`), as cargo gives it when it runs the test. Read at run time:
+/// with the build folder shared between clones (as ./dev and CI do), a test binary built
+/// in one clone may run from another, and a path baked in at compile time would point at
+/// the wrong, or a deleted, checkout.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

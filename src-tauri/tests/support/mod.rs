@@ -1,4 +1,5 @@
-//! What the app's integration tests share.
+//! What the app's integration tests share (each uses some of it).
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,4 +22,15 @@ impl CredentialStore for MemoryKeyring {
     fn delete(&self, profile: &str) -> Result<bool, CredentialError> {
         Ok(self.0.lock().unwrap().remove(profile).is_some())
     }
+}
+
+/// This package's folder, as cargo gives it when it runs the test: with the build folder
+/// shared between clones (as ./dev and CI do), a test binary built in one clone may run
+/// from another, and a path baked in at compile time would point at the wrong, or a
+/// deleted, checkout.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        std::path::PathBuf::from,
+    )
 }
