@@ -51,3 +51,49 @@ def test_a_dropped_h264_video_gets_a_poster_in_history(app, app_env, tmp_path):
     )
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "history-posters.png"))
+
+
+def make_video(path, codec: str, index_first: bool, seconds: int = 4) -> None:
+    """A test pattern with grain at 20 Mbit/s (the grain keeps the encoder at the rate):
+    about 10 MB for 4 s at 720p, several of the scheme's 4 MiB answers, made in seconds,
+    in the profiles cameras and screen recorders write (H.264 Constrained Baseline to
+    High, HEVC Main)."""
+    codec_args = {
+        "h264": ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "20M", "-maxrate", "20M",
+                 "-bufsize", "10M"],
+        "hevc": ["-c:v", "libx265", "-preset", "ultrafast", "-b:v", "20M",
+                 "-x265-params", "vbv-maxrate=20000:vbv-bufsize=10000:log-level=error", "-tag:v", "hvc1"],
+    }[codec]
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+         f"testsrc2=size=1280x720:rate=25:duration={seconds}", "-vf", "noise=alls=20:allf=t",
+         *codec_args, "-pix_fmt", "yuv420p",
+         *(["-movflags", "+faststart"] if index_first else []), str(path)],
+        check=True,
+    )
+
+
+def test_videos_larger_than_one_answer_of_the_scheme_get_posters(app, app_env, tmp_path):
+    """The scheme answers at most 4 MiB at a time: a video is fetched in several ranges.
+    H.264 and HEVC, with the index (`moov`) first and last, each several answers long."""
+    driver = app
+    wait_connected(driver)
+    tag = uuid.uuid4().hex[:6]
+    videos = []
+    for codec in ("h264", "hevc"):
+        for index_first in (True, False):
+            video = tmp_path / f"{codec} {'moov-first' if index_first else 'moov-last'} {tag}.mp4"
+            make_video(video, codec, index_first)
+            assert video.stat().st_size > 2 * 4 * 1024 * 1024, video.stat().st_size
+            videos.append(video)
+    drop_files(app_env, *videos, driver=driver)
+    rows = wait_history(driver, [v.name for v in videos], timeout=240)
+    for video in videos:
+        row = rows[video.name]
+        thumb = f'[data-testid=history-row][data-id="{row["id"]}"] [data-testid=poster]'
+        src = WebDriverWait(driver, 90, poll_frequency=0.25).until(
+            lambda d: attr(d, thumb, "src"), f"no poster appeared in History for {video.name}"
+        )
+        with urllib.request.urlopen(src, timeout=30) as resp:
+            jpeg = resp.read()
+        assert jpeg[:3] == b"\xff\xd8\xff", video.name

@@ -15,7 +15,7 @@ import {
   fetchVideo,
   posterSize,
   posterTimes,
-  rangeTotal,
+  contentRange,
 } from "./poster";
 import { Preview } from "./preview";
 
@@ -127,8 +127,21 @@ describe("reading the video from the app", () => {
     await expect(fetchVideo("x", refused)).rejects.toThrow("the app answered 404 for the video: no such queue item");
     const noRange = (async () => new Response("x", { status: 206 })) as typeof fetch;
     await expect(fetchVideo("x", noRange)).rejects.toThrow("Content-Range");
-    expect(rangeTotal("bytes 0-9/10")).toBe(10);
-    expect(rangeTotal("bytes */10")).toBeNull();
+    // An answer from elsewhere than asked (a cache ignoring Range), or a file that grew.
+    const stale = (async () =>
+      new Response(new Uint8Array(1000), { status: 206, headers: { "content-range": "bytes 0-999/5000" } })) as typeof fetch;
+    await expect(fetchVideo("x", stale)).rejects.toThrow("the app answered bytes from 0 when asked from 1000");
+    let calls = 0;
+    const growing = (async () => {
+      calls += 1;
+      const total = calls === 1 ? 5000 : 6000;
+      const start = (calls - 1) * 1000;
+      return new Response(new Uint8Array(1000), { status: 206, headers: { "content-range": `bytes ${start}-${start + 999}/${total}` } });
+    }) as typeof fetch;
+    await expect(fetchVideo("x", growing)).rejects.toThrow("changed size");
+    expect(contentRange("bytes 0-9/10")).toEqual({ start: 0, total: 10 });
+    expect(contentRange("bytes 20-29/30")).toEqual({ start: 20, total: 30 });
+    expect(contentRange("bytes */10")).toBeNull();
   });
 });
 

@@ -83,20 +83,26 @@ function once(target: HTMLVideoElement, event: string, timeoutMs: number): Promi
   });
 }
 
-/** The total size in a `Content-Range: bytes a-b/total` header. */
-export function rangeTotal(header: string | null): number | null {
-  const m = /^bytes \d+-\d+\/(\d+)$/.exec(header ?? "");
-  return m ? Number(m[1]) : null;
+/** The first byte and the total size in a `Content-Range: bytes a-b/total` header. */
+export function contentRange(header: string | null): { start: number; total: number } | null {
+  const m = /^bytes (\d+)-\d+\/(\d+)$/.exec(header ?? "");
+  return m ? { start: Number(m[1]), total: Number(m[2]) } : null;
 }
 
-/** The whole file behind `src`, fetched range by range (the scheme answers in chunks). */
+/**
+ * The whole file behind `src`, fetched range by range (the scheme answers in chunks), as a
+ * blob of one buffer. WebKitGTK's player failed on a blob made of several parts (seen
+ * here: `new Blob(chunks)` of a 10 MB MP4 answered media error 4, or never loaded its
+ * metadata, where one buffer of the same bytes loaded), so each chunk is copied into one
+ * buffer the size of the file, allocated once its size is known.
+ */
 export async function fetchVideo(src: string, fetcher: typeof fetch = fetch, maxBytes = MAX_DRAWN_VIDEO_BYTES): Promise<Blob> {
-  const chunks: ArrayBuffer[] = [];
+  let whole: Uint8Array<ArrayBuffer> | null = null;
   let type = "";
   let start = 0;
   let total = Infinity;
   while (start < total) {
-    const resp = await fetcher(src, { headers: { Range: `bytes=${start}-` } });
+    const resp = await fetcher(src, { headers: { Range: `bytes=${start}-` }, cache: "no-store" });
     if (resp.status === 200) return resp.blob();
     if (resp.status !== 206) {
       // The app says why in plain text (a file replaced since it was queued, say): that
@@ -104,17 +110,24 @@ export async function fetchVideo(src: string, fetcher: typeof fetch = fetch, max
       const why = (await resp.text().catch(() => "")).trim().slice(0, 300);
       throw new Error(`the app answered ${resp.status} for the video${why ? `: ${why}` : ""}`);
     }
-    const size = rangeTotal(resp.headers.get("content-range"));
-    if (size === null) throw new Error("the app's answer has no Content-Range");
-    if (size > maxBytes) throw new Error(`the video is ${size} bytes, too large to draw a poster from here`);
-    total = size;
+    const range = contentRange(resp.headers.get("content-range"));
+    if (range === null) throw new Error("the app's answer has no Content-Range");
+    if (range.total > maxBytes) throw new Error(`the video is ${range.total} bytes, too large to draw a poster from here`);
+    if (whole === null) {
+      total = range.total;
+      whole = new Uint8Array(total);
+    } else if (range.total !== total) {
+      throw new Error(`the video changed size while it was read (${total} bytes, then ${range.total})`);
+    }
+    if (range.start !== start) throw new Error(`the app answered bytes from ${range.start} when asked from ${start}`);
     type ||= resp.headers.get("content-type") ?? "";
-    const chunk = await resp.arrayBuffer();
+    const chunk = new Uint8Array(await resp.arrayBuffer());
     if (chunk.byteLength === 0) throw new Error("the app sent an empty part of the video");
-    chunks.push(chunk);
+    if (chunk.byteLength > total - start) throw new Error("the app sent more of the video than it has");
+    whole.set(chunk, start);
     start += chunk.byteLength;
   }
-  return new Blob(chunks, { type });
+  return new Blob([whole ?? new Uint8Array(0)], { type });
 }
 
 /** Draws one representative frame of the video at `src` as JPEG bytes. */
@@ -122,7 +135,11 @@ export async function capturePoster(src: string, timeoutMs = CAPTURE_TIMEOUT_MS)
   const blobUrl = URL.createObjectURL(await fetchVideo(src));
   const video = document.createElement("video");
   video.muted = true;
-  video.preload = "auto";
+  // Not "auto": WebKitGTK's player, told to buffer a blob of more than a few MB ahead,
+  // fails the seek that follows with media error 3 ("Failed to send data for decoding");
+  // with "metadata" it reads what the seek needs, and the same videos draw (found here,
+  // H.264 and HEVC, index first and last; tests/app/test_poster.py).
+  video.preload = "metadata";
   const canvas = document.createElement("canvas");
   try {
     const metadata = once(video, "loadedmetadata", timeoutMs);
