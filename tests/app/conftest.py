@@ -183,6 +183,48 @@ def local_stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def signed_stack(tmp_path_factory):
+    """A second local stack whose CDN route refuses any link that is not signed."""
+    data = tmp_path_factory.mktemp("signed-server")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / "reelup-server-signed.log", "w") as log:
+        proc = subprocess.Popen(
+            [bin_path("reelup-server"), "--local", "--listen", "127.0.0.1:0", "--data-dir", data,
+             "--require-signed-links"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    ready = json.loads(proc.stdout.readline())
+    yield ready
+    stop(proc)
+
+
+@pytest.fixture
+def signed_profile(app_env, app_dirs, signed_stack):
+    """A profile `signed` on the signed-links stack, its token in the keyring, for one
+    test (the config is put back after it). Ask for it before `app`, so the app starts
+    with it."""
+    config = app_dirs["config"] / "config.toml"
+    before = config.read_text()
+    config.write_text(
+        before
+        + "\n[profiles.signed]\n"
+        + f'endpoint = "{signed_stack["endpoint"]}"\n'
+        + f'cdn = "{signed_stack["cdn"]}"\n'
+    )
+    login = subprocess.run(
+        [bin_path("reelup"), "login", "--profile", "signed"],
+        input=signed_stack["token"] + "\n", env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    try:
+        yield "signed"
+    finally:
+        config.write_text(before)
+
+
+@pytest.fixture(scope="session")
 def session_bus():
     """The D-Bus session bus for the keyring and the app: dbus-run-session's, unless it
     has none or already has a Secret Service (a desktop's: never touch a real keyring),

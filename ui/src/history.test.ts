@@ -179,7 +179,7 @@ describe("HistoryView", () => {
     expect(commandCalls(calls, "remove_upload")).toEqual([{ id: 3 }]);
   });
 
-  it("plays in an in-app preview that stops and forgets the video when closed", () => {
+  it("plays in an in-app preview that stops and forgets the video when closed", async () => {
     history.upsert(doneItem({ id: 3, name: "k.mp4", url: "https://cdn.example.com/k.mp4" }));
     const dialog = byTestId("preview");
     expect(dialog.hidden).toBe(true);
@@ -189,6 +189,7 @@ describe("HistoryView", () => {
     const play = byTestId<HTMLButtonElement>("history-play", row(3));
     play.focus();
     play.click();
+    await settle();
     const video = byTestId<HTMLVideoElement>("preview-video");
     expect(dialog.hidden).toBe(false);
     expect(video.getAttribute("src")).toBe("https://cdn.example.com/k.mp4");
@@ -204,15 +205,38 @@ describe("HistoryView", () => {
 
     // Escape closes too.
     byTestId("history-play", row(3)).click();
+    await settle();
     dialog.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
     expect(dialog.hidden).toBe(true);
     expect(video.hasAttribute("src")).toBe(false);
     vi.restoreAllMocks();
   });
 
+  it("plays and opens a freshly signed link where the endpoint signs links", async () => {
+    const signed = mockBackend({
+      sign_link: () => Promise.resolve({ url: "https://cdn.example.com/k.mp4?Signature=s", expiresAt: 1_900_000_000, posterUrl: null }),
+    });
+    history.upsert(doneItem({ id: 3, url: "https://cdn.example.com/k.mp4" }));
+    vi.spyOn(HTMLMediaElement.prototype, "load").mockImplementation(() => {});
+    byTestId("history-play", row(3)).click();
+    await settle();
+    expect(byTestId<HTMLVideoElement>("preview-video").getAttribute("src")).toBe("https://cdn.example.com/k.mp4?Signature=s");
+    byTestId("preview-open").click();
+    byTestId("preview-close").click();
+    byTestId("history-open", row(3)).click();
+    await settle();
+    // Both the preview's "Open in the browser" and the row's open the signed link.
+    expect(commandCalls(signed, "open_url")).toEqual([
+      { url: "https://cdn.example.com/k.mp4?Signature=s" },
+      { url: "https://cdn.example.com/k.mp4?Signature=s" },
+    ]);
+    vi.restoreAllMocks();
+  });
+
   it("offers the browser when the video cannot play here", async () => {
     history.upsert(doneItem({ id: 3, url: "https://cdn.example.com/k.mkv" }));
     byTestId("history-play", row(3)).click();
+    await settle();
     const failure = byTestId("preview-error");
     expect(failure.hidden).toBe(true);
     byTestId("preview-video").dispatchEvent(new Event("error"));

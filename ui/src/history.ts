@@ -400,7 +400,16 @@ export class HistoryView {
     const url = item.url;
     const action = btn.dataset.action;
     if (action === "play") {
-      if (url) this.opts.preview.open(url, item.name);
+      // The same fresh link as "Copy link": a CDN that requires signed links refuses the
+      // stored, unsigned one (and the preview's "Open in the browser" reuses this link).
+      if (url) {
+        try {
+          const link = await freshLink(item, this.opts.commands);
+          this.opts.preview.open(link.url, item.name);
+        } catch (e) {
+          this.opts.notify(asIpcError(e).message, { kind: "error" });
+        }
+      }
       return;
     }
     btn.disabled = true;
@@ -419,7 +428,7 @@ export class HistoryView {
         const expiry = copiedMessage(link);
         if (expiry) this.opts.notify(expiry);
       } else if (action === "open" && url) {
-        await this.opts.commands.openUrl(url);
+        await this.opts.commands.openUrl((await freshLink(item, this.opts.commands)).url);
       } else if (action === "remove") {
         await this.opts.commands.removeUpload(item.id);
       }
