@@ -5,7 +5,7 @@ import uuid
 
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import bin_path
+from conftest import bin_path, invoke
 from reelup_ui import click, show_tab, wait_connected, wait_history
 
 
@@ -33,9 +33,58 @@ def test_play_streams_a_signed_link_where_links_must_be_signed(signed_profile, a
         lambda d: d.execute_script(
             "const v = document.querySelector('[data-testid=preview-video]');"
             "const failed = !document.querySelector('[data-testid=preview-error]').hidden;"
-            "return failed ? 'refused' : (v.readyState >= 1 ? v.currentSrc : null);"
+            "return failed ? 'refused ' + v.currentSrc + ' ' + (v.error && v.error.code) : (v.readyState >= 1 ? v.currentSrc : null);"
         ),
         "the preview neither played nor failed",
     )
-    assert state != "refused", "Play used a link the CDN refuses"
+    if state.startswith("refused"):
+        try:
+            signed = invoke(driver, "sign_link", {"id": int(row["id"])})
+        except Exception as e:  # what the app answers, for the message
+            signed = e
+        notes = driver.execute_script("return [...document.querySelectorAll('[data-testid=notice]')].map(n => n.innerText)")
+        raise AssertionError(f"Play used a link the CDN refuses: {state}; sign_link: {signed}; notices: {notes}")
     assert "Signature=" in state, state
+
+    # Copy link, then Copy embed: each says what it copied, as two notices (they were one,
+    # "Link copied... ×2"), and the button's "Copied", under the pointer that clicked it,
+    # stays readable (a hover rule put its white text on a light background).
+    click(driver, "[data-testid=preview-close]")
+    row_sel = f'[data-testid=history-row][data-id="{row["id"]}"]'
+    click(driver, f"{row_sel} [data-testid=history-copy]")
+    click(driver, f"{row_sel} [data-testid=history-embed]")
+    look = WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: d.execute_script(
+            "const b = document.querySelector(arguments[0]); const s = getComputedStyle(b);"
+            "return b.classList.contains('flashed') && [true, b.matches(':hover'), s.backgroundColor, s.color];",
+            f"{row_sel} [data-testid=history-embed]",
+        ),
+        "the embed button never said Copied",
+    )
+    flashed, hovered, background, colour = look
+    assert flashed and hovered, look
+    assert contrast(background, colour) >= 3, f"'Copied' is unreadable while hovered: {look}"
+    notices = WebDriverWait(driver, 10, poll_frequency=0.2).until(
+        lambda d: (lambda t: t if len(t) >= 2 else None)(d.execute_script(
+            "return [...document.querySelectorAll('[data-testid=notice]')].map(n => n.innerText)"
+        )),
+        "two notices",
+    )
+    assert any(n.startswith("Link copied. It works until") for n in notices), notices
+    assert any(n.startswith("Embed code copied. Its link works until") for n in notices), notices
+    assert not any("×" in n for n in notices), notices
+
+
+def contrast(background: str, colour: str) -> float:
+    """WCAG's contrast ratio of two CSS `rgb(...)`/`rgba(...)` colours."""
+    def luminance(css: str) -> float:
+        r, g, b = (int(float(v)) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+
+        def channel(c: int) -> float:
+            c = c / 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    a, b = sorted((luminance(background), luminance(colour)), reverse=True)
+    return (a + 0.05) / (b + 0.05)

@@ -425,7 +425,7 @@ export class HistoryView {
         const link = await freshLink(item, this.opts.commands);
         await this.opts.commands.copyText(embedSnippet({ url: link.url, posterUrl: link.posterUrl }));
         flash(btn, "Copied");
-        const expiry = copiedMessage(link);
+        const expiry = copiedMessage(link, "embed");
         if (expiry) this.opts.notify(expiry);
       } else if (action === "open" && url) {
         await this.opts.commands.openUrl((await freshLink(item, this.opts.commands)).url);

@@ -17,6 +17,7 @@ describe("copyLink", () => {
     expect(commandCalls(calls, "copy_text")).toEqual([{ text: link.url }]);
     expect(link.expiresAt).toBe(1_900_000_000);
     expect(copiedMessage(link)).toMatch(/^Link copied\. It works until .+\.$/);
+    expect(copiedMessage(link, "embed")).toMatch(/^Embed code copied\. Its link works until .+\.$/);
   });
 
   it("copies the stored link where the endpoint cannot sign, and passes other failures on", async () => {

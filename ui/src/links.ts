@@ -32,8 +32,13 @@ export async function copyLink(item: UploadItem, commands: LinkCommands): Promis
   return link;
 }
 
-/** What the creator is told after copying: when a signed link stops working. */
-export function copiedMessage(link: CopiedLink): string | null {
+/**
+ * What the creator is told after copying (`what`: the link itself, or the embed code that
+ * carries it): when a signed link stops working. The two say different things, so one
+ * after the other are two notices, not one counted twice.
+ */
+export function copiedMessage(link: CopiedLink, what: "link" | "embed" = "link"): string | null {
   if (link.expiresAt === null) return null;
-  return `Link copied. It works until ${formatDate(link.expiresAt)}.`;
+  const until = formatDate(link.expiresAt);
+  return what === "link" ? `Link copied. It works until ${until}.` : `Embed code copied. Its link works until ${until}.`;
 }
