@@ -13,7 +13,7 @@ mod uploads;
 mod watching;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use reelup_core::ErrorCode;
 use reelup_core::config::default_config_path;
@@ -30,6 +30,8 @@ pub struct Shell {
     pub uploads: Arc<Uploads>,
     pub profiles: ProfileSettings,
     pub watching: Watching,
+    /// Follows the profiles file once started (see `follow_config`).
+    config_follower: Mutex<Option<reelup_core::config::follow::Follower>>,
 }
 
 impl Shell {
@@ -55,6 +57,7 @@ impl Shell {
             )),
             profiles,
             watching: Watching::default(),
+            config_follower: Mutex::new(None),
         }
     }
 
@@ -78,6 +81,44 @@ impl Shell {
     pub fn start<R: Runtime>(&self, app: &tauri::AppHandle<R>) {
         self.follow_settings(app);
         self.uploads.start(app);
+        self.follow_config(app);
+    }
+
+    /// The profiles file changed by someone else (`reelup profile set`, an editor) is read
+    /// again at once: the queue and watch folders follow it and the windows show it, so
+    /// nothing uploads with, or a form saves back, what the file no longer says. The app's
+    /// own saves are seen too, and change nothing (`reload` compares).
+    fn follow_config<R: Runtime>(&self, app: &tauri::AppHandle<R>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let follower =
+            reelup_core::config::follow::follow(&self.profiles.config_path(), move || {
+                let _ = tx.send(());
+            });
+        match follower {
+            Ok(f) => {
+                *self
+                    .config_follower
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(f)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the profiles file; changes made elsewhere show after a restart");
+                return;
+            }
+        }
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            while rx.recv().await.is_some() {
+                // A save is a burst of events (write, rename): read once it has settled.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                while rx.try_recv().is_ok() {}
+                let shell = app.state::<Arc<Shell>>();
+                if shell.profiles.reload() {
+                    tracing::info!("the profiles file changed; its settings apply now");
+                    shell.settings_changed(&app);
+                }
+            }
+        });
     }
 
     /// The queue takes the default profile's tuning (parts in flight, bandwidth, part size

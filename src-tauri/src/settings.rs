@@ -185,20 +185,32 @@ impl ProfileSettings {
         self.config().get(name).cloned()
     }
 
-    /// Reads the profiles file again after something else wrote it (an accepted invite),
-    /// and forgets cached tokens, which may have changed with it.
-    pub fn reload(&self) {
-        let path = self.config_path();
-        match ProfileConfig::load(&path) {
+    /// Reads the profiles file again after something else wrote it (an accepted invite,
+    /// the CLI, an editor), and forgets cached tokens, which may have changed with it.
+    /// True when what the app holds changed (the profiles, or the file's mistake): only
+    /// then need the queue, the watch folders and the windows follow. A file that no
+    /// longer reads keeps the last good profiles, and its mistake is shown.
+    pub fn reload(&self) -> bool {
+        // The config, then the problem: the order `edit` takes them in.
+        let mut config = self.config();
+        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        match ProfileConfig::load(&config.path) {
             Ok(c) => {
-                for p in &c.profiles {
-                    self.tokens.forget(&p.name);
+                let changed = *config != c || problem.is_some();
+                if changed {
+                    for p in config.profiles.iter().chain(&c.profiles) {
+                        self.tokens.forget(&p.name);
+                    }
+                    *config = c;
                 }
-                *self.config() = c;
-                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *problem = None;
+                changed
             }
             Err(e) => {
-                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                let e = Some(e.to_string());
+                let changed = *problem != e;
+                *problem = e;
+                changed
             }
         }
     }

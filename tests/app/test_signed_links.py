@@ -6,7 +6,9 @@ import uuid
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import bin_path, invoke
-from reelup_ui import click, show_tab, wait_connected, wait_history
+from selenium.webdriver.common.by import By
+
+from reelup_ui import click, show_tab, text, wait_connected, wait_history
 
 
 def test_play_streams_a_signed_link_where_links_must_be_signed(signed_profile, app_env, tmp_path, app):
@@ -88,3 +90,35 @@ def contrast(background: str, colour: str) -> float:
 
     a, b = sorted((luminance(background), luminance(colour)), reverse=True)
     return (a + 0.05) / (b + 0.05)
+
+
+def test_a_profile_changed_by_the_cli_shows_in_the_running_app(signed_profile, app_env, app):
+    """`reelup profile set` while the app runs: Settings shows the new value at once, and an
+    open form takes it for the fields not touched (a save wrote back the old copy)."""
+    driver = app
+    wait_connected(driver)
+    show_tab(driver, "settings")
+    details = f'[data-testid=profile-row][data-name="{signed_profile}"] [data-testid=profile-details]'
+    WebDriverWait(driver, 20).until(lambda d: "no speed limit" in text(d, details), "the profile's card")
+    click(driver, f'[data-testid=profile-row][data-name="{signed_profile}"] [data-testid=profile-edit]')
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=profile-parts]").clear()
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=profile-parts]").send_keys("5")
+    cli = subprocess.run(
+        [bin_path("reelup"), "profile", "set", signed_profile, "--limit-rate", "5MB"],
+        env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    WebDriverWait(driver, 20, poll_frequency=0.2).until(
+        lambda d: "limit 5 MB/s" in text(d, details), "the card never showed the CLI's limit"
+    )
+    assert driver.find_element(By.CSS_SELECTOR, "[data-testid=profile-bandwidth]").get_attribute("value") == "5"
+    click(driver, "[data-testid=profile-save]")
+    WebDriverWait(driver, 20, poll_frequency=0.2).until(
+        lambda d: "5 parts at once" in text(d, details), "the form's change was not saved"
+    )
+    shown = subprocess.run(
+        [bin_path("reelup"), "profile", "show", signed_profile],
+        env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "bandwidth limit: 5000000 bytes/s" in shown.stdout, shown.stdout

@@ -345,6 +345,24 @@ describe("SettingsView", () => {
     expect(allByTestId("profile-row").map((r) => r.dataset.name)).toContain("from-cli");
   });
 
+  it("takes changes made elsewhere into an open form, keeping what the creator changed", async () => {
+    setup();
+    byTestId("profile-edit", profileRow("archive")).click();
+    type(input("profile-parts"), "6");
+    // `reelup profile set archive --limit-rate 5MB --parts 3` while the form is open.
+    const fromCli = state.profiles.map((p) => (p.name === "archive" ? { ...p, bandwidthLimit: 5_000_000, partsInFlight: 3 } : p));
+    state = settings({ profiles: fromCli });
+    view.apply(state);
+    expect(input("profile-bandwidth").value).toBe("5");
+    expect(input("profile-parts").value).toBe("6");
+    expect(byTestId("profile-status").textContent).toMatch(/changes made to this profile elsewhere/);
+    byTestId("profile-save").click();
+    await settle();
+    const [call] = commandCalls(calls, "save_profile");
+    expect((call.profile as ProfileInput).bandwidthLimit).toBe(5_000_000);
+    expect((call.profile as ProfileInput).partsInFlight).toBe(6);
+  });
+
   it("saves app options and puts them back when the app refuses", async () => {
     setup({
       set_app_options: (a: Record<string, unknown>) => {

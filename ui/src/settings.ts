@@ -86,7 +86,12 @@ export class SettingsView {
   private settings: Settings | null = null;
   private watchStatuses: WatchStatus[] = [];
   /** The profile open in the form: null name for a new one; null when the form is closed. */
-  private editing: { previousName: string | null } | null = null;
+  /**
+   * The profile being edited, and its values as the form last took them from the file:
+   * what tells a field the creator changed from one the file changed since (see
+   * `followStored`).
+   */
+  private editing: { previousName: string | null; stored: ProfileFormValues | null } | null = null;
   private draftWatch: WatchFolder[] = [];
   private confirming: string | null = null;
   private tests = new Map<string, TestState>();
@@ -238,6 +243,53 @@ export class SettingsView {
     }
     this.renderProfiles();
     this.renderTokenStatus();
+    this.followStored();
+  }
+
+  /**
+   * The file changed under an open form (`reelup profile set`, an editor, another
+   * window): each field the creator has not touched takes the file's new value, and each
+   * they changed keeps theirs. So Save never writes back a stale copy of what someone else
+   * set, and never drops what the creator typed.
+   */
+  private followStored(): void {
+    const editing = this.editing;
+    if (!editing?.stored || editing.previousName === null) return;
+    const profile = this.profile(editing.previousName);
+    if (!profile) return;
+    const now = toFormValues(profile);
+    const before = editing.stored;
+    const form = this.formFields();
+    const updated: string[] = [];
+    for (const key of Object.keys(form) as (keyof typeof form)[]) {
+      if (now[key] !== before[key] && form[key].value === before[key]) {
+        form[key].value = now[key];
+        updated.push(key);
+      }
+    }
+    const watchChanged = JSON.stringify(now.watch) !== JSON.stringify(before.watch);
+    if (watchChanged && JSON.stringify(this.draftWatch) === JSON.stringify(before.watch)) {
+      this.draftWatch = now.watch.map((w) => ({ ...w }));
+      this.renderWatchDraft();
+      updated.push("watch");
+    }
+    editing.stored = now;
+    if (updated.length > 0) this.setStatus("Updated with the changes made to this profile elsewhere.");
+  }
+
+  /** The form's inputs for the values a profile is stored with, by value name. */
+  private formFields(): Record<"name" | "endpoint" | "flavour" | "cdn" | "parts" | "bandwidth" | "partSize" | "faststart", { value: string }> {
+    const el = this.el;
+    return {
+      name: el.name,
+      endpoint: el.endpoint,
+      flavour: el.flavour,
+      cdn: el.cdn,
+      parts: el.parts,
+      bandwidth: el.bandwidth,
+      partSize: el.partSize,
+      faststart: el.faststart,
+    };
   }
 
   setWatch(statuses: WatchStatus[]): void {
@@ -429,8 +481,8 @@ export class SettingsView {
 
   openForm(profile: ProfileView | null): void {
     const el = this.el;
-    this.editing = { previousName: profile?.name ?? null };
     const values = toFormValues(profile ?? null);
+    this.editing = { previousName: profile?.name ?? null, stored: profile ? values : null };
     el.name.value = values.name;
     el.endpoint.value = values.endpoint;
     el.flavour.value = values.flavour;
@@ -515,7 +567,7 @@ export class SettingsView {
       this.apply(settings);
       if (previousName === null) {
         // Stay open on the new profile so its token can go in next.
-        this.editing = { previousName: input.name };
+        this.editing = { previousName: input.name, stored: toFormValues(this.profile(input.name) ?? null) };
         this.renderFormMode();
         this.renderWatchDraft();
         this.setStatus(`Saved “${input.name}”. Paste its token below to start uploading.`);

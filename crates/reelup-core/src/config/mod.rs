@@ -20,6 +20,8 @@
 //! names the file, the line and the fix, and writing keeps the user's comments elsewhere
 //! in the file.
 
+pub mod follow;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
