@@ -102,6 +102,10 @@ class DevRunStops(unittest.TestCase):
         return found
 
     def launch(self, prefix=(), **env):
+        def default_signals():
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
         self.err = open(self.dir / "stderr", "wb")
         self.proc = subprocess.Popen(
             [*prefix, str(ROOT / "dev"), "run", "--require-signed-links"],
@@ -121,10 +125,10 @@ class DevRunStops(unittest.TestCase):
             # Its own process group and session, as a job in a terminal has: Ctrl-C is
             # SIGINT to that whole group.
             start_new_session=True,
-            # As an interactive shell starts a job: SIGINT not ignored, even when this test
-            # runs in the background (which ignores it, and bash cannot trap what it was
-            # started ignoring).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            # As an interactive shell starts a job: SIGINT and SIGHUP not ignored, even when
+            # this test runs in the background or under nohup (which ignore them, and bash
+            # cannot trap what it was started ignoring).
+            preexec_fn=default_signals,
         )
         # Both running before anything is stopped.
         deadline = time.monotonic() + 20

@@ -74,13 +74,17 @@ describe("HistoryView", () => {
       doneItem({ id: 2, verified: "parts_md5", verifiedText: "verified: every part's MD5" }),
       doneItem({ id: 3 }),
     ]);
-    expect(byTestId("verified", row(1)).textContent).toBe("verified: CRC64NVME of the whole file");
-    expect(byTestId("verified", row(2)).textContent).toBe("verified: every part's MD5");
+    // Plain words, the detail on hover.
+    expect(byTestId("verified", row(1)).textContent).toBe("Checked end to end");
+    expect(byTestId("verified", row(1)).title).toBe("verified: CRC64NVME of the whole file");
+    expect(byTestId("verified", row(2)).textContent).toBe("Checked end to end");
+    expect(byTestId("verified", row(2)).title).toBe("verified: every part's MD5");
     expect(byTestId("verified", row(3)).hidden).toBe(true);
     // A row reused for another state of the item shows the new value.
     history.upsert(doneItem({ id: 3, verified: "unverified", verifiedText: "not verified: the store answered no checksum to compare" }));
     expect(byTestId("verified", row(3)).hidden).toBe(false);
-    expect(byTestId("verified", row(3)).textContent).toMatch(/^not verified/);
+    expect(byTestId("verified", row(3)).textContent).toBe("Not checked");
+    expect(byTestId("verified", row(3)).title).toMatch(/^not verified/);
   });
 
   it("says why an upload has no poster, until a poster comes", () => {

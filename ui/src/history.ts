@@ -374,8 +374,11 @@ export class HistoryView {
     setText(row.key, item.key ?? "");
     row.keyEl.title = item.key ?? "";
     row.keyEl.hidden = item.key === null;
-    setText(row.verified, item.verifiedText ?? "");
-    row.verifiedEl.hidden = item.verifiedText === null;
+    // Plain words first; what exactly was compared is on hover ("verified: CRC64NVME of
+    // the whole file").
+    setText(row.verified, verifiedWords(item));
+    row.verifiedEl.title = item.verifiedText ?? "";
+    row.verifiedEl.hidden = item.verified === null;
     const noPoster = item.posterUrl === null && item.noPoster !== null ? `no poster: ${item.noPoster}` : "";
     setText(row.noPoster, noPoster);
     row.noPosterEl.title = noPoster;
@@ -438,6 +441,12 @@ export class HistoryView {
       btn.disabled = false;
     }
   }
+}
+
+/** What History says of an upload's check, in plain words (the detail is its title). */
+export function verifiedWords(item: Pick<UploadItem, "verified">): string {
+  if (item.verified === null) return "";
+  return item.verified === "unverified" ? "Not checked" : "Checked end to end";
 }
 
 /** Shows a short confirmation in a button's label ("Copied"), then restores it. */
