@@ -361,12 +361,42 @@ async fn a_lost_network_is_waited_out_not_failed() {
         }
     }
     r.proxy.set_down(true);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The item says it waits, and why (what the app's row and tray show).
+    let why = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let QueueEvent::Waiting {
+                id: w,
+                why: Some(why),
+            } = events.recv().await.expect("events")
+                && w == id
+            {
+                return why;
+            }
+        }
+    })
+    .await
+    .expect("the item said it waits");
+    assert!(why.contains("cannot be reached"), "{why}");
     assert!(
         !running.is_finished(),
         "still waiting for the network, not failed"
     );
     r.proxy.set_down(false);
+    // Through again: the wait ends before the item is done.
+    let ended = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match events.recv().await.expect("events") {
+                QueueEvent::Waiting { id: w, why: None } if w == id => return true,
+                QueueEvent::Changed { item } if item.id == id && item.state == ItemState::Done => {
+                    return false;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the upload went on");
+    assert!(ended, "the wait was said to end before the upload finished");
     tokio::time::timeout(Duration::from_secs(120), running)
         .await
         .expect("finishes once the network is back")
@@ -532,4 +562,75 @@ async fn a_hold_lets_the_part_on_the_wire_finish_and_starts_no_other() {
         .expect("queue runs");
     r.assert_streams_identical(id, &sha).await;
     assert_eq!(r.part_puts().len(), 3, "no part was sent twice");
+}
+
+/// A file added while its server is down fails at once (a wrong URL is said at once); a
+/// serving queue (the app, `reelup watch`) puts it back in line by itself once the server
+/// answers again, on the same address, and it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_added_while_the_server_is_down_goes_up_once_it_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = LocalOptions::new(dir.path().join("server"));
+    opts.listen = reelup_tests::free_addr();
+    opts.s3_listen = reelup_tests::free_addr();
+    let stack = LocalStack::start(opts.clone()).await.expect("stack");
+    let target = Target::new(&stack.endpoint, &stack.cdn);
+    let token = stack.token.clone();
+    let http = reqwest::Client::new();
+    let queue = UploadQueue::new(
+        QueueStore::open(&dir.path().join("queue.sqlite3")).expect("queue"),
+        move |t: &Target| CompanionClient::new(http.clone(), &t.endpoint, Some(token.clone())),
+        reqwest::Client::new(),
+        QueueOptions::default(),
+    );
+    stack.shutdown().await;
+
+    let (path, sha) = random_file(dir.path(), "while-down.mp4", 300_000);
+    let mut events = queue.subscribe();
+    let id = queue.add(&path, &target).expect("add");
+    let stop = CancellationToken::new();
+    let serving = {
+        let (queue, stop) = (queue.clone(), stop.clone());
+        tokio::spawn(async move { queue.serve(stop).await })
+    };
+    let failed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let QueueEvent::Changed { item } = events.recv().await.expect("events")
+                && item.id == id
+                && item.state == ItemState::Failed
+            {
+                return item;
+            }
+        }
+    })
+    .await
+    .expect("failed at once while down");
+    assert_eq!(
+        failed.error.as_ref().map(|e| e.code),
+        Some(reelup_core::ErrorCode::EndpointUnreachable)
+    );
+    let stack = LocalStack::start(opts).await.expect("the stack again");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let QueueEvent::Changed { item } = events.recv().await.expect("events")
+                && item.id == id
+                && item.state == ItemState::Done
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("went up by itself once the server answered");
+    stop.cancel();
+    serving.await.expect("serve ends");
+    let url = queue.get(id).expect("item").url.expect("url");
+    let body = reqwest::get(&url)
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(sha256_hex(&body), sha, "byte-identical");
+    stack.shutdown().await;
 }

@@ -18,6 +18,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             ipc::UploadItem,
             ipc::UploadsAdded,
             ipc::ProgressBatch,
+            ipc::UploadWaiting,
             ipc::RemovedItem,
             ipc::Notice,
             ipc::Settings,

@@ -202,6 +202,17 @@ pub struct ProgressBatch {
     pub items: Vec<ProgressTick>,
 }
 
+/// Sent when an uploading item's requests begin waiting to try again (`why`: the server
+/// cannot be reached, or had trouble), and again with `None` when they get through. Its
+/// row says so instead of a speed that stopped moving; a run that ends ends the wait.
+#[derive(Debug, Clone, Serialize, Type, Event)]
+#[tauri_specta(event_name = "reelup://waiting")]
+#[serde(rename_all = "camelCase")]
+pub struct UploadWaiting {
+    pub id: i64,
+    pub why: Option<String>,
+}
+
 /// Sent when an item leaves the queue and history (removed by the user).
 #[derive(Debug, Clone, Serialize, Type, Event)]
 #[tauri_specta(event_name = "reelup://removed")]

@@ -28,6 +28,9 @@ pub struct Counted {
     pub sent: u64,
     pub total: u64,
     pub bytes_per_sec: u64,
+    /// Its requests are waiting to try again (the server cannot be reached, or had
+    /// trouble).
+    pub waiting: bool,
 }
 
 /// "Uploading 3 - 42% - 12 MB/s"; paused and failed items say so when nothing uploads.
@@ -47,9 +50,22 @@ pub fn tray_status(items: &HashMap<i64, Counted>) -> TrayStatus {
         });
         let rate: u64 = active.iter().map(|c| c.bytes_per_sec).sum();
         let pct = (sent * 100).checked_div(total).unwrap_or(0).min(100);
-        let mut text = format!("Uploading {} - {pct}%", active.len());
+        let waiting = active.iter().filter(|c| c.waiting).count();
+        let mut text = if waiting == active.len() {
+            // Nothing moves: say what it waits for, not a speed.
+            format!(
+                "Waiting for the server - {} upload{} at {pct}%",
+                waiting,
+                plural(waiting)
+            )
+        } else {
+            format!("Uploading {} - {pct}%", active.len())
+        };
         if rate > 0 {
             text.push_str(&format!(" - {}/s", human_bytes(rate)));
+        }
+        if waiting > 0 && waiting < active.len() {
+            text.push_str(&format!(" ({waiting} waiting for the server)"));
         }
         if failed > 0 {
             text.push_str(&format!(" ({failed} failed)"));
@@ -152,6 +168,7 @@ mod tests {
             sent,
             total,
             bytes_per_sec: bps,
+            waiting: false,
         }
     }
 
@@ -175,6 +192,34 @@ mod tests {
         assert_eq!(
             (s.icon, s.text.as_str()),
             (TrayIcon::Error, "1 upload failed")
+        );
+    }
+
+    #[test]
+    fn the_tray_says_when_uploads_wait_for_the_server() {
+        let mut items = HashMap::new();
+        items.insert(1, counted(ItemState::Uploading, 50, 100, 4_000_000));
+        items.insert(
+            2,
+            Counted {
+                waiting: true,
+                ..counted(ItemState::Uploading, 30, 100, 0)
+            },
+        );
+        assert_eq!(
+            tray_status(&items).text,
+            "Uploading 2 - 40% - 4.0 MB/s (1 waiting for the server)"
+        );
+        items.insert(
+            1,
+            Counted {
+                waiting: true,
+                ..counted(ItemState::Uploading, 50, 100, 0)
+            },
+        );
+        assert_eq!(
+            tray_status(&items).text,
+            "Waiting for the server - 2 uploads at 40%"
         );
     }
 

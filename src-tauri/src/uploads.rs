@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ipc::{
     self, AddedFiles, IpcError, ProgressBatch, ProgressTick, RejectedPath, RemovedItem, UploadItem,
-    UploadState, UploadsAdded,
+    UploadState, UploadWaiting, UploadsAdded,
 };
 use crate::summary::{Batch, Counted, TrayStatus, tray_status};
 
@@ -122,6 +122,8 @@ fn counted(item: &QueueItem) -> Option<Counted> {
         sent: item.confirmed,
         total: item.size,
         bytes_per_sec: 0,
+        // A new state is a new run (or none): whatever it waited on is over.
+        waiting: false,
     })
 }
 
@@ -210,6 +212,7 @@ impl Uploads {
                                 ipc::emit(&app, ipc_item(&item));
                             }
                         }
+                        Ok(QueueEvent::Waiting { id, why }) => this.waiting(&app, id, why),
                         Ok(QueueEvent::Progress {
                             id,
                             sent,
@@ -324,6 +327,24 @@ impl Uploads {
         if let Some((title, body)) = summary {
             crate::notify(app, &title, &body);
         }
+    }
+
+    /// An item began (or stopped) waiting for the server: its row and the tray say so at
+    /// once, and its speed is no longer shown as if it were moving.
+    fn waiting<R: Runtime>(&self, app: &AppHandle<R>, id: i64, why: Option<String>) {
+        if let Some(c) = self
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
+            c.waiting = why.is_some();
+            if c.waiting {
+                c.bytes_per_sec = 0;
+            }
+        }
+        self.tray_dirty.store(true, Ordering::SeqCst);
+        ipc::emit(app, UploadWaiting { id, why });
     }
 
     fn moved(&self, tick: ProgressTick) {

@@ -224,6 +224,64 @@ def signed_profile(app_env, app_dirs, signed_stack):
         config.write_text(before)
 
 
+class StoppableStack:
+    """A local stack of one test's own, on fixed ports and a data dir that outlive it, so
+    it can be stopped mid-upload and started again where it was."""
+
+    def __init__(self, data: Path, log: Path):
+        self.data, self.log = data, log
+        self.listen, self.s3 = free_port(), free_port()
+        self.proc = None
+        self.ready = None
+
+    def start(self) -> dict:
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                [bin_path("reelup-server"), "--local", "--listen", f"127.0.0.1:{self.listen}",
+                 "--s3-listen", f"127.0.0.1:{self.s3}", "--data-dir", self.data],
+                stdout=subprocess.PIPE, stderr=log, text=True,
+            )
+        self.ready = json.loads(self.proc.stdout.readline())
+        return self.ready
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def stoppable_default(app_env, app_dirs, tmp_path):
+    """A profile `stoppable` on a stack the test can stop and start, made the default (so
+    drops go to it), its token in the keyring; the config is put back after the test. Ask
+    for it before `app`."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    stack = StoppableStack(tmp_path / "stoppable-server", LOGS / "reelup-server-stoppable.log")
+    ready = stack.start()
+    config = app_dirs["config"] / "config.toml"
+    before = config.read_text()
+    assert f'default = "{PROFILE}"' in before
+    config.write_text(
+        before.replace(f'default = "{PROFILE}"', 'default = "stoppable"', 1)
+        + "\n[profiles.stoppable]\n"
+        + f'endpoint = "{ready["endpoint"]}"\n'
+        + f'cdn = "{ready["cdn"]}"\n'
+        + f"parts-in-flight = {PARTS_IN_FLIGHT}\n"
+        + f"bandwidth-limit = {BANDWIDTH_LIMIT}\n"
+        + "part-size-mib = 5\n"
+    )
+    login = subprocess.run(
+        [bin_path("reelup"), "login", "--profile", "stoppable"],
+        input=ready["token"] + "\n", env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    try:
+        yield stack
+    finally:
+        config.write_text(before)
+        stack.stop()
+
+
 @pytest.fixture(scope="session")
 def session_bus():
     """The D-Bus session bus for the keyring and the app: dbus-run-session's, unless it

@@ -60,6 +60,10 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       if (queueBadge.textContent !== value) queueBadge.textContent = value;
       queueBadge.hidden = n === 0;
     },
+    onWaiting: (n) => {
+      waitingUploads = n;
+      if (lastConnection) showConnection(lastConnection);
+    },
   });
   const history = new HistoryView(byId("view-history"), { commands, notify: toast, preview });
   const posters = new PosterMaker(commands, opts.capturePoster);
@@ -68,7 +72,12 @@ export async function start(opts: StartOptions = {}): Promise<App> {
   const connection = byId("connection");
   const dropZone = byId("drop-zone");
   let connectionSeq = 0;
+  // Uploads waiting for the server (queue.ts): the header says so, whatever the last
+  // connection check said, until one gets through.
+  let waitingUploads = 0;
+  let lastConnection: Connection | null = null;
   const showConnection = (conn: Connection) => {
+    lastConnection = conn;
     const problem = conn.problem ?? (conn.endpoint ? null : NO_ENDPOINT);
     let box = dropZone.querySelector<HTMLElement>(".drop-problem");
     if (problem) {
@@ -83,6 +92,13 @@ export async function start(opts: StartOptions = {}): Promise<App> {
         dropZone.append(box);
       }
       byTestId(box, "connection-problem").textContent = problem;
+    } else if (waitingUploads > 0) {
+      const text = "Waiting for the server: uploads go on by themselves when it is back";
+      if (connection.textContent !== text) connection.textContent = text;
+      connection.title = `${connectionText(conn)}: ${waitingUploads} upload${waitingUploads === 1 ? "" : "s"} waiting`;
+      connection.dataset.state = "waiting";
+      dropZone.dataset.state = "ready";
+      box?.remove();
     } else {
       connection.textContent = connectionText(conn);
       connection.title = conn.cdn ? `Streaming links start with ${conn.cdn}` : "";
@@ -159,6 +175,7 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       for (const item of items) if (!inQueue(item.state)) route(item);
     }),
     events.onProgress((batch) => queue.progress(batch)),
+    events.onWaiting((e) => queue.waiting(e)),
     events.onRemoved(({ id }) => {
       seen.add(id);
       queue.remove(id);

@@ -75,6 +75,7 @@ export const events = {
 	reelupUpdate: makeEvent<UpdateStatus, UpdateStatus>("reelup://update"),
 	reelupUpload: makeEvent<UploadItem, UploadItem>("reelup://upload"),
 	reelupUploadsAdded: makeEvent<UploadsAdded, UploadsAdded>("reelup://uploads-added"),
+	reelupWaiting: makeEvent<UploadWaiting, UploadWaiting>("reelup://waiting"),
 	reelupWatch: makeEvent<WatchStatuses, WatchStatuses>("reelup://watch"),
 };
 
@@ -397,6 +398,16 @@ export type UploadItem = {
 };
 
 export type UploadState = "queued" | "uploading" | "paused" | "done" | "failed" | "canceled";
+
+/**
+ *  Sent when an uploading item's requests begin waiting to try again (`why`: the server
+ *  cannot be reached, or had trouble), and again with `None` when they get through. Its
+ *  row says so instead of a speed that stopped moving; a run that ends ends the wait.
+ */
+export type UploadWaiting = {
+	id: number,
+	why: string | null,
+};
 
 /**
  *  Uploads added together (a drop, a folder, a watched batch), in one event: a folder of

@@ -24,6 +24,7 @@ export const events = {
   onUpload: on(generated.reelupUpload),
   onUploadsAdded: on(generated.reelupUploadsAdded),
   onProgress: on(generated.reelupProgress),
+  onWaiting: on(generated.reelupWaiting),
   onRemoved: on(generated.reelupRemoved),
   onNotice: on(generated.reelupNotice),
   onSettings: on(generated.reelupSettings),

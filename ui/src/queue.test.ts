@@ -211,6 +211,45 @@ describe("QueueView", () => {
     expect(byTestId("eta", r).textContent).toBe("");
   });
 
+  it("says an upload waits for the server instead of a speed that stopped, until it gets through", () => {
+    const waitingCounts: number[] = [];
+    loadPage();
+    const q = new QueueView(byTestId("view-queue"), {
+      commands,
+      notify,
+      schedule: frames.schedule,
+      onWaiting: (n) => waitingCounts.push(n),
+    });
+    q.upsert(item({ id: 1, state: "uploading", size: 1_000_000 }));
+    q.upsert(item({ id: 2, state: "uploading", size: 1_000_000 }));
+    q.progress({ items: [{ id: 1, sent: 570_000, total: 1_000_000, bytesPerSec: 3_800_000, etaSecs: 36 }] });
+    frames.frame();
+    const r = row(1);
+    expect(byTestId("speed", r).textContent).toBe("3.8 MB/s");
+    const why = "Waiting for the server: it cannot be reached";
+    q.waiting({ id: 1, why });
+    frames.frame();
+    expect(byTestId("state", r).textContent).toBe("Waiting for the server");
+    expect(r.dataset.waiting).toBe("true");
+    expect(r.title).toBe(why);
+    expect(byTestId("speed", r).textContent).toBe("");
+    expect(byTestId("eta", r).textContent).toBe("");
+    expect(byTestId("amount", r).textContent).toMatch(/% · 570 KB$/);
+    expect(byTestId("totals").textContent).toMatch(/^2 uploading \(1 waiting for the server\)/);
+    expect(waitingCounts.at(-1)).toBe(1);
+    // Through again: back to uploading; and a state change ends a wait too.
+    q.waiting({ id: 1, why: null });
+    frames.frame();
+    expect(byTestId("state", r).textContent).toBe("Uploading");
+    expect(r.dataset.waiting).toBe("false");
+    expect(waitingCounts.at(-1)).toBe(0);
+    q.waiting({ id: 2, why });
+    q.upsert(item({ id: 2, state: "paused", size: 1_000_000 }));
+    frames.frame();
+    expect(byTestId("state", row(2)).textContent).toBe("Paused");
+    expect(waitingCounts.at(-1)).toBe(0);
+  });
+
   it("ignores ticks for items it does not show", () => {
     queue.progress({ items: [{ id: 99, sent: 1, total: 2, bytesPerSec: 1, etaSecs: 1 }] });
     expect(frames.waiting).toBe(0);

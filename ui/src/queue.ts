@@ -10,6 +10,7 @@ import {
   type ProgressTick,
   type UploadItem,
   type UploadState,
+  type UploadWaiting,
 } from "./ipc";
 import type { Notify } from "./notices";
 
@@ -139,6 +140,8 @@ interface Entry {
   row: Row;
   /** Progress moved while the row was off screen; drawn when it scrolls into view. */
   stale: boolean;
+  /** Why its requests wait to try again (the server cannot be reached...); null when not. */
+  waiting: string | null;
 }
 
 export interface QueueCounts {
@@ -156,14 +159,18 @@ export interface QueueSummary {
   sent: number;
   size: number;
   bytesPerSec: number;
+  /** Uploads whose requests wait for the server. */
+  waiting: number;
 }
 
-export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: number }>): QueueSummary {
+export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: number; waiting?: string | null }>): QueueSummary {
   const counts: QueueCounts = { queued: 0, uploading: 0, paused: 0, failed: 0, canceled: 0 };
   let sent = 0;
   let size = 0;
   let bytesPerSec = 0;
-  for (const { item, speed } of entries) {
+  let waiting = 0;
+  for (const { item, speed, waiting: why } of entries) {
+    if (item.state === "uploading" && why) waiting += 1;
     if (item.state === "done") continue;
     counts[item.state] += 1;
     if (item.state === "canceled") continue;
@@ -172,7 +179,7 @@ export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: numb
     if (item.state === "uploading") bytesPerSec += speed;
   }
   const active = counts.queued + counts.uploading + counts.paused + counts.failed;
-  return { counts, active, sent, size, bytesPerSec };
+  return { counts, active, sent, size, bytesPerSec, waiting };
 }
 
 /** "3 uploading · 1 queued · 1.2 GB of 4.0 GB · 12 MB/s". Empty when there is nothing to do. */
@@ -180,7 +187,15 @@ export function totalsText(s: QueueSummary): string {
   if (s.active === 0) return "";
   const parts: string[] = [];
   const { counts } = s;
-  if (counts.uploading > 0) parts.push(`${counts.uploading} uploading`);
+  if (counts.uploading > 0) {
+    parts.push(
+      s.waiting === 0
+        ? `${counts.uploading} uploading`
+        : s.waiting === counts.uploading
+          ? `${counts.uploading} waiting for the server`
+          : `${counts.uploading} uploading (${s.waiting} waiting for the server)`,
+    );
+  }
   if (counts.queued > 0) parts.push(`${counts.queued} queued`);
   if (counts.paused > 0) parts.push(`${counts.paused} paused`);
   if (counts.failed > 0) parts.push(`${counts.failed} failed`);
@@ -195,6 +210,8 @@ export interface QueueOptions {
   schedule?: Schedule;
   /** Called after each pass with the number of items still to upload (for the tab badge). */
   onCount?: (active: number) => void;
+  /** Called after each pass with the number of uploads waiting for the server. */
+  onWaiting?: (waiting: number) => void;
   /**
    * Draw progress only on rows on (or near) the screen, via IntersectionObserver; rows off
    * screen catch up when they scroll in. On by default where IntersectionObserver exists.
@@ -312,6 +329,22 @@ export class QueueView {
     this.requestSummary();
   }
 
+  /**
+   * An upload began waiting for the server (`why`), or got through again (null): the row
+   * says so in place of a speed and time left that stopped moving.
+   */
+  waiting(event: UploadWaiting): void {
+    const entry = this.entries.get(event.id);
+    if (!entry || entry.waiting === event.why) return;
+    entry.waiting = entry.item.state === "uploading" ? event.why : null;
+    if (entry.waiting !== null) {
+      entry.speed = 0;
+      entry.eta = null;
+    }
+    this.render(entry);
+    this.requestSummary();
+  }
+
   /** A progress batch: kept until the next frame, where the newest tick per id is applied. */
   progress(batch: ProgressBatch): void {
     for (const tick of batch.items) {
@@ -378,6 +411,7 @@ export class QueueView {
     this.pauseAll.disabled = summary.counts.queued + summary.counts.uploading === 0;
     this.resumeAll.disabled = summary.counts.paused === 0;
     this.opts.onCount?.(summary.active);
+    this.opts.onWaiting?.(summary.waiting);
   }
 
   private write(el: HTMLElement, value: string): void {
@@ -409,6 +443,8 @@ export class QueueView {
       if (entry.item.state !== item.state) {
         entry.speed = 0;
         entry.eta = null;
+        // A new state is a new run, or none: whatever it waited on is over.
+        entry.waiting = null;
       }
       entry.item = { ...item };
       // The whole item is newer than any tick still waiting for the frame.
@@ -418,7 +454,7 @@ export class QueueView {
   }
 
   private createEntry(item: UploadItem): Entry {
-    const entry: Entry = { item: { ...item }, speed: 0, eta: null, row: this.createRow(item), stale: false };
+    const entry: Entry = { item: { ...item }, speed: 0, eta: null, row: this.createRow(item), stale: false, waiting: null };
     this.entries.set(item.id, entry);
     this.observer?.observe(entry.row.root);
     return entry;
@@ -553,10 +589,16 @@ export class QueueView {
     const { row, item } = entry;
     this.setText(row.name, item.name);
     showDetails(row.body, item.details);
+    const waiting = entry.waiting !== null && item.state === "uploading";
+    if (row.root.dataset.waiting !== String(waiting)) {
+      row.root.dataset.waiting = String(waiting);
+      row.root.title = waiting ? entry.waiting! : "";
+      this.setText(row.state, waiting ? "Waiting for the server" : STATE_LABEL[item.state]);
+    }
     if (row.shownState !== item.state) {
       row.shownState = item.state;
       row.root.dataset.state = item.state;
-      this.setText(row.state, STATE_LABEL[item.state]);
+      if (!waiting) this.setText(row.state, STATE_LABEL[item.state]);
       row.actions.replaceChildren(...actionsFor(item.state).map((a) => this.button(row, a, item.name)));
       this.stats.writes += 2;
     }
@@ -592,7 +634,8 @@ export class QueueView {
   private renderProgress(entry: Entry): void {
     entry.stale = false;
     const { row, item } = entry;
-    const uploading = item.state === "uploading";
+    // Waiting for the server: no speed or time left, which would stand still.
+    const uploading = item.state === "uploading" && entry.waiting === null;
     const pct = percent(item.sent, item.size);
     const fraction = item.size > 0 ? Math.min(1, item.sent / item.size) : item.sent > 0 ? 1 : 0;
     const scale = `scaleX(${fraction.toFixed(3)})`;

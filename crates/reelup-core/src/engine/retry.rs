@@ -57,6 +57,11 @@ impl RetryPolicy {
     }
 }
 
+/// Hears when a file's requests start waiting to try again (with the failure that made
+/// them wait) and when one gets through after that (`None`): what lets a window say
+/// "waiting for the server" instead of a speed that stopped moving.
+pub(crate) type WaitObserver = Box<dyn Fn(Option<&UploadError>) + Send + Sync>;
+
 /// One file's retry loop: the policy, how long to wait out a lost network, whether this run
 /// reached anything yet, and the jitter's RNG.
 pub(crate) struct Retrier {
@@ -65,6 +70,9 @@ pub(crate) struct Retrier {
     /// Whether any request of this run got through; see `QueueOptions::offline_patience`.
     reached: AtomicBool,
     rng: Mutex<StdRng>,
+    observer: Option<WaitObserver>,
+    /// Whether the observer was last told of a wait (it hears each change once).
+    waiting: AtomicBool,
 }
 
 impl Retrier {
@@ -78,6 +86,26 @@ impl Retrier {
             offline_patience,
             reached: AtomicBool::new(false),
             rng: Mutex::new(rng),
+            observer: None,
+            waiting: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells `observer` when this file starts waiting and when it gets through again.
+    pub(crate) fn observed(mut self, observer: WaitObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer of a change of waiting: `Some` failure when one begins, `None`
+    /// when a request gets through after one. Several requests share a file's loop (parts
+    /// in flight): any one getting through ends the wait.
+    fn tell(&self, failure: Option<&UploadError>) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        if self.waiting.swap(failure.is_some(), Ordering::Relaxed) != failure.is_some() {
+            observer(failure);
         }
     }
 
@@ -107,6 +135,7 @@ impl Retrier {
             let e = match result {
                 Ok(v) => {
                     self.reached.store(true, Ordering::Relaxed);
+                    self.tell(None);
                     return Ok(Some(v));
                 }
                 Err(e) => e,
@@ -128,6 +157,7 @@ impl Retrier {
                 }
                 Next::Fail => return Err(e),
             };
+            self.tell(Some(&e));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {},
                 () = stop.cancelled() => return Ok(None),
@@ -259,6 +289,8 @@ impl UploadError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn storage(status: u16, code: &str, message: &str) -> UploadError {
@@ -338,6 +370,36 @@ mod tests {
         assert!(
             took >= expected && took <= expected + Duration::from_millis(2),
             "{took:?} vs {expected:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_observer_hears_each_wait_begin_and_end_once() {
+        let stop = CancellationToken::new();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        let retrier = retrier(Duration::from_secs(60)).observed(Box::new(move |failure| {
+            log.lock()
+                .unwrap()
+                .push(failure.map(|e| e.code().as_str().to_owned()));
+        }));
+        // Reached once, so a lost network is waited out (not failed at once).
+        drive(&retrier, &stop, vec![]).await.0.unwrap();
+        assert!(heard.lock().unwrap().is_empty(), "no wait, nothing said");
+        // Two failures in a row are one wait; the success after them ends it.
+        let (result, ..) = drive(&retrier, &stop, vec![OFFLINE(), OFFLINE()]).await;
+        assert!(result.unwrap().is_some());
+        let (result, ..) = drive(&retrier, &stop, vec![storage(503, "SlowDown", "")]).await;
+        assert!(result.unwrap().is_some());
+        let code = |e: UploadError| Some(e.code().as_str().to_owned());
+        assert_eq!(
+            *heard.lock().unwrap(),
+            vec![
+                code(OFFLINE()),
+                None,
+                code(storage(503, "SlowDown", "")),
+                None
+            ]
         );
     }
 

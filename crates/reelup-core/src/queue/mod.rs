@@ -12,6 +12,7 @@
 //! | `store.rs`     | the SQLite store and its schema                                    |
 
 pub mod poster;
+mod reconnect;
 mod scheduler;
 pub mod state;
 pub mod store;
@@ -100,6 +101,10 @@ pub enum QueueEvent {
     Poster { id: i64, url: String },
     /// An item was found to have no poster, and why (see [`QueueItem::no_poster`]).
     NoPoster { id: i64, why: String },
+    /// An uploading item's requests began waiting to try again (`why`, in words: the
+    /// server or the network is gone, or the server had trouble), or got through again
+    /// (`None`). Not stored: a run that ends (done, failed, paused) ends its wait too.
+    Waiting { id: i64, why: Option<String> },
 }
 
 /// How one run of one item ended, short of an error.

@@ -43,9 +43,19 @@ impl<E: PresignEndpoint> UploadQueue<E> {
     /// Runs the queue until `stop`: uploads what is there, then waits for more (an add,
     /// a resume, or every few seconds for work another process released).
     pub async fn serve(self: &Arc<Self>, stop: CancellationToken) {
+        // Uploads that failed for want of a server go on once it answers: looked at
+        // after a run or while idle, at most once per IDLE_POLL, so an endpoint that
+        // answers a probe but still fails uploads cannot spin the loop.
+        let mut next_probe = tokio::time::Instant::now();
         while !stop.is_cancelled() {
             if let Err(e) = self.run(None, stop.child_token()).await {
                 tracing::error!(error = %e, "the upload queue failed");
+            }
+            if tokio::time::Instant::now() >= next_probe {
+                next_probe = tokio::time::Instant::now() + IDLE_POLL;
+                if self.resume_reachable().await > 0 {
+                    continue;
+                }
             }
             tokio::select! {
                 () = self.work.notified() => {},

@@ -16,6 +16,17 @@ use crate::{
     content_type_for, media::details_metadata,
 };
 
+/// What an uploading item is waiting for, in a creator's words (the detail is in the log).
+pub fn waiting_words(failure: &UploadError) -> String {
+    if failure.is_offline() {
+        "Waiting for the server: it cannot be reached (it is down, or the network is); \
+         this goes on by itself when it is back"
+            .into()
+    } else {
+        "Waiting for the server: it had trouble and is asked again shortly".into()
+    }
+}
+
 impl<E: PresignEndpoint> UploadQueue<E> {
     pub(super) async fn upload(
         &self,
@@ -48,7 +59,16 @@ impl<E: PresignEndpoint> UploadQueue<E> {
             crc64nvme: None,
         };
         let progress = self.progress_reporter(item.id, source.len(), item.confirmed);
-        let retry = Retrier::new(self.options.retry, self.options.offline_patience);
+        let events = self.events.clone();
+        let id = item.id;
+        let retry = Retrier::new(self.options.retry, self.options.offline_patience).observed(
+            Box::new(move |failure| {
+                let _ = events.send(QueueEvent::Waiting {
+                    id,
+                    why: failure.map(waiting_words),
+                });
+            }),
+        );
         let file = FileUpload {
             endpoint: &endpoint,
             endpoint_url: &item.target.endpoint,
