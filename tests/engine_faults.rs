@@ -634,3 +634,60 @@ async fn a_file_added_while_the_server_is_down_goes_up_once_it_is_back() {
     assert_eq!(sha256_hex(&body), sha, "byte-identical");
     stack.shutdown().await;
 }
+
+/// Progress moves as bytes go out, not a whole part at a time: with one 5 MiB part in
+/// flight at 2 MB/s, several reports come while the first part is on its way. A part cut
+/// mid-body takes back what it had counted, so progress never passes the file's size and
+/// ends exactly at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_moves_as_bytes_go_out_and_a_failed_part_takes_its_bytes_back() {
+    let r = rig_with(Duration::from_secs(900), |o| o.parts_in_flight = 1).await;
+    r.queue.set_bandwidth_limit(Some(2_000_000));
+    let (path, sha) = random_file(r.dir.path(), "smooth.mp4", (10 * MIB) as usize);
+    // The second part's first attempt is cut after 1 MiB.
+    r.proxy.inject(Fault::once(
+        Match::PartNumber(2),
+        FaultKind::DropMidBody {
+            after_bytes: MIB as usize,
+        },
+    ));
+    let mut events = r.queue.subscribe();
+    let id = r.queue.add(&path, &r.target).expect("add");
+    let queue = r.queue.clone();
+    let running =
+        tokio::spawn(async move { queue.run(Some(vec![id]), CancellationToken::new()).await });
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match events.recv().await {
+                Ok(QueueEvent::Progress { id: p, sent, .. }) if p == id => seen.push(sent),
+                Ok(QueueEvent::Changed { item })
+                    if item.id == id
+                        && matches!(item.state, ItemState::Done | ItemState::Failed) =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the upload ends");
+    running.await.expect("task").expect("queue");
+    r.assert_streams_identical(id, &sha).await;
+    let within_first_part = seen.iter().filter(|s| **s > 0 && **s < 5 * MIB).count();
+    assert!(
+        within_first_part >= 3,
+        "progress moved only {within_first_part} times during the first part: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|s| *s <= 10 * MIB),
+        "never past the size: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).any(|w| w[1] < w[0]),
+        "the cut part's bytes were taken back: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&(10 * MIB)));
+}

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -348,7 +349,9 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         done: &BTreeMap<u32, FinishedPart>,
     ) -> Result<bool, UploadError> {
         let confirmed: u64 = done.values().map(|p| p.size).sum();
-        let sent = AtomicU64::new(confirmed);
+        // Bytes confirmed, plus those of parts on their way (counted as they go out, and
+        // taken back when an attempt fails): what progress shows.
+        let sent = Arc::new(AtomicU64::new(confirmed));
         (self.progress)(Progress {
             sent: confirmed,
             total: self.meta.size,
@@ -373,7 +376,7 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
         upload: &MultipartUpload,
         number: u32,
         range: Range<u64>,
-        sent: &AtomicU64,
+        sent: &Arc<AtomicU64>,
         turn: &tokio::sync::Mutex<()>,
     ) -> Result<Option<()>, UploadError> {
         let permit = {
@@ -399,9 +402,21 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             PartCheck::Crc64(_, crc) => Some(crc.to_base64()),
             PartCheck::Md5 => None,
         };
-        let Some((etag, md5_checked)) = self
+        // This part's bytes counted as gone out in the current attempt: taken back from
+        // `sent` when the attempt fails, so progress never counts a byte twice.
+        let on_way = Arc::new(AtomicU64::new(0));
+        let total = self.meta.size;
+        let take_back = || {
+            let back = on_way.swap(0, Ordering::Relaxed);
+            if back > 0 {
+                let now = sent.fetch_sub(back, Ordering::Relaxed) - back;
+                (self.progress)(Progress { sent: now, total });
+            }
+        };
+        let outcome = self
             .retry
             .run(self.stop, || async {
+                take_back();
                 let signed = self
                     .endpoint
                     .sign_part(&upload.key, &upload.upload_id, number, crc64nvme.as_deref())
@@ -419,6 +434,15 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
                         });
                     }
                 }
+                let on_wire: transfer::OnWire = {
+                    let (sent, on_way, progress) =
+                        (sent.clone(), on_way.clone(), self.progress.clone());
+                    Arc::new(move |n| {
+                        on_way.fetch_add(n, Ordering::Relaxed);
+                        let now = sent.fetch_add(n, Ordering::Relaxed) + n;
+                        progress(Progress { sent: now, total });
+                    })
+                };
                 transfer::put_part(
                     &self.wire.http,
                     &signed.url,
@@ -426,13 +450,23 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
                     (range.start, len),
                     &check,
                     &self.wire.pacing,
+                    on_wire,
                 )
                 .await
             })
-            .await?
-        else {
-            return Ok(None);
+            .await;
+        let outcome = match outcome {
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                take_back();
+                return Ok(None);
+            }
+            Err(e) => {
+                take_back();
+                return Err(e);
+            }
         };
+        let (etag, md5_checked) = outcome;
         drop(check);
         ledger.record(&FinishedPart {
             number,
@@ -441,11 +475,15 @@ impl<E: PresignEndpoint> FileUpload<'_, E> {
             crc64nvme,
             md5_checked,
         })?;
-        let now = sent.fetch_add(len, Ordering::Relaxed) + len;
-        (self.progress)(Progress {
-            sent: now,
-            total: self.meta.size,
-        });
+        // The part's bytes move from "on the way" to confirmed: whatever of it was not yet
+        // counted is counted now.
+        let back = on_way.swap(0, Ordering::Relaxed);
+        let now = if len >= back {
+            sent.fetch_add(len - back, Ordering::Relaxed) + (len - back)
+        } else {
+            sent.fetch_sub(back - len, Ordering::Relaxed) - (back - len)
+        };
+        (self.progress)(Progress { sent: now, total });
         Ok(Some(()))
     }
 

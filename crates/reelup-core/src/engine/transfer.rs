@@ -367,6 +367,10 @@ pub(crate) enum PartCheck {
 /// PUTs `len` bytes of the stream at `start` to a presigned part URL. Returns the ETag,
 /// and whether it was compared with the MD5 of the bytes sent (false when the CRC did the
 /// checking, or the store's ETag is not an MD5).
+/// Hears how many bytes of a part's body just went out (handed to the connection), so
+/// progress moves as they go rather than a whole part at a time.
+pub(crate) type OnWire = Arc<dyn Fn(u64) + Send + Sync>;
+
 pub(crate) async fn put_part(
     http: &reqwest::Client,
     url: &str,
@@ -374,6 +378,7 @@ pub(crate) async fn put_part(
     (start, len): (u64, u64),
     check: &PartCheck,
     pacing: &Pacing,
+    on_wire: OnWire,
 ) -> Result<(String, bool), UploadError> {
     let activity = Activity::new();
     let failure = BodyFailure::default();
@@ -385,13 +390,11 @@ pub(crate) async fn put_part(
         .header(reqwest::header::CONTENT_LENGTH, len);
     let request = match check {
         PartCheck::Crc64(bytes, crc) => {
+            let body = memory_body(bytes.clone(), pacing, &activity)
+                .inspect_ok(move |chunk| on_wire(chunk.len() as u64));
             request
                 .header(CRC64NVME_HEADER, crc.to_base64())
-                .body(reqwest::Body::wrap_stream(memory_body(
-                    bytes.clone(),
-                    pacing,
-                    &activity,
-                )))
+                .body(reqwest::Body::wrap_stream(body))
         }
         PartCheck::Md5 => {
             let hashing = md5.clone();
@@ -400,7 +403,8 @@ pub(crate) async fn put_part(
                     hashing
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .update(chunk)
+                        .update(chunk);
+                    on_wire(chunk.len() as u64);
                 },
             );
             request.body(reqwest::Body::wrap_stream(body))
@@ -591,6 +595,8 @@ mod tests {
         let (start, len) = (1000u64, (2 * CHUNK + 17) as u64);
         let (url, server) = one_part_store(false).await;
 
+        let gone_out = Arc::new(AtomicU64::new(0));
+        let counting = gone_out.clone();
         let (etag, md5_checked) = put_part(
             &reqwest::Client::new(),
             &url,
@@ -598,9 +604,14 @@ mod tests {
             (start, len),
             &PartCheck::Md5,
             &Pacing::default(),
+            Arc::new(move |n| {
+                counting.fetch_add(n, Ordering::Relaxed);
+            }),
         )
         .await
         .expect("put_part");
+        // Every byte of the part was told as it went out, and no more.
+        assert_eq!(gone_out.load(Ordering::Relaxed), len);
 
         let got = server.await.expect("server");
         let sent = &bytes[start as usize..(start + len) as usize];
@@ -629,6 +640,7 @@ mod tests {
             (0, bytes.len() as u64),
             &PartCheck::Md5,
             &Pacing::default(),
+            Arc::new(|_| {}),
         )
         .await
         .expect_err("the ETag is of other bytes");
@@ -675,6 +687,7 @@ mod tests {
             (start, len),
             &PartCheck::Crc64(read, crc),
             &Pacing::default(),
+            Arc::new(|_| {}),
         )
         .await
         .expect("put_part");
