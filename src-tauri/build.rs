@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "clear_token",
     "test_connection",
     "pick_folder",
+    "pick_videos",
     "set_app_options",
     "watch_status",
     "tray_menu",

@@ -260,6 +260,38 @@ pub async fn pick_folder<R: Runtime>(app: AppHandle<R>) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
+/// "Add videos" (`folder`: "Add a folder"): the system's picker, and what was picked queued
+/// for the default profile as a drop is. Nothing picked adds nothing.
+#[tauri::command]
+#[specta::specta]
+pub async fn pick_videos<R: Runtime>(
+    app: AppHandle<R>,
+    shell: Shared<'_>,
+    folder: bool,
+) -> Result<AddedFiles, IpcError> {
+    use tauri_plugin_dialog::DialogExt;
+    let dialog = app.dialog().file();
+    let picked = if folder {
+        dialog
+            .set_title("Add a folder of videos")
+            .blocking_pick_folder()
+            .into_iter()
+            .collect()
+    } else {
+        dialog
+            .set_title("Add videos")
+            .add_filter("Videos", reelup_core::VIDEO_EXTENSIONS)
+            .blocking_pick_files()
+            .unwrap_or_default()
+    };
+    let paths: Vec<PathBuf> = picked
+        .into_iter()
+        .filter_map(|p| p.into_path().ok())
+        .collect();
+    let shell = shell.inner().clone();
+    off_the_main_thread("adding the files", move || shell.add(paths)).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub fn set_app_options<R: Runtime>(

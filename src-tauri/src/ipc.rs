@@ -222,14 +222,14 @@ pub struct RemovedItem {
 }
 
 /// A dropped path that is not going up, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct RejectedPath {
     pub path: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct AddedFiles {
     pub added: Vec<UploadItem>,

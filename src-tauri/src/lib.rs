@@ -301,7 +301,7 @@ macro_rules! app_commands {
             resume_all, choose_layout, get_settings, test_connection, watch_status, inspect_invite,
             sign_link, save_poster, no_poster;
             remove_upload, copy_text, open_url, save_profile, remove_profile,
-            set_default_profile, set_token, clear_token, pick_folder, set_app_options,
+            set_default_profile, set_token, clear_token, pick_folder, pick_videos, set_app_options,
             update_status, check_update, install_update, accept_invite, take_opened_invite;
             add_paths, tray_menu
         )

@@ -40,7 +40,8 @@ export function connectionText(conn: Connection): string {
   return `Uploading to ${conn.endpoint ?? conn.profile ?? "?"}`;
 }
 
-const NO_ENDPOINT = "No upload endpoint is set up yet. Add a profile with its endpoint and token in Settings.";
+const NO_ENDPOINT =
+  "Not connected yet. Open the invite link your studio sent you (it sets everything up), or add a profile with its endpoint and token in Settings.";
 
 export async function start(opts: StartOptions = {}): Promise<App> {
   // Toasts go to this page's container, even from a timer that fires late.
@@ -234,6 +235,23 @@ export async function start(opts: StartOptions = {}): Promise<App> {
   await Promise.all([refreshConnection(), loadUploads(), loadSettings(), loadWatch(), updates.load()]);
   // After the settings are drawn, so the confirmation is not drawn over.
   await loadOpenedInvite();
+
+  // "Add videos" / "Add a folder": the system's picker (in the app), then queued as a drop.
+  for (const [testid, folder] of [["add-videos", false], ["add-folder", true]] as const) {
+    const btn = byTestId<HTMLButtonElement>(dropZone, testid);
+    btn.addEventListener("click", async () => {
+      btn.disabled = true;
+      try {
+        const added = await commands.pickVideos(folder);
+        for (const r of added.rejected) toast(`${r.path}: ${r.reason}`);
+        if (added.added.length > 0) queue.upsertMany(added.added);
+      } catch (e) {
+        errorNotice(e);
+      } finally {
+        btn.disabled = false;
+      }
+    });
+  }
 
   // Drops are handled by the app; here they only light up the drop zone.
   try {

@@ -51,6 +51,11 @@ export const commands = {
 	setToken: (profile: string, token: string) => __TAURI_INVOKE<Settings>("set_token", { profile, token }),
 	clearToken: (profile: string) => __TAURI_INVOKE<Settings>("clear_token", { profile }),
 	pickFolder: () => __TAURI_INVOKE<string | null>("pick_folder"),
+	/**
+	 *  "Add videos" (`folder`: "Add a folder"): the system's picker, and what was picked queued
+	 *  for the default profile as a drop is. Nothing picked adds nothing.
+	 */
+	pickVideos: (folder: boolean) => __TAURI_INVOKE<AddedFiles>("pick_videos", { folder }),
 	setAppOptions: (options: AppOptions) => __TAURI_INVOKE<Settings>("set_app_options", { options }),
 	updateStatus: () => __TAURI_INVOKE<UpdateStatus>("update_status"),
 	checkUpdate: () => __TAURI_INVOKE<UpdateStatus>("check_update"),
@@ -84,6 +89,11 @@ export type AcceptedInvite = {
 	profile: string,
 	user: string,
 	check: ConnectionCheck,
+};
+
+export type AddedFiles = {
+	added: UploadItem[],
+	rejected: RejectedPath[],
 };
 
 export type AfterUpload = "leave" | "move";
@@ -299,6 +309,12 @@ export type ProgressTick = {
 	total: number,
 	bytesPerSec: number,
 	etaSecs: number | null,
+};
+
+/**  A dropped path that is not going up, and why. */
+export type RejectedPath = {
+	path: string,
+	reason: string,
 };
 
 /**  Sent when an item leaves the queue and history (removed by the user). */
