@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { profile } from "../test/support";
-import { checkUrl, emptyFormValues, formField, toFormValues, toProfileInput, type ProfileFormValues } from "./profile-form";
+import { checkUrl, emptyFormValues, formField, parseRate, toFormValues, toProfileInput, type ProfileFormValues } from "./profile-form";
 
 function values(over: Partial<ProfileFormValues> = {}): ProfileFormValues {
   return { ...emptyFormValues(), name: "studio", endpoint: "https://uploads.example.com", ...over };
@@ -105,5 +105,35 @@ describe("toProfileInput", () => {
     expect(formField("bandwidthLimit")).toBe("bandwidth");
     expect(formField("name")).toBe("name");
     expect(checkUrl("https://a.example", "CDN")).toBeNull();
+  });
+});
+
+describe("parseRate", () => {
+  it("takes MB/s bare, the CLI's units, and bits", () => {
+    const table: [string, number | null][] = [
+      ["5", 5_000_000],
+      ["2.5", 2_500_000],
+      ["0,5", 500_000],
+      // As `reelup profile set --limit-rate` takes them (crates/reelup-cli parse_rate's cases).
+      ["5MB", 5_000_000],
+      ["4MiB", 4 * 1024 * 1024],
+      ["1.5 mib/s", 1_572_864],
+      ["800kB", 800_000],
+      ["2GiB", 2 * 1024 ** 3],
+      ["5 MB/s", 5_000_000],
+      // Bits, as links are sold.
+      ["40Mbit", 5_000_000],
+      ["40 Mbps", 5_000_000],
+      ["40mbps", 5_000_000],
+      ["8 kbit/s", 1000],
+      // Not rates.
+      ["0", null],
+      ["0MB", null],
+      ["5 parsecs", null],
+      ["fast", null],
+      ["-5", null],
+      ["5 MB MB", null],
+    ];
+    for (const [text, bytes] of table) expect(parseRate(text), text).toBe(bytes);
   });
 });

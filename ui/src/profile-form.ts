@@ -146,12 +146,13 @@ export function toProfileInput(values: ProfileFormValues, takenNames: readonly s
   }
 
   let bandwidthLimit: number | null = null;
-  const bw = values.bandwidth.trim().replace(",", ".");
-  if (bw !== "") {
-    const mbps = /^\d*\.?\d+$|^\d+\.$/.test(bw) ? Number(bw) : NaN;
-    const bytes = Math.round(mbps * 1e6);
-    if (!Number.isFinite(mbps) || bytes <= 0) {
-      errors.push({ field: "bandwidth", message: "Bandwidth limit: give MB/s above 0, or leave it empty for no limit." });
+  if (values.bandwidth.trim() !== "") {
+    const bytes = parseRate(values.bandwidth);
+    if (bytes === null) {
+      errors.push({
+        field: "bandwidth",
+        message: "Bandwidth limit: give a rate above 0, such as 5 (MB/s), 5MB, 40Mbit or 4MiB, or leave it empty for no limit.",
+      });
     } else {
       bandwidthLimit = bytes;
     }
@@ -213,4 +214,29 @@ export function formField(field: SettingField): ProfileField {
       // which setting it is, shown at the top of the form.
       return "name";
   }
+}
+
+/**
+ * A bandwidth limit as a creator types it, in bytes per second; null when it is not one
+ * (or is 0). A bare number is MB/s (the field's unit); otherwise what the CLI's
+ * `--limit-rate` takes, and bits too: `5MB`, `5 MB/s`, `4MiB`, `800kB`, `40Mbit`, `40 Mbps`,
+ * (bits only when said: `bit`, `bps`). Decimal prefixes are powers of 1000, `Ki`/`Mi`/`Gi` of 1024.
+ */
+export function parseRate(text: string): number | null {
+  const m = /^(\d+(?:[.,]\d*)?|[.,]\d+)\s*(?:([kKmMgG])(i?))?\s*(B|bytes?|b|bits?)?\s*(?:\/\s*s|ps)?$/.exec(text.trim());
+  if (!m) return null;
+  const [, number, prefix, binary, unit] = m;
+  const value = Number(number.replace(",", "."));
+  if (!prefix && !unit) {
+    // The field's own unit.
+    const bytes = Math.round(value * 1e6);
+    return bytes > 0 ? bytes : null;
+  }
+  const power = { k: 1, m: 2, g: 3 }[(prefix ?? "").toLowerCase() as "k" | "m" | "g"] ?? 0;
+  const scale = (binary ? 1024 : 1000) ** power;
+  // Bits only when said (`bit`, `bps`): a lone B or b is bytes, whatever its case, as the
+  // CLI reads it.
+  const bits = unit?.toLowerCase().startsWith("bit") === true || /bps$/i.test(text.trim());
+  const bytes = Math.round((value * scale) / (bits ? 8 : 1));
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
 }
