@@ -20,7 +20,7 @@ import {
   type Connection,
   type UploadItem,
 } from "./ipc";
-import { start, type App } from "./app";
+import { readyMessage, start, type App } from "./app";
 
 const OK: Connection = { profile: "local", endpoint: "http://127.0.0.1:7300", cdn: "http://127.0.0.1:7300/cdn", problem: null };
 
@@ -143,7 +143,7 @@ describe("app", () => {
 
   it("says once where finished uploads went, with a way there", async () => {
     await boot(OK, [item({ id: 1, state: "uploading" }), item({ id: 2, state: "uploading" }), item({ id: 3 })]);
-    await appEvents.reelupUpload.emit(doneItem({ id: 1, name: "a.mp4" }));
+    await appEvents.reelupUpload.emit(doneItem({ id: 1, name: "a.mp4", details: VIDEO }));
     await settle();
     expect(byTestId("notice-ready").textContent).toContain("“a.mp4” is ready to stream.");
     byTestId("notice-action").click();
@@ -232,5 +232,22 @@ describe("app", () => {
     expect(visibleView()).toEqual(["queue"]);
     await emit("tauri://drag-leave", null);
     expect(byTestId("drop-zone").classList.contains("dragging")).toBe(false);
+  });
+});
+
+const VIDEO = { durationMs: 42_000, width: 1920, height: 1080, frameRate: 29.97, videoCodec: "H.264", audioCodec: "AAC" };
+
+describe("readyMessage", () => {
+  it("says a file that does not read as a video may not play, rather than ready to stream", () => {
+    expect(readyMessage([{ name: "a.mp4", details: VIDEO }])).toBe("“a.mp4” is ready to stream.");
+    expect(readyMessage([{ name: "noise.mp4", details: null }])).toBe(
+      "“noise.mp4” is up, but it does not read as a video, so it may not play.",
+    );
+    expect(readyMessage([{ name: "a.mp4", details: VIDEO }, { name: "b.mov", details: VIDEO }])).toBe(
+      "2 uploads are ready to stream.",
+    );
+    expect(readyMessage([{ name: "a.mp4", details: VIDEO }, { name: "noise.mp4", details: null }])).toBe(
+      "2 uploads are up; 1 of them does not read as video and may not play.",
+    );
   });
 });

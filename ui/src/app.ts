@@ -40,6 +40,23 @@ export function connectionText(conn: Connection): string {
   return `Uploading to ${conn.endpoint ?? conn.profile ?? "?"}`;
 }
 
+/**
+ * What the toast says of uploads that just finished. A file whose container did not read
+ * as a video (no details: random bytes named .mp4, a truncated file) is up, but is not
+ * said to be ready to stream.
+ */
+export function readyMessage(items: Pick<UploadItem, "name" | "details">[]): string {
+  const unreadable = items.filter((i) => i.details === null).length;
+  if (items.length === 1) {
+    const [only] = items;
+    return unreadable === 0
+      ? `“${only.name}” is ready to stream.`
+      : `“${only.name}” is up, but it does not read as a video, so it may not play.`;
+  }
+  if (unreadable === 0) return `${items.length} uploads are ready to stream.`;
+  return `${items.length} uploads are up; ${unreadable} of them do${unreadable === 1 ? "es" : ""} not read as video and may not play.`;
+}
+
 const NO_ENDPOINT =
   "Not connected yet. Open the invite link your studio sent you (it sets everything up), or add a profile with its endpoint and token in Settings.";
 
@@ -135,15 +152,14 @@ export async function start(opts: StartOptions = {}): Promise<App> {
   /** Ids an event has spoken for: newer than anything the initial list may say about them. */
   const seen = new Set<number>();
   // Finished rows leave the queue; one toast (per burst) says where they went.
-  let ready: string[] = [];
+  let ready: UploadItem[] = [];
   let readyTimer: ReturnType<typeof setTimeout> | null = null;
   const announceReady = () => {
     readyTimer = null;
-    const names = ready;
+    const items = ready;
     ready = [];
-    if (names.length === 0 || tabs.active === "history") return;
-    const message = names.length === 1 ? `“${names[0]}” is ready to stream.` : `${names.length} uploads are ready to stream.`;
-    toast(message, { testid: "notice-ready", action: { label: "Show", run: () => tabs.show("history", true) } });
+    if (items.length === 0 || tabs.active === "history") return;
+    toast(readyMessage(items), { testid: "notice-ready", action: { label: "Show", run: () => tabs.show("history", true) } });
   };
   const route = (item: UploadItem) => {
     if (inQueue(item.state)) {
@@ -151,7 +167,7 @@ export async function start(opts: StartOptions = {}): Promise<App> {
       queue.upsert(item);
     } else {
       if (queue.has(item.id)) {
-        ready.push(item.name);
+        ready.push(item);
         // Finished while the app watched: draw its poster frame.
         if (item.state === "done") void posters.request(item);
         readyTimer ??= setTimeout(announceReady, opts.readyDelayMs ?? 1200);
