@@ -85,6 +85,9 @@ def test_several_dropped_files_pause_cancel_resume_and_stream_back(app, app_env,
         "the paused row did not say paused",
     )
     click(driver, row_selector(second["id"], "action-cancel"))
+    # An upload that has sent anything asks first: the second click confirms.
+    if attr(driver, row_selector(second["id"], "action-cancel"), "data-confirm") == "true":
+        click(driver, row_selector(second["id"], "action-cancel"))
     WebDriverWait(driver, 20).until(
         lambda d: attr(d, row_selector(second["id"]), "data-state") == "canceled",
         "the canceled row did not say canceled",

@@ -97,6 +97,23 @@ describe("QueueView", () => {
     expect(commandCalls(calls, "remove_upload")).toEqual([{ id: 6 }]);
   });
 
+  it("asks before cancelling an upload that has sent anything", async () => {
+    queue.upsert(item({ id: 4, state: "uploading", size: 10_000_000, sent: 3_000_000 }));
+    queue.upsert(item({ id: 5, state: "queued", size: 10_000_000, sent: 0 }));
+    byTestId("action-cancel", row(5)).click();
+    await settle();
+    expect(commandCalls(calls, "cancel_upload")).toEqual([{ id: 5 }]);
+    const cancel = byTestId<HTMLButtonElement>("action-cancel", row(4));
+    cancel.click();
+    await settle();
+    expect(commandCalls(calls, "cancel_upload")).toEqual([{ id: 5 }]);
+    expect(cancel.dataset.confirm).toBe("true");
+    expect(notify).toHaveBeenCalledWith(expect.stringMatching(/^Click Cancel again to stop .* 3\.0 MB sent\.$/));
+    cancel.click();
+    await settle();
+    expect(commandCalls(calls, "cancel_upload")).toEqual([{ id: 5 }, { id: 4 }]);
+  });
+
   it("says where each video keeps its index, and asks about a held one", async () => {
     queue.upsert(item({ id: 1, state: "uploading", indexPosition: "moov_after_mdat", layout: "faststart" }));
     expect(byTestId("index", row(1)).textContent).toBe("Starts instantly (re-laid)");

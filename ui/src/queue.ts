@@ -16,6 +16,9 @@ import type { Notify } from "./notices";
 
 export type Action = "pause" | "resume" | "retry" | "cancel" | "remove";
 
+/** How long a cancel waits for its confirming second click. */
+const CONFIRM_MS = 4000;
+
 /** Which buttons a row in this state offers, in the order they appear. */
 export function actionsFor(state: UploadState): Action[] {
   switch (state) {
@@ -270,6 +273,9 @@ export class QueueView {
       if (!row) return;
       const id = Number(row.dataset.id);
       const layout = btn.dataset.layout as Layout | undefined;
+      // Cancelling an upload that has sent anything throws that away: the first click
+      // asks (the button says so), a second within a few seconds confirms.
+      if (btn.dataset.action === "cancel" && !this.confirmed(btn, id)) return;
       void this.act(btn, () =>
         layout
           ? this.opts.commands.chooseLayout(id, layout)
@@ -279,6 +285,27 @@ export class QueueView {
     this.pauseAll.addEventListener("click", () => void this.act(this.pauseAll, () => this.opts.commands.pauseAll()));
     this.resumeAll.addEventListener("click", () => void this.act(this.resumeAll, () => this.opts.commands.resumeAll()));
     this.requestSummary();
+  }
+
+  /** Whether a cancel of `id` may go ahead now; if not, `btn` asks for a second click. */
+  private confirmed(btn: HTMLButtonElement, id: number): boolean {
+    const item = this.entries.get(id)?.item;
+    if (!item || item.sent === 0 || btn.dataset.confirm === "true") {
+      delete btn.dataset.confirm;
+      return true;
+    }
+    btn.dataset.confirm = "true";
+    const label = btn.getAttribute("aria-label") ?? "";
+    btn.title = `Click again to cancel: the ${formatBytes(item.sent)} sent are thrown away`;
+    btn.setAttribute("aria-label", `Confirm: ${label}`);
+    this.opts.notify(`Click Cancel again to stop “${item.name}” and throw away the ${formatBytes(item.sent)} sent.`);
+    setTimeout(() => {
+      if (btn.dataset.confirm !== "true") return;
+      delete btn.dataset.confirm;
+      btn.title = ACTION_META.cancel.label;
+      btn.setAttribute("aria-label", label);
+    }, CONFIRM_MS);
+    return false;
   }
 
   get size(): number {
