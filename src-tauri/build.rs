@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "remove_upload",
     "pause_all",
     "resume_all",
+    "retry_all",
     "copy_text",
     "open_url",
     "get_settings",

@@ -448,9 +448,11 @@ async fn pause_keeps_parts_resume_finishes_cancel_aborts() {
     let queue = r.queue.clone();
     let running =
         tokio::spawn(async move { queue.run(Some(vec![id]), CancellationToken::new()).await });
+    // Two parts confirmed (progress counts bytes still on their way too, so it is the
+    // store's confirmed count that says which parts are kept).
     loop {
-        if let QueueEvent::Progress { sent, .. } = events.recv().await.expect("events")
-            && sent >= 10 * MIB
+        if let QueueEvent::Progress { .. } = events.recv().await.expect("events")
+            && r.queue.get(id).expect("item").confirmed >= 10 * MIB
         {
             break;
         }
@@ -571,9 +573,19 @@ async fn a_hold_lets_the_part_on_the_wire_finish_and_starts_no_other() {
 async fn a_file_added_while_the_server_is_down_goes_up_once_it_is_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = LocalOptions::new(dir.path().join("server"));
-    opts.listen = reelup_tests::free_addr();
-    opts.s3_listen = reelup_tests::free_addr();
+    opts.listen = "127.0.0.1:0".parse().expect("addr");
     let stack = LocalStack::start(opts.clone()).await.expect("stack");
+    // Started again later on the very ports it took now.
+    let port_of = |url: &str| -> std::net::SocketAddr {
+        url.trim_start_matches("http://")
+            .split('/')
+            .next()
+            .expect("host")
+            .parse()
+            .expect("address")
+    };
+    opts.listen = port_of(&stack.endpoint);
+    opts.s3_listen = port_of(&stack.s3_endpoint);
     let target = Target::new(&stack.endpoint, &stack.cdn);
     let token = stack.token.clone();
     let http = reqwest::Client::new();

@@ -125,6 +125,13 @@ pub fn resume_all(shell: Shared<'_>) -> Result<(), IpcError> {
     shell.uploads.resume_all()
 }
 
+/// Retries every failed upload that retrying can help; answers how many went back in line.
+#[tauri::command]
+#[specta::specta]
+pub fn retry_all(shell: Shared<'_>) -> Result<u32, IpcError> {
+    shell.uploads.retry_all()
+}
+
 /// A new CloudFront signed link to finished upload `id`, from its profile's reelup-server
 /// (History's "Copy link"); `links_unavailable` when the endpoint cannot sign.
 #[tauri::command]

@@ -124,6 +124,9 @@ pub struct UploadItem {
     /// The streaming URL, once done.
     pub url: Option<String>,
     pub error: Option<IpcError>,
+    /// For a failed upload, whether retrying can help (the network, the server's trouble);
+    /// one failed for good (a changed file, a refused token) is not offered a retry.
+    pub retryable: bool,
     /// The profile it goes to (None for items queued before profiles existed).
     pub profile: Option<String>,
     /// The object key, once the endpoint has named it.

@@ -298,7 +298,7 @@ macro_rules! app_commands {
     ($mode:ident) => {
         app_commands!(@$mode
             connection, list_uploads, pause_upload, resume_upload, cancel_upload, pause_all,
-            resume_all, choose_layout, get_settings, test_connection, watch_status, inspect_invite,
+            resume_all, retry_all, choose_layout, get_settings, test_connection, watch_status, inspect_invite,
             sign_link, save_poster, no_poster;
             remove_upload, copy_text, open_url, save_profile, remove_profile,
             set_default_profile, set_token, clear_token, pick_folder, pick_videos, set_app_options,

@@ -94,6 +94,7 @@ pub fn ipc_item(item: &QueueItem) -> UploadItem {
             .error
             .as_ref()
             .map(|e| IpcError::new(e.code, e.message.clone())),
+        retryable: item.error.as_ref().is_some_and(|e| e.retryable),
         profile: item.target.profile.clone(),
         key: item.key.clone(),
         created_at: item.created_at,
@@ -494,6 +495,11 @@ impl Uploads {
     pub fn resume_all(&self) -> Result<(), IpcError> {
         self.queue()?.resume_all()?;
         Ok(())
+    }
+
+    /// "Retry all": the failed uploads that retrying can help; answers how many.
+    pub fn retry_all(&self) -> Result<u32, IpcError> {
+        Ok(self.queue()?.retry_failed()? as u32)
     }
 }
 

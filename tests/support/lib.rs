@@ -636,17 +636,30 @@ pub fn free_addr() -> std::net::SocketAddr {
 
 /// The local stack of `opts`, with its store behind a fault-injecting proxy: URLs are
 /// signed for the proxy's address, so every upload goes through it.
+///
+/// The store's port is picked free, then bound by the stack: another process (a second test
+/// run at once) may take it in between, so a port found taken is picked again.
 pub async fn stack_behind_proxy(
-    mut opts: reelup_server::LocalOptions,
+    opts: reelup_server::LocalOptions,
 ) -> (reelup_server::LocalStack, reelup_testkit::FaultProxy) {
-    let store_addr = free_addr();
-    let proxy = reelup_testkit::FaultProxy::start(store_addr)
-        .await
-        .expect("proxy");
-    opts.s3_listen = store_addr;
-    opts.store_public_endpoint = Some(proxy.url());
-    let stack = reelup_server::LocalStack::start(opts).await.expect("stack");
-    (stack, proxy)
+    let mut tries = 0;
+    loop {
+        let store_addr = free_addr();
+        let proxy = reelup_testkit::FaultProxy::start(store_addr)
+            .await
+            .expect("proxy");
+        let mut opts = opts.clone();
+        opts.s3_listen = store_addr;
+        opts.store_public_endpoint = Some(proxy.url());
+        match reelup_server::LocalStack::start(opts).await {
+            Ok(stack) => return (stack, proxy),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                eprintln!("the store's port was taken meanwhile ({e:#}); another");
+            }
+            Err(e) => panic!("stack: {e:#}"),
+        }
+    }
 }
 
 /// The tests' folder (`tests/`), as cargo gives it when it runs the test. Read at run time:

@@ -15,6 +15,8 @@ export const commands = {
 	cancelUpload: (id: number) => __TAURI_INVOKE<null>("cancel_upload", { id }),
 	pauseAll: () => __TAURI_INVOKE<null>("pause_all"),
 	resumeAll: () => __TAURI_INVOKE<null>("resume_all"),
+	/**  Retries every failed upload that retrying can help; answers how many went back in line. */
+	retryAll: () => __TAURI_INVOKE<number>("retry_all"),
 	/**
 	 *  How a held (or not yet started) upload's bytes go up: re-laid to start instantly
 	 *  (`faststart`), or as they are (`original`, also a damaged MP4 the user sends anyway).
@@ -374,6 +376,11 @@ export type UploadItem = {
 	/**  The streaming URL, once done. */
 	url: string | null,
 	error: IpcError | null,
+	/**
+	 *  For a failed upload, whether retrying can help (the network, the server's trouble);
+	 *  one failed for good (a changed file, a refused token) is not offered a retry.
+	 */
+	retryable: boolean,
 	/**  The profile it goes to (None for items queued before profiles existed). */
 	profile: string | null,
 	/**  The object key, once the endpoint has named it. */

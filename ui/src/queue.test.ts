@@ -156,6 +156,19 @@ describe("QueueView", () => {
     expect(notify).toHaveBeenCalledWith("It already finished.", { kind: "error" });
   });
 
+  it("retry all is offered while a failure may pass, and retries those", async () => {
+    const retryAll = byTestId<HTMLButtonElement>("retry-all");
+    queue.upsert(item({ id: 1, state: "failed", error: { code: "unauthorized", message: "No." }, retryable: false }));
+    frames.frame();
+    expect(retryAll.disabled).toBe(true);
+    queue.upsert(item({ id: 2, state: "failed", error: { code: "endpoint_unreachable", message: "Down." }, retryable: true }));
+    frames.frame();
+    expect(retryAll.disabled).toBe(false);
+    retryAll.click();
+    await settle();
+    expect(commandCalls(calls, "retry_all")).toEqual([{}]);
+  });
+
   it("pause all and resume all follow the queue", async () => {
     const pauseAll = byTestId<HTMLButtonElement>("pause-all");
     const resumeAll = byTestId<HTMLButtonElement>("resume-all");

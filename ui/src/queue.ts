@@ -91,7 +91,7 @@ export function layoutChoices(item: UploadItem): { layout: Layout; label: string
   }
 }
 
-export type QueueCommands = UploadCommands & Pick<Commands, "pauseAll" | "resumeAll">;
+export type QueueCommands = UploadCommands & Pick<Commands, "pauseAll" | "resumeAll" | "retryAll">;
 
 /** The command behind each row action (retry is a resume: finished parts are kept). */
 export function runAction(commands: UploadCommands, action: Action, id: number): Promise<unknown> {
@@ -164,6 +164,8 @@ export interface QueueSummary {
   bytesPerSec: number;
   /** Uploads whose requests wait for the server. */
   waiting: number;
+  /** Failed uploads that retrying can help. */
+  retryable: number;
 }
 
 export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: number; waiting?: string | null }>): QueueSummary {
@@ -172,8 +174,10 @@ export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: numb
   let size = 0;
   let bytesPerSec = 0;
   let waiting = 0;
+  let retryable = 0;
   for (const { item, speed, waiting: why } of entries) {
     if (item.state === "uploading" && why) waiting += 1;
+    if (item.state === "failed" && item.retryable) retryable += 1;
     if (item.state === "done") continue;
     counts[item.state] += 1;
     if (item.state === "canceled") continue;
@@ -182,7 +186,7 @@ export function summarizeQueue(entries: Iterable<{ item: UploadItem; speed: numb
     if (item.state === "uploading") bytesPerSec += speed;
   }
   const active = counts.queued + counts.uploading + counts.paused + counts.failed;
-  return { counts, active, sent, size, bytesPerSec, waiting };
+  return { counts, active, sent, size, bytesPerSec, waiting, retryable };
 }
 
 /** "3 uploading · 1 queued · 1.2 GB of 4.0 GB · 12 MB/s". Empty when there is nothing to do. */
@@ -239,6 +243,7 @@ export class QueueView {
   private empty: HTMLElement;
   private pauseAll: HTMLButtonElement;
   private resumeAll: HTMLButtonElement;
+  private retryAll: HTMLButtonElement;
   /** Ids of rows on or near the screen; null when every row counts as visible. */
   private visible: Set<number> | null = null;
   private observer: IntersectionObserver | null = null;
@@ -255,6 +260,7 @@ export class QueueView {
     this.empty = byTestId(root, "queue-empty");
     this.pauseAll = byTestId<HTMLButtonElement>(root, "pause-all");
     this.resumeAll = byTestId<HTMLButtonElement>(root, "resume-all");
+    this.retryAll = byTestId<HTMLButtonElement>(root, "retry-all");
     this.pass = new FramePass(() => this.frame(), opts.schedule);
     if ((opts.onlyVisible ?? true) && typeof IntersectionObserver === "function") {
       // Text changes on a thousand rows cost the engine style and layout work even off
@@ -284,6 +290,7 @@ export class QueueView {
     });
     this.pauseAll.addEventListener("click", () => void this.act(this.pauseAll, () => this.opts.commands.pauseAll()));
     this.resumeAll.addEventListener("click", () => void this.act(this.resumeAll, () => this.opts.commands.resumeAll()));
+    this.retryAll.addEventListener("click", () => void this.act(this.retryAll, () => this.opts.commands.retryAll()));
     this.requestSummary();
   }
 
@@ -437,6 +444,7 @@ export class QueueView {
     this.root.classList.toggle("has-items", !empty);
     this.pauseAll.disabled = summary.counts.queued + summary.counts.uploading === 0;
     this.resumeAll.disabled = summary.counts.paused === 0;
+    this.retryAll.disabled = summary.retryable === 0;
     this.opts.onCount?.(summary.active);
     this.opts.onWaiting?.(summary.waiting);
   }

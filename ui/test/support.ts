@@ -72,6 +72,7 @@ export function item(over: Partial<UploadItem> = {}): UploadItem {
     verified: null,
     verifiedText: null,
     noPoster: null,
+    retryable: false,
     ...over,
   };
 }

@@ -475,6 +475,19 @@ impl<E: PresignEndpoint> UploadQueue<E> {
         Ok(n)
     }
 
+    /// Puts back in line every failed item whose failure may pass (the network, the
+    /// server's trouble, bytes damaged on the way); one that failed for good (a changed
+    /// file, a refused token) waits for the user to see to it. Paused items stay paused.
+    pub fn retry_failed(&self) -> Result<usize, QueueError> {
+        let mut n = 0;
+        for id in self.ids_in(&[ItemState::Failed])? {
+            if self.get(id)?.error.is_some_and(|e| e.retryable) {
+                n += usize::from(self.resume(id)?);
+            }
+        }
+        Ok(n)
+    }
+
     pub fn list(&self) -> Result<Vec<QueueItem>, QueueError> {
         self.store().list()
     }
