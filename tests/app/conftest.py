@@ -166,18 +166,23 @@ def display():
     stop(proc)
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    data = tmp_path_factory.mktemp("server")
+def launch_stack(data: Path, log_name: str, *args: str) -> tuple[subprocess.Popen, dict]:
+    """`reelup-server --local` on `data` with `args`, its log in LOGS (appended to, so a
+    stack started again keeps one log); the process and its ready line."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / "reelup-server.log", "w") as log:
+    with open(LOGS / log_name, "a") as log:
         proc = subprocess.Popen(
-            [bin_path("reelup-server"), "--local", "--listen", "127.0.0.1:0", "--data-dir", data],
+            [bin_path("reelup-server"), "--local", "--data-dir", data, *args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
         )
-    ready = json.loads(proc.stdout.readline())
+    return proc, json.loads(proc.stdout.readline())
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    proc, ready = launch_stack(tmp_path_factory.mktemp("server"), "reelup-server.log", "--listen", "127.0.0.1:0")
     yield ready
     stop(proc)
 
@@ -185,19 +190,34 @@ def local_stack(tmp_path_factory):
 @pytest.fixture(scope="session")
 def signed_stack(tmp_path_factory):
     """A second local stack whose CDN route refuses any link that is not signed."""
-    data = tmp_path_factory.mktemp("signed-server")
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / "reelup-server-signed.log", "w") as log:
-        proc = subprocess.Popen(
-            [bin_path("reelup-server"), "--local", "--listen", "127.0.0.1:0", "--data-dir", data,
-             "--require-signed-links"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-    ready = json.loads(proc.stdout.readline())
+    proc, ready = launch_stack(
+        tmp_path_factory.mktemp("signed-server"), "reelup-server-signed.log",
+        "--listen", "127.0.0.1:0", "--require-signed-links",
+    )
     yield ready
     stop(proc)
+
+
+def add_profile(app_env, config: Path, name: str, stack: dict, extra: str = "", default: bool = False) -> str:
+    """Adds profile `name` on `stack` to the app's config (made the default with
+    `default`) and logs it in with the real CLI; answers the config as it was, to put
+    back."""
+    before = config.read_text()
+    text = before.replace(f'default = "{PROFILE}"', f'default = "{name}"', 1) if default else before
+    assert not default or text != before, "the config names the default profile"
+    config.write_text(
+        text
+        + f"\n[profiles.{name}]\n"
+        + f'endpoint = "{stack["endpoint"]}"\n'
+        + f'cdn = "{stack["cdn"]}"\n'
+        + extra
+    )
+    login = subprocess.run(
+        [bin_path("reelup"), "login", "--profile", name],
+        input=stack["token"] + "\n", env=app_env, capture_output=True, text=True, timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    return before
 
 
 @pytest.fixture
@@ -206,18 +226,7 @@ def signed_profile(app_env, app_dirs, signed_stack):
     test (the config is put back after it). Ask for it before `app`, so the app starts
     with it."""
     config = app_dirs["config"] / "config.toml"
-    before = config.read_text()
-    config.write_text(
-        before
-        + "\n[profiles.signed]\n"
-        + f'endpoint = "{signed_stack["endpoint"]}"\n'
-        + f'cdn = "{signed_stack["cdn"]}"\n'
-    )
-    login = subprocess.run(
-        [bin_path("reelup"), "login", "--profile", "signed"],
-        input=signed_stack["token"] + "\n", env=app_env, capture_output=True, text=True, timeout=60,
-    )
-    assert login.returncode == 0, login.stderr
+    before = add_profile(app_env, config, "signed", signed_stack)
     try:
         yield "signed"
     finally:
@@ -228,20 +237,16 @@ class StoppableStack:
     """A local stack of one test's own, on fixed ports and a data dir that outlive it, so
     it can be stopped mid-upload and started again where it was."""
 
-    def __init__(self, data: Path, log: Path):
-        self.data, self.log = data, log
+    def __init__(self, data: Path, log_name: str):
+        self.data, self.log_name = data, log_name
         self.listen, self.s3 = free_port(), free_port()
         self.proc = None
         self.ready = None
 
     def start(self) -> dict:
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(
-                [bin_path("reelup-server"), "--local", "--listen", f"127.0.0.1:{self.listen}",
-                 "--s3-listen", f"127.0.0.1:{self.s3}", "--data-dir", self.data],
-                stdout=subprocess.PIPE, stderr=log, text=True,
-            )
-        self.ready = json.loads(self.proc.stdout.readline())
+        self.proc, self.ready = launch_stack(
+            self.data, self.log_name, "--listen", f"127.0.0.1:{self.listen}", "--s3-listen", f"127.0.0.1:{self.s3}"
+        )
         return self.ready
 
     def stop(self) -> None:
@@ -255,26 +260,13 @@ def stoppable_default(app_env, app_dirs, tmp_path):
     """A profile `stoppable` on a stack the test can stop and start, made the default (so
     drops go to it), its token in the keyring; the config is put back after the test. Ask
     for it before `app`."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    stack = StoppableStack(tmp_path / "stoppable-server", LOGS / "reelup-server-stoppable.log")
+    stack = StoppableStack(tmp_path / "stoppable-server", "reelup-server-stoppable.log")
     ready = stack.start()
     config = app_dirs["config"] / "config.toml"
-    before = config.read_text()
-    assert f'default = "{PROFILE}"' in before
-    config.write_text(
-        before.replace(f'default = "{PROFILE}"', 'default = "stoppable"', 1)
-        + "\n[profiles.stoppable]\n"
-        + f'endpoint = "{ready["endpoint"]}"\n'
-        + f'cdn = "{ready["cdn"]}"\n'
-        + f"parts-in-flight = {PARTS_IN_FLIGHT}\n"
-        + f"bandwidth-limit = {BANDWIDTH_LIMIT}\n"
-        + "part-size-mib = 5\n"
+    before = add_profile(
+        app_env, config, "stoppable", ready, default=True,
+        extra=f"parts-in-flight = {PARTS_IN_FLIGHT}\nbandwidth-limit = {BANDWIDTH_LIMIT}\npart-size-mib = 5\n",
     )
-    login = subprocess.run(
-        [bin_path("reelup"), "login", "--profile", "stoppable"],
-        input=ready["token"] + "\n", env=app_env, capture_output=True, text=True, timeout=60,
-    )
-    assert login.returncode == 0, login.stderr
     try:
         yield stack
     finally:
