@@ -11,7 +11,7 @@ use reelup_core::Fingerprint;
 use reelup_core::queue::store::{ItemState, QueueStore, Target};
 use reelup_server::{LocalOptions, LocalStack};
 use reelup_testkit::{Fault, FaultKind, Match};
-use reelup_tests::{random_file, reelup_command, sha256_hex, stack_behind_proxy};
+use reelup_tests::{random_file, reelup_command, stack_behind_proxy};
 use reqwest::Method;
 
 const MIB: u64 = 1024 * 1024;
@@ -101,13 +101,11 @@ async fn killed_uploads_resume_and_end_identical() {
     );
     assert_eq!(items[0].state, ItemState::Done);
     let url = items[0].url.clone().expect("url");
-    let body = reqwest::get(&url)
-        .await
-        .expect("GET")
-        .bytes()
-        .await
-        .expect("body");
-    assert_eq!(sha256_hex(&body), sha, "byte-identical after {kills} kills");
+    assert_eq!(
+        reelup_tests::served_sha256(&url).await,
+        sha,
+        "byte-identical after {kills} kills"
+    );
 
     let sent: u64 = proxy
         .requests()

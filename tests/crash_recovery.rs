@@ -89,13 +89,11 @@ async fn resume_ends_identical(
         "after resume: {item:?}\n{said}"
     );
     let url = item.url.clone().expect("a done item has its URL");
-    let body = reqwest::get(&url)
-        .await
-        .expect("GET")
-        .bytes()
-        .await
-        .expect("body");
-    assert_eq!(sha256_hex(&body), sha, "byte-identical at {url}");
+    assert_eq!(
+        reelup_tests::served_sha256(&url).await,
+        sha,
+        "byte-identical at {url}"
+    );
     item
 }
 

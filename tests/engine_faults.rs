@@ -566,6 +566,25 @@ async fn a_hold_lets_the_part_on_the_wire_finish_and_starts_no_other() {
     assert_eq!(r.part_puts().len(), 3, "no part was sent twice");
 }
 
+/// The item `id` as it reaches `state`, within a minute (Err: it did not).
+async fn until_state(
+    events: &mut tokio::sync::broadcast::Receiver<QueueEvent>,
+    id: i64,
+    state: ItemState,
+) -> Result<reelup_core::queue::store::QueueItem, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let QueueEvent::Changed { item } = events.recv().await.expect("events")
+                && item.id == id
+                && item.state == state
+            {
+                return *item;
+            }
+        }
+    })
+    .await
+}
+
 /// A file added while its server is down fails at once (a wrong URL is said at once); a
 /// serving queue (the app, `reelup watch`) puts it back in line by itself once the server
 /// answers again, on the same address, and it finishes.
@@ -605,45 +624,25 @@ async fn a_file_added_while_the_server_is_down_goes_up_once_it_is_back() {
         let (queue, stop) = (queue.clone(), stop.clone());
         tokio::spawn(async move { queue.serve(stop).await })
     };
-    let failed = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let QueueEvent::Changed { item } = events.recv().await.expect("events")
-                && item.id == id
-                && item.state == ItemState::Failed
-            {
-                return item;
-            }
-        }
-    })
-    .await
-    .expect("failed at once while down");
+    let failed = until_state(&mut events, id, ItemState::Failed)
+        .await
+        .expect("failed at once while down");
     assert_eq!(
         failed.error.as_ref().map(|e| e.code),
         Some(reelup_core::ErrorCode::EndpointUnreachable)
     );
     let stack = LocalStack::start(opts).await.expect("the stack again");
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let QueueEvent::Changed { item } = events.recv().await.expect("events")
-                && item.id == id
-                && item.state == ItemState::Done
-            {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("went up by itself once the server answered");
+    until_state(&mut events, id, ItemState::Done)
+        .await
+        .expect("went up by itself once the server answered");
     stop.cancel();
     serving.await.expect("serve ends");
     let url = queue.get(id).expect("item").url.expect("url");
-    let body = reqwest::get(&url)
-        .await
-        .expect("GET")
-        .bytes()
-        .await
-        .expect("body");
-    assert_eq!(sha256_hex(&body), sha, "byte-identical");
+    assert_eq!(
+        reelup_tests::served_sha256(&url).await,
+        sha,
+        "byte-identical"
+    );
     stack.shutdown().await;
 }
 

@@ -670,3 +670,15 @@ pub fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
+
+/// The SHA-256 (hex) of what `url` serves: how a test checks a streaming link is
+/// byte-identical to the file.
+pub async fn served_sha256(url: &str) -> String {
+    let body = reqwest::get(url)
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    sha256_hex(&body)
+}
